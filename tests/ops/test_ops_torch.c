@@ -1,0 +1,305 @@
+/* Every op of every backend against PyTorch (fixture ops.safetensors from tests/oracle/make_fixtures.py).
+ *
+ * Tolerances: reference ops accumulate in double, so they agree with PyTorch to float rounding (rtol 1e-5 on
+ * values of order 1). The CPU backend's Winograd convolution rounds differently (its transforms amplify rounding
+ * by ~10-100x), so its convolution checks use rtol 2e-4 / atol 2e-4 of the output scale. */
+#include "tests/util/fixture.h"
+#include "tests/util/testlib.h"
+#include "trainer/core/error.h"
+#include "trainer/ops/ref/ops_ref.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static StFile fx;
+static const Backend *be;
+static double conv_tol;
+
+static float max_abs(const float *x, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
+static void check(const char *what, const float *got, const float *want, size_t n, double rtol) {
+    char label[128];
+    snprintf(label, sizeof label, "%s[%s]", what, be->name);
+    CHECK_CLOSE(label, got, want, n, rtol, rtol * (max_abs(want, n) + 1e-6));
+}
+
+static void test_conv(void) {
+    for (int i = 0;; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "conv%d.shape", i);
+        if (!st_find(&fx, key)) break;
+        int v[9];
+        for (int k = 0; k < 9; k++) v[k] = (int)fixture_i64(&fx, key, k);
+        ConvShape s = conv_shape(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+        bool bias = v[8];
+        char name[64];
+#define T(field) (snprintf(name, sizeof name, "conv%d." field, i), fixture_f32(&fx, name, NULL))
+        float *x = T("x"), *w = T("w"), *y = T("y"), *dy = T("dy"), *dx = T("dx"), *dw = T("dw");
+        float *b = bias ? T("b") : NULL, *db = bias ? T("db") : NULL;
+#undef T
+        Layout li = be->act_layout(s.ci, s.hi * s.wi), lo = be->act_layout(s.co, s.ho * s.wo);
+        size_t nx = (size_t)s.n * s.ci * s.hi * s.wi, ny = (size_t)s.n * s.co * s.ho * s.wo;
+        size_t nw = (size_t)s.co * s.ci * s.k * s.k;
+        float *dev_x = be_put(be, x, li, s.n, s.ci, s.hi, s.wi), *dev_w = be_put_flat(be, w, nw);
+        float *dev_b = bias ? be_put_flat(be, b, s.co) : NULL;
+        float *dev_y = be_zeros(be, ny), *dev_dy = be_put(be, dy, lo, s.n, s.co, s.ho, s.wo);
+        float *dev_dx = be_zeros(be, nx), *dev_dw = be_zeros(be, nw), *dev_db = be_zeros(be, s.co);
+        ConvOp *op = be->conv_create(&s, li, lo, bias);
+        be->conv_forward(op, s.n, dev_x, dev_w, dev_b, dev_y);
+        be->conv_backward_data(op, s.n, dev_dy, dev_w, dev_dx);
+        be->conv_backward_weights(op, s.n, dev_x, dev_dy, dev_dw, bias ? dev_db : NULL);
+        float *got = test_alloc(nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw));
+        char what[64];
+        snprintf(what, sizeof what, "conv%d.y", i);
+        be_get(be, dev_y, lo, s.n, s.co, s.ho, s.wo, got);
+        check(what, got, y, ny, conv_tol);
+        snprintf(what, sizeof what, "conv%d.dx", i);
+        be_get(be, dev_dx, li, s.n, s.ci, s.hi, s.wi, got);
+        check(what, got, dx, nx, conv_tol);
+        snprintf(what, sizeof what, "conv%d.dw", i);
+        be_get_flat(be, dev_dw, nw, got);
+        check(what, got, dw, nw, conv_tol);
+        if (bias) {
+            snprintf(what, sizeof what, "conv%d.db", i);
+            be_get_flat(be, dev_db, s.co, got);
+            check(what, got, db, s.co, 1e-5);
+        }
+        be->conv_destroy(op);
+        be_free(be, dev_x, nx), be_free(be, dev_w, nw), be_free(be, dev_y, ny), be_free(be, dev_dy, ny);
+        be_free(be, dev_dx, nx), be_free(be, dev_dw, nw), be_free(be, dev_db, s.co);
+        if (dev_b) be_free(be, dev_b, s.co);
+        free(x), free(w), free(y), free(dy), free(dx), free(dw), free(b), free(db), free(got);
+    }
+}
+
+static void test_batchnorm(void) {
+    for (int i = 0;; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "bn%d.shape", i);
+        if (!st_find(&fx, key)) break;
+        int n = (int)fixture_i64(&fx, key, 0), c = (int)fixture_i64(&fx, key, 1);
+        int h = (int)fixture_i64(&fx, key, 2), w = (int)fixture_i64(&fx, key, 3);
+        bool relu = fixture_i64(&fx, key, 4);
+        char name[64];
+#define T(field) (snprintf(name, sizeof name, "bn%d." field, i), fixture_f32(&fx, name, NULL))
+        float *x = T("x"), *y = T("y"), *ye = T("y_eval"), *dy = T("dy"), *dx = T("dx"), *gamma = T("gamma");
+        float *beta = T("beta"), *dg = T("dgamma"), *dbt = T("dbeta"), *rm0 = T("rm0"), *rv0 = T("rv0");
+        float *rm1 = T("rm1"), *rv1 = T("rv1");
+#undef T
+        size_t nx = (size_t)n * c * h * w;
+        Layout l = be->act_layout(c, h * w);
+        BnShape s = {n, c, h * w, 1e-5f};
+        float *dev_x = be_put(be, x, l, n, c, h, w), *dev_y = be_zeros(be, nx), *dev_dy = be_put(be, dy, l, n, c, h, w);
+        float *dev_dx = be_zeros(be, nx), *dev_g = be_put_flat(be, gamma, c), *dev_b = be_put_flat(be, beta, c);
+        float *dev_rm = be_put_flat(be, rm0, c), *dev_rv = be_put_flat(be, rv0, c);
+        float *dev_mean = be_zeros(be, c), *dev_inv = be_zeros(be, c), *dev_dg = be_zeros(be, c);
+        float *dev_db = be_zeros(be, c);
+        float *got = test_alloc(nx);
+        char what[64];
+        be->bn_forward_eval(&s, l, relu, dev_x, dev_g, dev_b, dev_rm, dev_rv, dev_y);
+        be_get(be, dev_y, l, n, c, h, w, got);
+        snprintf(what, sizeof what, "bn%d.y_eval", i);
+        check(what, got, ye, nx, 1e-5);
+        be->bn_forward_train(&s, l, relu, dev_x, dev_g, dev_b, dev_y, dev_mean, dev_inv, 0.1f, dev_rm, dev_rv);
+        be_get(be, dev_y, l, n, c, h, w, got);
+        snprintf(what, sizeof what, "bn%d.y", i);
+        check(what, got, y, nx, 1e-5);
+        be_get_flat(be, dev_rm, c, got);
+        snprintf(what, sizeof what, "bn%d.running_mean", i);
+        check(what, got, rm1, c, 1e-5);
+        be_get_flat(be, dev_rv, c, got);
+        snprintf(what, sizeof what, "bn%d.running_var", i);
+        check(what, got, rv1, c, 1e-5);
+        be->bn_backward(&s, l, relu, dev_x, dev_y, dev_dy, dev_g, dev_mean, dev_inv, dev_dx, dev_dg, dev_db);
+        be_get(be, dev_dx, l, n, c, h, w, got);
+        snprintf(what, sizeof what, "bn%d.dx", i);
+        check(what, got, dx, nx, 1e-4);
+        be_get_flat(be, dev_dg, c, got);
+        snprintf(what, sizeof what, "bn%d.dgamma", i);
+        check(what, got, dg, c, 1e-5);
+        be_get_flat(be, dev_db, c, got);
+        snprintf(what, sizeof what, "bn%d.dbeta", i);
+        check(what, got, dbt, c, 1e-5);
+        float *devs[] = {dev_x, dev_y, dev_dy, dev_dx};
+        for (int k = 0; k < 4; k++) be_free(be, devs[k], nx);
+        float *small[] = {dev_g, dev_b, dev_rm, dev_rv, dev_mean, dev_inv, dev_dg, dev_db};
+        for (int k = 0; k < 8; k++) be_free(be, small[k], c);
+        float *hs[] = {x, y, ye, dy, dx, gamma, beta, dg, dbt, rm0, rv0, rm1, rv1, got};
+        for (int k = 0; k < 14; k++) free(hs[k]);
+    }
+}
+
+static void test_pooling(void) {
+    for (int i = 0; i < 2; i++) {
+        char key[64], name[64], what[64];
+        snprintf(key, sizeof key, "maxpool%d.shape", i);
+        int n = (int)fixture_i64(&fx, key, 0), c = (int)fixture_i64(&fx, key, 1);
+        int h = (int)fixture_i64(&fx, key, 2), w = (int)fixture_i64(&fx, key, 3);
+        PoolShape s = pool_shape(n, c, h, w, 3, 2, 1);
+#define T(field) (snprintf(name, sizeof name, "maxpool%d." field, i), fixture_f32(&fx, name, NULL))
+        float *x = T("x"), *y = T("y"), *dy = T("dy"), *dx = T("dx");
+#undef T
+        Layout l = be->act_layout(c, h * w);
+        size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * s.ho * s.wo;
+        float *dev_x = be_put(be, x, l, n, c, h, w), *dev_y = be_zeros(be, ny);
+        float *dev_dy = be_put(be, dy, l, n, c, s.ho, s.wo), *dev_dx = be_zeros(be, nx), *got = test_alloc(nx);
+        be->maxpool_forward(&s, l, dev_x, dev_y);
+        be_get(be, dev_y, l, n, c, s.ho, s.wo, got);
+        snprintf(what, sizeof what, "maxpool%d.y", i);
+        check(what, got, y, ny, 0);
+        be->maxpool_backward(&s, l, dev_x, dev_dy, dev_dx);
+        be_get(be, dev_dx, l, n, c, h, w, got);
+        snprintf(what, sizeof what, "maxpool%d.dx (ties to the first maximum)", i);
+        check(what, got, dx, nx, 1e-6);
+        be_free(be, dev_x, nx), be_free(be, dev_y, ny), be_free(be, dev_dy, ny), be_free(be, dev_dx, nx);
+        free(x), free(y), free(dy), free(dx), free(got);
+    }
+    /* global average pooling [3, 32, 4, 4] */
+    float *x = fixture_f32(&fx, "gap.x", NULL), *y = fixture_f32(&fx, "gap.y", NULL);
+    float *dy = fixture_f32(&fx, "gap.dy", NULL), *dx = fixture_f32(&fx, "gap.dx", NULL), *got = test_alloc(3 * 32 * 16);
+    Layout l = be->act_layout(32, 16);
+    float *dev_x = be_put(be, x, l, 3, 32, 4, 4), *dev_y = be_zeros(be, 96), *dev_dy = be_put_flat(be, dy, 96);
+    float *dev_dx = be_zeros(be, 3 * 32 * 16);
+    be->gap_forward(3, 32, 16, l, dev_x, dev_y);
+    be_get_flat(be, dev_y, 96, got);
+    check("gap.y", got, y, 96, 1e-6);
+    be->gap_backward(3, 32, 16, l, dev_dy, dev_dx);
+    be_get(be, dev_dx, l, 3, 32, 4, 4, got);
+    check("gap.dx", got, dx, 3 * 32 * 16, 1e-6);
+    be_free(be, dev_x, 1536), be_free(be, dev_y, 96), be_free(be, dev_dy, 96), be_free(be, dev_dx, 1536);
+    free(x), free(y), free(dy), free(dx), free(got);
+}
+
+static void test_relu_add(void) {
+    size_t n;
+    float *x = fixture_f32(&fx, "relu.x", &n), *y = fixture_f32(&fx, "relu.y", NULL);
+    float *dy = fixture_f32(&fx, "relu.dy", NULL), *dx = fixture_f32(&fx, "relu.dx", NULL), *got = test_alloc(n);
+    float *dev_x = be_put_flat(be, x, n), *dev_y = be_zeros(be, n), *dev_dy = be_put_flat(be, dy, n);
+    float *dev_dx = be_zeros(be, n);
+    be->relu_forward(n, dev_x, dev_y);
+    be_get_flat(be, dev_y, n, got);
+    check("relu.y", got, y, n, 0);
+    be->relu_backward(n, dev_y, dev_dy, dev_dx);
+    be_get_flat(be, dev_dx, n, got);
+    check("relu.dx", got, dx, n, 0);
+    /* add, add + ReLU and accumulate against plain arithmetic on the same data */
+    float *want = test_alloc(n);
+    be->add_forward(n, dev_x, dev_dy, dev_y, false);
+    be_get_flat(be, dev_y, n, got);
+    for (size_t i = 0; i < n; i++) want[i] = x[i] + dy[i];
+    check("add", got, want, n, 0);
+    be->add_forward(n, dev_x, dev_dy, dev_y, true);
+    be_get_flat(be, dev_y, n, got);
+    for (size_t i = 0; i < n; i++) want[i] = fmaxf(x[i] + dy[i], 0);
+    check("add+relu", got, want, n, 0);
+    be->accumulate(n, dev_dx, dev_x);
+    be_get_flat(be, dev_dx, n, got);
+    for (size_t i = 0; i < n; i++) want[i] = dx[i] + x[i];
+    check("accumulate", got, want, n, 0);
+    be_free(be, dev_x, n), be_free(be, dev_y, n), be_free(be, dev_dy, n), be_free(be, dev_dx, n);
+    free(x), free(y), free(dy), free(dx), free(got), free(want);
+}
+
+static void test_linear(void) {
+    for (int i = 0; i < 2; i++) {
+        char name[64], what[64];
+        bool bias = i == 0;
+#define T(field) (snprintf(name, sizeof name, "linear%d." field, i), fixture_f32(&fx, name, NULL))
+        float *x = T("x"), *w = T("w"), *y = T("y"), *dy = T("dy"), *dx = T("dx"), *dw = T("dw");
+        float *b = bias ? T("b") : NULL, *db = bias ? T("db") : NULL;
+#undef T
+        const int n = 5, in = 12, out = 7;
+        float *dev_x = be_put_flat(be, x, n * in), *dev_w = be_put_flat(be, w, out * in);
+        float *dev_b = bias ? be_put_flat(be, b, out) : NULL, *dev_y = be_zeros(be, n * out);
+        float *dev_dy = be_put_flat(be, dy, n * out), *dev_dx = be_zeros(be, n * in), *dev_dw = be_zeros(be, out * in);
+        float *dev_db = be_zeros(be, out), *got = test_alloc(n * in > out * in ? n * in : out * in);
+        be->linear_forward(n, in, out, dev_x, dev_w, dev_b, dev_y);
+        be_get_flat(be, dev_y, n * out, got);
+        snprintf(what, sizeof what, "linear%d.y", i);
+        check(what, got, y, n * out, 1e-5);
+        be->linear_backward(n, in, out, dev_x, dev_w, dev_dy, dev_dx, dev_dw, bias ? dev_db : NULL);
+        be_get_flat(be, dev_dx, n * in, got);
+        snprintf(what, sizeof what, "linear%d.dx", i);
+        check(what, got, dx, n * in, 1e-5);
+        be_get_flat(be, dev_dw, out * in, got);
+        snprintf(what, sizeof what, "linear%d.dw", i);
+        check(what, got, dw, out * in, 1e-5);
+        if (bias) {
+            be_get_flat(be, dev_db, out, got);
+            snprintf(what, sizeof what, "linear%d.db", i);
+            check(what, got, db, out, 1e-5);
+        }
+        be_free(be, dev_x, n * in), be_free(be, dev_w, out * in), be_free(be, dev_y, n * out);
+        be_free(be, dev_dy, n * out), be_free(be, dev_dx, n * in), be_free(be, dev_dw, out * in);
+        be_free(be, dev_db, out);
+        if (dev_b) be_free(be, dev_b, out);
+        free(x), free(w), free(y), free(dy), free(dx), free(dw), free(b), free(db), free(got);
+    }
+}
+
+/* Row ops of the losses (reference implementations; the training loop calls them directly). */
+static void test_loss_ops(void) {
+    float *x = fixture_f32(&fx, "l2norm.x", NULL), *y = fixture_f32(&fx, "l2norm.y", NULL);
+    float *dy = fixture_f32(&fx, "l2norm.dy", NULL), *dx = fixture_f32(&fx, "l2norm.dx", NULL);
+    float got[60], norm[6];
+    l2norm_forward_ref(6, 10, x, got, norm);
+    CHECK_CLOSE("l2norm.y", got, y, 60, 1e-6, 1e-7);
+    l2norm_backward_ref(6, 10, x, norm, dy, got);
+    CHECK_CLOSE("l2norm.dx", got, dx, 60, 1e-5, 1e-6);
+    float *a = fixture_f32(&fx, "cosdist.a", NULL), *b = fixture_f32(&fx, "cosdist.b", NULL);
+    float *l = fixture_f32(&fx, "cosdist.l", NULL), *dl = fixture_f32(&fx, "cosdist.dl", NULL);
+    float *da = fixture_f32(&fx, "cosdist.da", NULL), *db = fixture_f32(&fx, "cosdist.db", NULL);
+    float gl[6], gda[60], gdb[60];
+    cosdist_forward_ref(6, 10, a, b, gl);
+    CHECK_CLOSE("cosdist.l", gl, l, 6, 1e-6, 1e-6);
+    cosdist_backward_ref(6, 10, a, b, dl, gda, gdb);
+    CHECK_CLOSE("cosdist.da", gda, da, 60, 1e-6, 1e-7);
+    CHECK_CLOSE("cosdist.db", gdb, db, 60, 1e-6, 1e-7);
+    float *logits = fixture_f32(&fx, "xent.logits", NULL), *loss = fixture_f32(&fx, "xent.loss", NULL);
+    float *dlogits = fixture_f32(&fx, "xent.dlogits", NULL);
+    int labels[6];
+    for (int i = 0; i < 6; i++) labels[i] = (int)fixture_i64(&fx, "xent.labels", i);
+    float gd[30];
+    float gloss = (float)softmax_xent_ref(6, 5, logits, labels, gd);
+    CHECK_CLOSE("xent.loss", &gloss, loss, 1, 1e-6, 1e-7);
+    CHECK_CLOSE("xent.dlogits", gd, dlogits, 30, 1e-5, 1e-7);
+    float *all[] = {x, y, dy, dx, a, b, l, dl, da, db, logits, loss, dlogits};
+    for (int i = 0; i < 13; i++) free(all[i]);
+}
+
+int main(void) {
+    if (fixture_open(&fx, "ops.safetensors") != 0) {
+        test_run("open_fixture", test_loss_ops); /* records the failure already printed */
+        printf("FAIL ops fixture\n");
+        return test_finish() | 1;
+    }
+    RUN(test_loss_ops);
+    const char *names[] = {"ref", "cpu", "cuda"};
+    for (int i = 0; i < 3; i++) {
+        be = backend_by_name(names[i]);
+        if (!be) {
+            if (i == 2) test_skip("ops_torch[cuda]", "no CUDA backend in this build or no GPU");
+            continue;
+        }
+        conv_tol = i == 0 ? 1e-5 : 2e-4;
+        char label[64];
+        snprintf(label, sizeof label, "conv[%s]", names[i]);
+        test_run(label, test_conv);
+        snprintf(label, sizeof label, "batchnorm[%s]", names[i]);
+        test_run(label, test_batchnorm);
+        snprintf(label, sizeof label, "pooling[%s]", names[i]);
+        test_run(label, test_pooling);
+        snprintf(label, sizeof label, "relu_add[%s]", names[i]);
+        test_run(label, test_relu_add);
+        snprintf(label, sizeof label, "linear[%s]", names[i]);
+        test_run(label, test_linear);
+    }
+    st_close(&fx);
+    return test_finish();
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""Writes the PyTorch fixtures the C parity tests compare against.
+
+Usage: /usr/bin/python3 tests/oracle/make_fixtures.py OUTDIR [--small]
+
+Every fixture holds inputs, parameters, outputs and every gradient of one computation, as float32 safetensors
+with metadata {"fixture_version": VERSION}. The C tests refuse a fixture of another version and print how to
+regenerate it. PyTorch is only an oracle here: nothing at run time imports it.
+
+--small writes only ops.safetensors (small enough to commit, < 1 MB); the full set adds the ResNet fixtures.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st  # noqa: E402
+
+VERSION = "2"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
+
+torch.set_num_threads(2)
+torch.use_deterministic_algorithms(True)
+
+
+def f32(t):
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def conv_cases(out):
+    # (n, ci, h, w, co, k, stride, pad, bias)
+    cases = [(2, 3, 9, 9, 16, 3, 1, 1, False), (2, 16, 8, 8, 32, 3, 2, 1, False), (3, 8, 7, 7, 16, 1, 2, 0, True),
+             (2, 3, 15, 15, 16, 7, 2, 3, False), (2, 32, 6, 6, 32, 3, 1, 1, True)]
+    for i, (n, ci, h, w, co, k, s, p, bias) in enumerate(cases):
+        g = torch.Generator().manual_seed(100 + i)
+        x = torch.randn(n, ci, h, w, generator=g, requires_grad=True)
+        conv = nn.Conv2d(ci, co, k, s, p, bias=bias)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.2)
+            if bias:
+                conv.bias.copy_(torch.randn(co, generator=g))
+        y = conv(x)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        pre = f"conv{i}."
+        out[pre + "shape"] = np.array([n, ci, h, w, co, k, s, p, int(bias)], dtype=np.int64)
+        out[pre + "x"], out[pre + "w"], out[pre + "y"], out[pre + "dy"] = f32(x), f32(conv.weight), f32(y), f32(dy)
+        out[pre + "dx"], out[pre + "dw"] = f32(x.grad), f32(conv.weight.grad)
+        if bias:
+            out[pre + "b"], out[pre + "db"] = f32(conv.bias), f32(conv.bias.grad)
+
+
+def bn_cases(out):
+    # (n, c, h, w, relu); h = w = 0 means BatchNorm1d on [n, c]
+    cases = [(4, 16, 5, 5, False), (3, 32, 4, 4, True), (8, 32, 0, 0, False), (6, 48, 0, 0, True), (2, 3, 3, 3, False)]
+    for i, (n, c, h, w, relu) in enumerate(cases):
+        g = torch.Generator().manual_seed(200 + i)
+        shape = (n, c, h, w) if h else (n, c)
+        x = (torch.randn(shape, generator=g) * 2 + 0.5).requires_grad_(True)
+        bn = nn.BatchNorm2d(c) if h else nn.BatchNorm1d(c)
+        with torch.no_grad():
+            bn.weight.copy_(torch.rand(c, generator=g) + 0.5)
+            bn.bias.copy_(torch.randn(c, generator=g) * 0.1)
+            bn.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
+            bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+        pre = f"bn{i}."
+        out[pre + "shape"] = np.array([n, c, h or 1, w or 1, int(relu)], dtype=np.int64)
+        out[pre + "gamma"], out[pre + "beta"] = f32(bn.weight), f32(bn.bias)
+        out[pre + "rm0"], out[pre + "rv0"] = f32(bn.running_mean), f32(bn.running_var)
+        # eval mode first (uses the initial running statistics), then train mode (updates them)
+        bn.eval()
+        ye = bn(x)
+        if relu:
+            ye = F.relu(ye)
+        out[pre + "y_eval"] = f32(ye)
+        bn.train()
+        y = bn(x)
+        if relu:
+            y = F.relu(y)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        out[pre + "x"], out[pre + "y"], out[pre + "dy"], out[pre + "dx"] = f32(x), f32(y), f32(dy), f32(x.grad)
+        out[pre + "dgamma"], out[pre + "dbeta"] = f32(bn.weight.grad), f32(bn.bias.grad)
+        out[pre + "rm1"], out[pre + "rv1"] = f32(bn.running_mean), f32(bn.running_var)
+
+
+def misc_cases(out):
+    g = torch.Generator().manual_seed(300)
+    # max-pool 3x3/2/1 on ReLU outputs: many zeros, so ties decide where gradients go
+    for i, (n, c, h, w) in enumerate([(2, 16, 9, 9), (2, 3, 8, 8)]):
+        x = F.relu(torch.randn(n, c, h, w, generator=g)).requires_grad_(True)
+        y = F.max_pool2d(x, 3, 2, 1)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        pre = f"maxpool{i}."
+        out[pre + "shape"] = np.array([n, c, h, w], dtype=np.int64)
+        out[pre + "x"], out[pre + "y"], out[pre + "dy"], out[pre + "dx"] = f32(x), f32(y), f32(dy), f32(x.grad)
+    x = torch.randn(3, 32, 4, 4, generator=g, requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, 1).flatten(1)
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy)
+    out["gap.x"], out["gap.y"], out["gap.dy"], out["gap.dx"] = f32(x), f32(y), f32(dy), f32(x.grad)
+    x = torch.randn(2, 16, 5, 5, generator=g, requires_grad=True)
+    y = F.relu(x)
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy)
+    out["relu.x"], out["relu.y"], out["relu.dy"], out["relu.dx"] = f32(x), f32(y), f32(dy), f32(x.grad)
+    for i, bias in enumerate([True, False]):
+        lin = nn.Linear(12, 7, bias=bias)
+        x = torch.randn(5, 12, generator=g, requires_grad=True)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(7, 12, generator=g) * 0.3)
+            if bias:
+                lin.bias.copy_(torch.randn(7, generator=g))
+        y = lin(x)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy)
+        pre = f"linear{i}."
+        out[pre + "x"], out[pre + "w"], out[pre + "y"], out[pre + "dy"] = f32(x), f32(lin.weight), f32(y), f32(dy)
+        out[pre + "dx"], out[pre + "dw"] = f32(x.grad), f32(lin.weight.grad)
+        if bias:
+            out[pre + "b"], out[pre + "db"] = f32(lin.bias), f32(lin.bias.grad)
+    x = torch.randn(6, 10, generator=g, requires_grad=True)
+    y = F.normalize(x, dim=1)
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy)
+    out["l2norm.x"], out["l2norm.y"], out["l2norm.dy"], out["l2norm.dx"] = f32(x), f32(y), f32(dy), f32(x.grad)
+    a = F.normalize(torch.randn(6, 10, generator=g), dim=1).requires_grad_(True)
+    b = F.normalize(torch.randn(6, 10, generator=g), dim=1).requires_grad_(True)
+    loss = 2 - 2 * (a * b).sum(dim=1)
+    dl = torch.randn(6, generator=g)
+    loss.backward(dl)
+    out["cosdist.a"], out["cosdist.b"], out["cosdist.l"], out["cosdist.dl"] = f32(a), f32(b), f32(loss), f32(dl)
+    out["cosdist.da"], out["cosdist.db"] = f32(a.grad), f32(b.grad)
+    logits = (torch.randn(6, 5, generator=g) * 3).requires_grad_(True)
+    labels = torch.tensor([0, 4, 2, 2, 1, 3])
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    out["xent.logits"], out["xent.labels"] = f32(logits), labels.numpy().astype(np.int64)
+    out["xent.loss"], out["xent.dlogits"] = np.array([loss.item()], dtype=np.float32), f32(logits.grad)
+
+
+def resnet(arch):
+    """torchvision's ResNet as the paper builds it: CIFAR stem for resnet18, fc removed, zero_init_residual."""
+    m = torchvision.models.__dict__[arch](zero_init_residual=True)
+    if arch == "resnet18":
+        m.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        m.maxpool = nn.Identity()
+    m.fc = nn.Identity()
+    return m
+
+
+def resnet_fixture(path, arch, n, size, seed):
+    torch.manual_seed(seed)
+    m = resnet(arch)
+    out = {"names": np.frombuffer("\n".join(m.state_dict().keys()).encode(), dtype=np.uint8)}
+    # Random BN affine parameters and statistics, so no branch is silenced by zero_init_residual.
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.1)
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+    for k, v in m.state_dict().items():
+        out["init." + k] = v.numpy().astype(np.int64 if v.dtype == torch.int64 else np.float32)
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(n, 3, size, size, generator=g)
+    m.eval()
+    with torch.no_grad():
+        out["y_eval"] = f32(m(x))
+    m.train()
+    y = m(x)
+    r = torch.randn(y.shape, generator=g)
+    (y * r).sum().backward()
+    out["x"], out["y"], out["dy"] = f32(x), f32(y), f32(r)
+    for k, p in m.named_parameters():
+        out["grad." + k] = f32(p.grad)
+    for k, v in m.state_dict().items():
+        if "running" in k or "num_batches" in k:
+            out["after." + k] = v.numpy().astype(np.int64 if v.dtype == torch.int64 else np.float32)
+    st.save(path, out, {"fixture_version": VERSION, "arch": arch, "torch": torch.__version__})
+
+
+def main():
+    outdir = sys.argv[1]
+    small = "--small" in sys.argv
+    os.makedirs(outdir, exist_ok=True)
+    ops = {}
+    conv_cases(ops)
+    bn_cases(ops)
+    misc_cases(ops)
+    st.save(os.path.join(outdir, "ops.safetensors"), ops, {"fixture_version": VERSION, "torch": torch.__version__})
+    if small:
+        return
+    resnet_fixture(os.path.join(outdir, "resnet18_cifar.safetensors"), "resnet18", 4, 32, 7)
+    resnet_fixture(os.path.join(outdir, "resnet50.safetensors"), "resnet50", 2, 64, 8)
+
+
+if __name__ == "__main__":
+    main()

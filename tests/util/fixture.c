@@ -1,0 +1,103 @@
+#include "fixture.h"
+
+#include "testlib.h"
+#include "trainer/core/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int fixture_open(StFile *f, const char *name) {
+    const char *dirs[2] = {getenv("RSA_FIXTURES"), "tests/fixtures"};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i]) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dirs[i], name);
+        FILE *probe = fopen(path, "rb");
+        if (!probe) continue;
+        fclose(probe);
+        if (st_open(f, path) != 0) {
+            test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
+            return -1;
+        }
+        const char *v = st_meta(f, "fixture_version");
+        if (!v || strcmp(v, FIXTURE_VERSION) != 0) {
+            test_fail_at(__FILE__, __LINE__,
+                         "fixture %s is version %s, the tests expect %s: regenerate it with "
+                         "`/usr/bin/python3 tests/oracle/make_fixtures.py %s` (make test does this when "
+                         "python3-torch is installed)",
+                         path, v ? v : "(none)", FIXTURE_VERSION, dirs[i]);
+            st_close(f);
+            return -1;
+        }
+        return 0;
+    }
+    test_fail_at(__FILE__, __LINE__,
+                 "fixture %s not found in $RSA_FIXTURES or tests/fixtures: install python3-torch (`make deps`) and "
+                 "run `make test`, which generates it",
+                 name);
+    return -1;
+}
+
+float *fixture_f32(const StFile *f, const char *name, size_t *n) {
+    const StTensor *t = st_find(f, name);
+    if (!t || t->dtype != ST_F32) {
+        fprintf(stderr, "fixture %s lacks F32 tensor %s: regenerate the fixtures\n", f->path, name);
+        exit(1);
+    }
+    size_t count = st_numel(t);
+    float *p = test_alloc(count);
+    memcpy(p, st_data(f, t), count * sizeof(float));
+    if (n) *n = count;
+    return p;
+}
+
+int64_t fixture_i64(const StFile *f, const char *name, int index) {
+    const StTensor *t = st_find(f, name);
+    if (!t || t->dtype != ST_I64 || (size_t)index >= st_numel(t)) {
+        fprintf(stderr, "fixture %s lacks I64 tensor %s[%d]: regenerate the fixtures\n", f->path, name, index);
+        exit(1);
+    }
+    int64_t v;
+    memcpy(&v, (const char *)st_data(f, t) + 8 * index, 8);
+    return v;
+}
+
+float *be_put(const Backend *be, const float *nchw, Layout l, int n, int c, int h, int w) {
+    size_t count = (size_t)n * c * h * w;
+    float *tmp = test_alloc(count);
+    layout_convert(nchw, LAYOUT_NCHW, tmp, l, n, c, h, w);
+    float *p = be_put_flat(be, tmp, count);
+    free(tmp);
+    return p;
+}
+
+void be_get(const Backend *be, const float *p, Layout l, int n, int c, int h, int w, float *nchw) {
+    size_t count = (size_t)n * c * h * w;
+    float *tmp = test_alloc(count);
+    be_get_flat(be, p, count, tmp);
+    layout_convert(tmp, l, nchw, LAYOUT_NCHW, n, c, h, w);
+    free(tmp);
+}
+
+float *be_put_flat(const Backend *be, const float *host, size_t count) {
+    float *p = be_zeros(be, count);
+    be->upload(p, host, count * sizeof(float));
+    return p;
+}
+
+void be_get_flat(const Backend *be, const float *p, size_t count, float *host) {
+    be->sync();
+    be->download(host, p, count * sizeof(float));
+}
+
+float *be_zeros(const Backend *be, size_t count) {
+    float *p = be->alloc((count ? count : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "%s\n", rsa_error_message());
+        exit(1);
+    }
+    return p;
+}
+
+void be_free(const Backend *be, void *p, size_t count) { be->release(p, (count ? count : 1) * sizeof(float)); }

@@ -1,0 +1,25 @@
+/* PyTorch fixtures (written by tests/oracle/make_fixtures.py) and moving test data in and out of a backend. */
+#ifndef RSA_TEST_FIXTURE_H
+#define RSA_TEST_FIXTURE_H
+
+#include "trainer/backend/backend.h"
+#include "trainer/io/safetensors.h"
+
+#define FIXTURE_VERSION "2" /* must equal VERSION in tests/oracle/make_fixtures.py */
+
+/* Opens fixture `name` from $RSA_FIXTURES (the test run regenerates them there) or else tests/fixtures; checks its
+ * version. On failure records a test failure saying how to regenerate it and returns -1. */
+int fixture_open(StFile *f, const char *name);
+/* A float tensor of the fixture (malloc'd copy; aborts the test run if absent: the fixture is stale). */
+float *fixture_f32(const StFile *f, const char *name, size_t *n);
+int64_t fixture_i64(const StFile *f, const char *name, int index);
+
+/* Host NCHW -> backend memory in layout l, and back. */
+float *be_put(const Backend *be, const float *nchw, Layout l, int n, int c, int h, int w);
+void be_get(const Backend *be, const float *p, Layout l, int n, int c, int h, int w, float *nchw);
+float *be_put_flat(const Backend *be, const float *host, size_t count);
+void be_get_flat(const Backend *be, const float *p, size_t count, float *host);
+float *be_zeros(const Backend *be, size_t count);
+void be_free(const Backend *be, void *p, size_t count);
+
+#endif

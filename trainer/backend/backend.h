@@ -1,0 +1,78 @@
+/* A backend is the table of ops a model runs on: the reference (plain loops, NCHW), the CPU fast path (oneDNN,
+ * channel-blocked layout, OpenMP) or CUDA (cuDNN/cuBLAS, NHWC). Pointers handed to a backend's ops live where the
+ * backend computes (host memory for ref and cpu, device memory for cuda); every op follows the conventions of
+ * ops/ref/ops_ref.h (parameter gradients accumulate, input gradients overwrite, NULL = not needed).
+ *
+ * Ops that carry state between calls (a convolution's primitives and reordered weights) take an opaque handle made
+ * for one shape; the batch size n of a call may be any value up to the shape's n. */
+#ifndef RSA_BACKEND_H
+#define RSA_BACKEND_H
+
+#include "../core/layout.h"
+#include "../ops/shapes.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ConvOp ConvOp;
+
+typedef struct Backend {
+    const char *name;
+    /* Layout the backend keeps a c-channel activation of hw pixels in. */
+    Layout (*act_layout)(int c, int hw);
+
+    /* Memory where the backend computes. alloc returns zero-filled memory or NULL (with rsa_fail). */
+    void *(*alloc)(size_t bytes);
+    void (*release)(void *p, size_t bytes);
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    void (*sync)(void);
+
+    /* Convolution from layout `in` to layout `out`; weights are OIHW ([co][ci][k][k]) as torchvision's. */
+    ConvOp *(*conv_create)(const ConvShape *s, Layout in, Layout out, bool bias);
+    void (*conv_destroy)(ConvOp *op);
+    void (*conv_forward)(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y);
+    void (*conv_backward_data)(ConvOp *op, int n, const float *dy, const float *w, float *dx);
+    void (*conv_backward_weights)(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias);
+    /* Tells the op its weights changed (after an optimiser step), so cached copies are stale. */
+    void (*conv_weights_changed)(ConvOp *op);
+
+    /* Batch norm with an optional ReLU after it (y = max(0, bn(x))); the ReLU's mask is read from y. */
+    void (*bn_forward_train)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
+                             const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
+                             float *running_mean, float *running_var);
+    void (*bn_forward_eval)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
+                            const float *beta, const float *running_mean, const float *running_var, float *y);
+    void (*bn_backward)(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
+                        const float *gamma, const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+                        float *dbeta);
+
+    void (*relu_forward)(size_t n, const float *x, float *y);
+    void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx);
+    /* y = a + b, then ReLU when relu is set. */
+    void (*add_forward)(size_t n, const float *a, const float *b, float *y, bool relu);
+    /* y += x */
+    void (*accumulate)(size_t n, float *y, const float *x);
+
+    void (*maxpool_forward)(const PoolShape *s, Layout l, const float *x, float *y);
+    void (*maxpool_backward)(const PoolShape *s, Layout l, const float *x, const float *dy, float *dx);
+    /* x in layout l, y is [n][c]. */
+    void (*gap_forward)(int n, int c, int hw, Layout l, const float *x, float *y);
+    void (*gap_backward)(int n, int c, int hw, Layout l, const float *dy, float *dx);
+
+    void (*linear_forward)(int n, int in, int out, const float *x, const float *w, const float *bias, float *y);
+    void (*linear_backward)(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
+                            float *dw, float *dbias);
+} Backend;
+
+const Backend *backend_ref(void);
+const Backend *backend_cpu(void); /* NULL when built without oneDNN */
+const Backend *backend_cuda(void); /* NULL when built without CUDA or when no GPU is usable */
+
+/* "ref", "cpu", "cuda"; NULL (with rsa_fail naming the choices) for an unknown or unavailable name. */
+const Backend *backend_by_name(const char *name);
+
+#endif

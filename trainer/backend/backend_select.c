@@ -1,0 +1,27 @@
+#include "backend.h"
+
+#include "../core/error.h"
+
+#include <string.h>
+
+const Backend *backend_by_name(const char *name) {
+    const Backend *b = NULL;
+    if (strcmp(name, "ref") == 0)
+        b = backend_ref();
+    else if (strcmp(name, "cpu") == 0)
+        b = backend_cpu();
+    else if (strcmp(name, "cuda") == 0)
+        b = backend_cuda();
+    else
+        return rsa_fail("use \"cpu\" (oneDNN), \"cuda\" or \"ref\" (reference loops)", "unknown backend \"%s\"", name),
+               NULL;
+    if (!b) {
+        if (strcmp(name, "cuda") == 0)
+            rsa_fail("build with `make CUDA=1` on a machine with an NVIDIA GPU, or use backend \"cpu\"",
+                     "backend \"cuda\" is not available in this build or on this machine");
+        else
+            rsa_fail("install libdnnl-dev (`make deps`) and rebuild", "backend \"%s\" is not available in this build",
+                     name);
+    }
+    return b;
+}

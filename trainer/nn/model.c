@@ -1,0 +1,465 @@
+#include "model.h"
+
+#include "../core/error.h"
+#include "../core/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *grow(void *p, int *cap, int need, size_t elem) {
+    if (need <= *cap) return p;
+    int cap2 = *cap ? *cap * 2 : 16;
+    while (cap2 < need) cap2 *= 2;
+    void *q = realloc(p, (size_t)cap2 * elem);
+    if (!q) rsa_fatal("free memory", "out of memory");
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(cap2 - *cap) * elem);
+    *cap = cap2;
+    return q;
+}
+
+Model *model_new(const Backend *be) {
+    Model *m = calloc(1, sizeof *m);
+    if (!m) rsa_fatal("free memory", "out of memory");
+    m->be = be;
+    m->bn_momentum = 0.1f;
+    m->bn_eps = 1e-5f;
+    return m;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].conv) m->be->conv_destroy(m->nodes[i].conv);
+    if (m->w) m->be->release(m->w, sizeof(float) * m->n_weights);
+    if (m->g) m->be->release(m->g, sizeof(float) * m->n_weights);
+    if (m->buf) m->be->release(m->buf, sizeof(float) * m->n_buf);
+    free(m->nodes);
+    free(m->tensors);
+    free(m->params);
+    free(m->bns);
+    free(m);
+}
+
+void model_set_prefix(Model *m, const char *prefix) {
+    snprintf(m->prefix, sizeof m->prefix, "%s", prefix);
+}
+
+static int add_tensor(Model *m, int c, int h, int w) {
+    m->tensors = grow(m->tensors, &m->cap_tensors, m->n_tensors + 1, sizeof *m->tensors);
+    TensorDesc *t = &m->tensors[m->n_tensors];
+    t->c = c, t->h = h, t->w = w;
+    t->layout = m->be->act_layout(c, h * w);
+    return m->n_tensors++;
+}
+
+static Node *add_node(Model *m, NodeKind kind, const char *name, int in0, int in1) {
+    RSA_ASSERT(!m->finalized);
+    RSA_ASSERT(in0 >= 0 && in0 < m->n_tensors);
+    RSA_ASSERT(in1 < m->n_tensors);
+    m->nodes = grow(m->nodes, &m->cap_nodes, m->n_nodes + 1, sizeof *m->nodes);
+    Node *nd = &m->nodes[m->n_nodes++];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    snprintf(nd->name, sizeof nd->name, "%s", name ? name : "");
+    nd->in[0] = in0, nd->in[1] = in1, nd->out = -1;
+    nd->weight = nd->bias = nd->bn = -1;
+    return nd;
+}
+
+static int add_param(Model *m, const char *module, const char *leaf, int ndim, const int64_t *shape) {
+    m->params = grow(m->params, &m->cap_params, m->n_params + 1, sizeof *m->params);
+    ParamInfo *p = &m->params[m->n_params];
+    int len = snprintf(p->name, sizeof p->name, "%s%s.%s", m->prefix, module, leaf);
+    RSA_ASSERT(len < (int)sizeof p->name);
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) p->shape[i] = shape[i], p->numel *= (size_t)shape[i];
+    p->offset = m->n_weights;
+    /* keep every parameter 64-byte aligned for vector loads */
+    m->n_weights += (p->numel + 15) / 16 * 16;
+    return m->n_params++;
+}
+
+int model_input(Model *m, int c, int h, int w) {
+    int t = add_tensor(m, c, h, w);
+    m->tensors[t].layout = LAYOUT_NCHW; /* images arrive from the loader in NCHW */
+    Node *nd = add_node(m, NODE_INPUT, "input", t, -1);
+    nd->in[0] = -1;
+    nd->out = t;
+    return t;
+}
+
+int model_conv(Model *m, const char *name, int x, int co, int k, int stride, int pad, bool bias) {
+    const TensorDesc xi = m->tensors[x];
+    int ho = (xi.h + 2 * pad - k) / stride + 1, wo = (xi.w + 2 * pad - k) / stride + 1;
+    RSA_ASSERT(ho > 0 && wo > 0);
+    int y = add_tensor(m, co, ho, wo);
+    Node *nd = add_node(m, NODE_CONV, name, x, -1);
+    nd->out = y, nd->k = k, nd->stride = stride, nd->pad = pad;
+    int64_t ws[4] = {co, xi.c, k, k}, bs[1] = {co};
+    nd->weight = add_param(m, name, "weight", 4, ws);
+    if (bias) nd->bias = add_param(m, name, "bias", 1, bs);
+    return y;
+}
+
+int model_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma) {
+    const TensorDesc xi = m->tensors[x];
+    int y = add_tensor(m, xi.c, xi.h, xi.w);
+    Node *nd = add_node(m, NODE_BN, name, x, -1);
+    nd->out = y, nd->relu = relu;
+    int64_t cs[1] = {xi.c};
+    nd->weight = add_param(m, name, "weight", 1, cs);
+    nd->bias = add_param(m, name, "bias", 1, cs);
+    m->bns = grow(m->bns, &m->cap_bns, m->n_bns + 1, sizeof *m->bns);
+    BnInfo *b = &m->bns[m->n_bns];
+    b->node = m->n_nodes - 1, b->c = xi.c, b->zero_gamma = zero_gamma;
+    b->stat_offset = m->n_buf;
+    m->n_buf += (size_t)2 * xi.c;
+    b->save_offset = m->n_bn_saved;
+    m->n_bn_saved += (size_t)2 * xi.c;
+    nd->bn = m->n_bns++;
+    return y;
+}
+
+int model_relu(Model *m, int x) {
+    const TensorDesc xi = m->tensors[x];
+    int y = add_tensor(m, xi.c, xi.h, xi.w);
+    add_node(m, NODE_RELU, "relu", x, -1)->out = y;
+    return y;
+}
+
+int model_maxpool(Model *m, int x, int k, int stride, int pad) {
+    const TensorDesc xi = m->tensors[x];
+    int y = add_tensor(m, xi.c, (xi.h + 2 * pad - k) / stride + 1, (xi.w + 2 * pad - k) / stride + 1);
+    Node *nd = add_node(m, NODE_MAXPOOL, "maxpool", x, -1);
+    nd->out = y, nd->k = k, nd->stride = stride, nd->pad = pad;
+    return y;
+}
+
+int model_gap(Model *m, int x) {
+    int y = add_tensor(m, m->tensors[x].c, 1, 1);
+    add_node(m, NODE_GAP, "avgpool", x, -1)->out = y;
+    return y;
+}
+
+int model_linear(Model *m, const char *name, int x, int out, bool bias) {
+    const TensorDesc xi = m->tensors[x];
+    RSA_ASSERT(xi.h == 1 && xi.w == 1);
+    int y = add_tensor(m, out, 1, 1);
+    Node *nd = add_node(m, NODE_LINEAR, name, x, -1);
+    nd->out = y;
+    int64_t ws[2] = {out, xi.c}, bs[1] = {out};
+    nd->weight = add_param(m, name, "weight", 2, ws);
+    if (bias) nd->bias = add_param(m, name, "bias", 1, bs);
+    return y;
+}
+
+int model_add(Model *m, int a, int b, bool relu) {
+    const TensorDesc ai = m->tensors[a], bi = m->tensors[b];
+    RSA_ASSERT(ai.c == bi.c && ai.h == bi.h && ai.w == bi.w && ai.layout == bi.layout);
+    int y = add_tensor(m, ai.c, ai.h, ai.w);
+    Node *nd = add_node(m, NODE_ADD, "add", a, b);
+    nd->out = y, nd->relu = relu;
+    return y;
+}
+
+size_t model_tensor_numel(const Model *m, int t, int n) {
+    const TensorDesc *d = &m->tensors[t];
+    return (size_t)n * d->c * d->h * d->w;
+}
+
+/* torchvision's initialisation: conv weights kaiming-normal (fan_out, ReLU gain), BN gamma 1 (0 where
+ * zero_init_residual asks) and beta 0, linear layers as nn.Linear's default (uniform in +-1/sqrt(fan_in) for
+ * weight and bias). Each parameter draws from its own stream, so adding a layer does not change the others. */
+static void init_params(Model *m, float *host_w, uint64_t seed) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        const Node *nd = &m->nodes[i];
+        if (nd->weight < 0) continue;
+        const ParamInfo *pw = &m->params[nd->weight];
+        float *w = host_w + pw->offset;
+        Rng r;
+        rng_init(&r, seed, RNG_INIT, 0, (uint32_t)nd->weight, 0);
+        if (nd->kind == NODE_CONV) {
+            double fan_out = (double)pw->shape[0] * pw->shape[2] * pw->shape[3];
+            double std = sqrt(2.0 / fan_out);
+            for (size_t j = 0; j < pw->numel; j++) w[j] = (float)(std * rng_normal(&r));
+        } else if (nd->kind == NODE_BN) {
+            float gamma = m->bns[nd->bn].zero_gamma ? 0.0f : 1.0f;
+            for (size_t j = 0; j < pw->numel; j++) w[j] = gamma;
+        } else {
+            double bound = 1.0 / sqrt((double)pw->shape[1]);
+            for (size_t j = 0; j < pw->numel; j++) w[j] = (float)rng_range(&r, -bound, bound);
+        }
+        if (nd->bias >= 0 && nd->kind != NODE_BN) {
+            const ParamInfo *pb = &m->params[nd->bias];
+            double fan_in = (double)pw->numel / pw->shape[0];
+            double bound = 1.0 / sqrt(fan_in);
+            rng_init(&r, seed, RNG_INIT, 0, (uint32_t)nd->bias, 0);
+            for (size_t j = 0; j < pb->numel; j++) host_w[pb->offset + j] = (float)rng_range(&r, -bound, bound);
+        }
+    }
+}
+
+static void mark_needs_grad(Model *m) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        Node *nd = &m->nodes[i];
+        if (nd->kind == NODE_INPUT) continue;
+        bool need = nd->weight >= 0 || m->tensors[nd->in[0]].needs_grad ||
+                    (nd->in[1] >= 0 && m->tensors[nd->in[1]].needs_grad);
+        m->tensors[nd->out].needs_grad = need;
+    }
+}
+
+int model_finalize(Model *m, int max_batch, uint64_t seed) {
+    RSA_ASSERT(!m->finalized && max_batch >= 1);
+    m->max_batch = max_batch;
+    mark_needs_grad(m);
+    m->max_tensor = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        size_t n = model_tensor_numel(m, t, max_batch);
+        if (n > m->max_tensor) m->max_tensor = n;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        Node *nd = &m->nodes[i];
+        if (nd->kind != NODE_CONV) continue;
+        const TensorDesc *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];
+        ConvShape s = conv_shape(max_batch, x->c, x->h, x->w, y->c, nd->k, nd->stride, nd->pad);
+        nd->conv = m->be->conv_create(&s, x->layout, y->layout, nd->bias >= 0);
+    }
+    size_t wbytes = sizeof(float) * (m->n_weights ? m->n_weights : 1);
+    size_t bbytes = sizeof(float) * (m->n_buf ? m->n_buf : 1);
+    m->w = m->be->alloc(wbytes);
+    m->g = m->be->alloc(wbytes);
+    m->buf = m->be->alloc(bbytes);
+    if (!m->w || !m->g || !m->buf) return rsa_error_context("allocating the model's parameters");
+    float *host = calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
+    float *hbuf = calloc(m->n_buf ? m->n_buf : 1, sizeof(float));
+    if (!host || !hbuf) rsa_fatal("free memory", "out of memory");
+    init_params(m, host, seed);
+    for (int b = 0; b < m->n_bns; b++)
+        for (int c = 0; c < m->bns[b].c; c++) hbuf[m->bns[b].stat_offset + m->bns[b].c + c] = 1.0f; /* running_var */
+    m->be->upload(m->w, host, wbytes);
+    m->be->upload(m->buf, hbuf, bbytes);
+    free(host);
+    free(hbuf);
+    m->finalized = true;
+    return 0;
+}
+
+int model_find_param(const Model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return i;
+    return -1;
+}
+
+int model_find_bn(const Model *m, const char *bn_name) {
+    for (int b = 0; b < m->n_bns; b++) {
+        char full[2 * MODEL_NAME_BYTES];
+        snprintf(full, sizeof full, "%s", m->params[m->nodes[m->bns[b].node].weight].name);
+        char *dot = strrchr(full, '.');
+        if (dot) *dot = 0;
+        if (strcmp(full, bn_name) == 0) return b;
+    }
+    return -1;
+}
+
+void model_weights_changed(Model *m) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].conv) m->be->conv_weights_changed(m->nodes[i].conv);
+}
+
+void model_zero_grad(Model *m) { m->be->zero(m->g, sizeof(float) * m->n_weights); }
+
+static bool is_input(const Model *m, int t) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].kind == NODE_INPUT && m->nodes[i].out == t) return true;
+    return false;
+}
+
+Workspace *workspace_new(const Model *m, bool with_grad) {
+    RSA_ASSERT(m->finalized);
+    Workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) rsa_fatal("free memory", "out of memory");
+    ws->m = m, ws->with_grad = with_grad;
+    ws->act = calloc((size_t)m->n_tensors, sizeof *ws->act);
+    ws->grad = calloc((size_t)m->n_tensors, sizeof *ws->grad);
+    ws->written = calloc((size_t)m->n_tensors, sizeof *ws->written);
+    if (!ws->act || !ws->grad || !ws->written) rsa_fatal("free memory", "out of memory");
+    /* one block: activations, then gradients, then BN statistics, then the scratch tensor */
+    size_t floats = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        if (is_input(m, t)) continue;
+        size_t n = (model_tensor_numel(m, t, m->max_batch) + 15) / 16 * 16;
+        floats += n;
+        if (with_grad && m->tensors[t].needs_grad) floats += n;
+    }
+    floats += m->n_bn_saved + (with_grad ? m->max_tensor : 0) + 16;
+    ws->block_bytes = sizeof(float) * floats;
+    ws->block = m->be->alloc(ws->block_bytes);
+    if (!ws->block) {
+        rsa_error_context("allocating activations for batch %d", m->max_batch);
+        workspace_free(ws);
+        return NULL;
+    }
+    float *p = ws->block;
+    for (int t = 0; t < m->n_tensors; t++) {
+        if (is_input(m, t)) continue;
+        size_t n = (model_tensor_numel(m, t, m->max_batch) + 15) / 16 * 16;
+        ws->act[t] = p, p += n;
+        if (with_grad && m->tensors[t].needs_grad) ws->grad[t] = p, p += n;
+    }
+    ws->bn_saved = p, p += m->n_bn_saved;
+    if (with_grad) ws->scratch = p;
+    return ws;
+}
+
+void workspace_free(Workspace *ws) {
+    if (!ws) return;
+    if (ws->block) ws->m->be->release(ws->block, ws->block_bytes);
+    free(ws->act);
+    free(ws->grad);
+    free(ws->written);
+    free(ws);
+}
+
+static BnShape bn_shape(const Model *m, const TensorDesc *t, int n) {
+    BnShape s = {n, t->c, t->h * t->w, m->bn_eps};
+    return s;
+}
+
+static PoolShape node_pool_shape(const Model *m, const Node *nd, int n) {
+    const TensorDesc *x = &m->tensors[nd->in[0]];
+    return pool_shape(n, x->c, x->h, x->w, nd->k, nd->stride, nd->pad);
+}
+
+void model_forward(Model *m, Workspace *ws, int n, const float *input, bool train, int until) {
+    RSA_ASSERT(ws->m == m && n >= 1 && n <= m->max_batch);
+    const Backend *be = m->be;
+    ws->n = n, ws->train = train;
+    for (int i = 0; i < m->n_nodes; i++) {
+        Node *nd = &m->nodes[i];
+        const TensorDesc *xt = nd->in[0] >= 0 ? &m->tensors[nd->in[0]] : NULL;
+        const TensorDesc *yt = &m->tensors[nd->out];
+        const float *x = nd->in[0] >= 0 ? ws->act[nd->in[0]] : NULL;
+        float *y = ws->act[nd->out];
+        const float *w = nd->weight >= 0 ? m->w + m->params[nd->weight].offset : NULL;
+        const float *b = nd->bias >= 0 ? m->w + m->params[nd->bias].offset : NULL;
+        switch (nd->kind) {
+        case NODE_INPUT: ws->act[nd->out] = (float *)input; break;
+        case NODE_CONV: be->conv_forward(nd->conv, n, x, w, b, y); break;
+        case NODE_BN: {
+            BnShape s = bn_shape(m, xt, n);
+            BnInfo *bi = &m->bns[nd->bn];
+            float *stats = m->buf + bi->stat_offset, *saved = ws->bn_saved + bi->save_offset;
+            if (train) {
+                be->bn_forward_train(&s, xt->layout, nd->relu, x, w, b, y, saved, saved + bi->c, m->bn_momentum, stats,
+                                     stats + bi->c);
+                bi->batches_tracked++;
+            } else {
+                be->bn_forward_eval(&s, xt->layout, nd->relu, x, w, b, stats, stats + bi->c, y);
+            }
+            break;
+        }
+        case NODE_RELU: be->relu_forward(model_tensor_numel(m, nd->out, n), x, y); break;
+        case NODE_MAXPOOL: {
+            PoolShape s = node_pool_shape(m, nd, n);
+            be->maxpool_forward(&s, xt->layout, x, y);
+            break;
+        }
+        case NODE_GAP: be->gap_forward(n, xt->c, xt->h * xt->w, xt->layout, x, y); break;
+        case NODE_LINEAR: be->linear_forward(n, xt->c, yt->c, x, w, b, y); break;
+        case NODE_ADD:
+            be->add_forward(model_tensor_numel(m, nd->out, n), x, ws->act[nd->in[1]], y, nd->relu);
+            break;
+        }
+        if (nd->out == until) break;
+    }
+}
+
+/* Where the gradient for input tensor t goes: its own buffer the first time, the scratch tensor after (the caller
+ * then adds the scratch in with finish_grad). NULL when t needs no gradient. */
+static float *grad_target(Workspace *ws, int t) {
+    if (t < 0 || !ws->m->tensors[t].needs_grad) return NULL;
+    return ws->written[t] ? ws->scratch : ws->grad[t];
+}
+
+static void finish_grad(Model *m, Workspace *ws, int t, int n) {
+    if (t < 0 || !m->tensors[t].needs_grad) return;
+    if (ws->written[t])
+        m->be->accumulate(model_tensor_numel(m, t, n), ws->grad[t], ws->scratch);
+    ws->written[t] = true;
+}
+
+void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
+    RSA_ASSERT(ws->with_grad && ws->m == m);
+    const Backend *be = m->be;
+    const int n = ws->n;
+    memset(ws->written, 0, sizeof(bool) * (size_t)m->n_tensors);
+    be->copy(ws->grad[from], dfrom, sizeof(float) * model_tensor_numel(m, from, n));
+    ws->written[from] = true;
+    int last = m->n_nodes - 1;
+    while (last >= 0 && m->nodes[last].out != from) last--;
+    RSA_ASSERT(last >= 0);
+    for (int i = last; i >= 0; i--) {
+        Node *nd = &m->nodes[i];
+        if (nd->kind == NODE_INPUT || !ws->written[nd->out]) continue;
+        const TensorDesc *xt = &m->tensors[nd->in[0]], *yt = &m->tensors[nd->out];
+        const float *x = ws->act[nd->in[0]], *y = ws->act[nd->out], *dy = ws->grad[nd->out];
+        const float *w = nd->weight >= 0 ? m->w + m->params[nd->weight].offset : NULL;
+        float *dw = nd->weight >= 0 ? m->g + m->params[nd->weight].offset : NULL;
+        float *db = nd->bias >= 0 ? m->g + m->params[nd->bias].offset : NULL;
+        float *dx = grad_target(ws, nd->in[0]);
+        switch (nd->kind) {
+        case NODE_INPUT: break;
+        case NODE_CONV:
+            be->conv_backward_weights(nd->conv, n, x, dy, dw, db);
+            if (dx) be->conv_backward_data(nd->conv, n, dy, w, dx);
+            break;
+        case NODE_BN: {
+            BnShape s = bn_shape(m, xt, n);
+            const BnInfo *bi = &m->bns[nd->bn];
+            const float *saved = ws->bn_saved + bi->save_offset;
+            be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, w, saved, saved + bi->c, dx, dw, db);
+            break;
+        }
+        case NODE_RELU:
+            if (dx) be->relu_backward(model_tensor_numel(m, nd->out, n), y, dy, dx);
+            break;
+        case NODE_MAXPOOL:
+            if (dx) {
+                PoolShape s = node_pool_shape(m, nd, n);
+                be->maxpool_backward(&s, xt->layout, x, dy, dx);
+            }
+            break;
+        case NODE_GAP:
+            if (dx) be->gap_backward(n, xt->c, xt->h * xt->w, xt->layout, dy, dx);
+            break;
+        case NODE_LINEAR: be->linear_backward(n, xt->c, yt->c, x, w, dy, dx, dw, db); break;
+        case NODE_ADD:
+            for (int k = 0; k < 2; k++) {
+                dx = grad_target(ws, nd->in[k]);
+                size_t count = model_tensor_numel(m, nd->out, n);
+                if (dx && nd->relu)
+                    be->relu_backward(count, y, dy, dx);
+                else if (dx)
+                    be->copy(dx, dy, sizeof(float) * count);
+                finish_grad(m, ws, nd->in[k], n);
+            }
+            continue;
+        }
+        finish_grad(m, ws, nd->in[0], n);
+    }
+}
+
+void workspace_read_nchw(const Workspace *ws, int t, float *host_out) {
+    const Model *m = ws->m;
+    const TensorDesc *d = &m->tensors[t];
+    size_t count = model_tensor_numel(m, t, ws->n);
+    float *tmp = malloc(sizeof(float) * count);
+    if (!tmp) rsa_fatal("free memory", "out of memory");
+    m->be->download(tmp, ws->act[t], sizeof(float) * count);
+    layout_convert(tmp, d->layout, host_out, LAYOUT_NCHW, ws->n, d->c, d->h, d->w);
+    free(tmp);
+}

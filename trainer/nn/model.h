@@ -1,0 +1,134 @@
+/* A model is a straight list of nodes (conv, batch norm, ReLU, pooling, linear, residual add) over numbered
+ * tensors, built once, with its parameters, gradients and batch-norm buffers in three flat arrays on the backend.
+ * Activations live in a Workspace: one per independent forward pass that backward will need (RSA's online network
+ * keeps two, one per aggressive view; both share the model's parameters and accumulate into its gradients).
+ *
+ * All memory is sized when the model is finalised for a maximum batch; a forward or backward pass allocates
+ * nothing. Parameter names follow torchvision (`layer1.0.conv1.weight`) under an optional prefix
+ * (`encoder_q.`), so checkpoints load into PyTorch and back. */
+#ifndef RSA_MODEL_H
+#define RSA_MODEL_H
+
+#include "../backend/backend.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { MODEL_NAME_BYTES = 96 };
+
+typedef enum { NODE_INPUT, NODE_CONV, NODE_BN, NODE_RELU, NODE_MAXPOOL, NODE_GAP, NODE_LINEAR, NODE_ADD } NodeKind;
+
+typedef struct {
+    int c, h, w; /* one sample */
+    Layout layout;
+    bool needs_grad; /* some parameter lies upstream */
+} TensorDesc;
+
+typedef struct {
+    char name[MODEL_NAME_BYTES];
+    int ndim;
+    int64_t shape[4];
+    size_t offset, numel; /* into Model.w and Model.g */
+} ParamInfo;
+
+typedef struct {
+    NodeKind kind;
+    char name[MODEL_NAME_BYTES]; /* module path, e.g. "layer1.0.bn1" */
+    int in[2], out;              /* tensors; in[1] only for ADD */
+    int weight, bias;            /* parameters (-1: none); gamma and beta for BN */
+    int bn;                      /* BN: index into the model's BN list */
+    bool relu;                   /* BN and ADD: ReLU fused after */
+    int k, stride, pad;          /* CONV and MAXPOOL */
+    ConvOp *conv;
+} Node;
+
+typedef struct {
+    int node, c;
+    size_t stat_offset;      /* into Model.buf: running_mean at +0, running_var at +c */
+    size_t save_offset;      /* into a workspace's saved batch statistics: mean at +0, invstd at +c */
+    int64_t batches_tracked; /* torchvision's num_batches_tracked */
+    bool zero_gamma;
+} BnInfo;
+
+typedef struct Model {
+    const Backend *be;
+    int max_batch;
+    bool finalized;
+    char prefix[MODEL_NAME_BYTES];
+
+    Node *nodes;
+    int n_nodes, cap_nodes;
+    TensorDesc *tensors;
+    int n_tensors, cap_tensors;
+    ParamInfo *params;
+    int n_params, cap_params;
+    BnInfo *bns;
+    int n_bns, cap_bns;
+
+    float *w, *g;       /* parameters and their gradients (backend memory) */
+    size_t n_weights;   /* floats in w and g */
+    float *buf;         /* BN running statistics (backend memory) */
+    size_t n_buf;       /* floats in buf */
+    size_t n_bn_saved;  /* floats a workspace keeps per forward for the BN batch statistics */
+    size_t max_tensor;  /* floats of the largest activation at max_batch */
+    float bn_momentum;  /* 0.1 as torch */
+    float bn_eps;       /* 1e-5 as torch */
+} Model;
+
+typedef struct Workspace {
+    const Model *m;
+    bool with_grad;
+    int n;                /* batch of the last forward */
+    bool train;           /* BN mode of the last forward */
+    float **act, **grad;  /* per tensor; act[input] points at the caller's input */
+    float *bn_saved;      /* batch mean / invstd per BN */
+    float *scratch;       /* one tensor, for summing gradients of tensors read twice */
+    bool *written;        /* per tensor, during backward */
+    void *block;          /* the single allocation behind act, grad, bn_saved, scratch */
+    size_t block_bytes;
+} Workspace;
+
+/* ---- building ---- */
+Model *model_new(const Backend *be);
+void model_free(Model *m);
+/* Names of parameters created from now on start with this (e.g. "encoder_q."). */
+void model_set_prefix(Model *m, const char *prefix);
+
+int model_input(Model *m, int c, int h, int w);
+int model_conv(Model *m, const char *name, int x, int co, int k, int stride, int pad, bool bias);
+/* zero_gamma: gamma starts at 0 (torchvision's zero_init_residual for the last BN of a residual block). */
+int model_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma);
+int model_relu(Model *m, int x);
+int model_maxpool(Model *m, int x, int k, int stride, int pad);
+int model_gap(Model *m, int x);
+int model_linear(Model *m, const char *name, int x, int out, bool bias);
+int model_add(Model *m, int a, int b, bool relu);
+
+/* Allocates parameters, gradients and buffers for batches up to max_batch and initialises them as torchvision
+ * does (see init.c), drawing from the counter-based RNG with this seed. Returns -1 with rsa_fail on failure. */
+int model_finalize(Model *m, int max_batch, uint64_t seed);
+
+int model_find_param(const Model *m, const char *name);
+int model_find_bn(const Model *m, const char *bn_name);
+size_t model_tensor_numel(const Model *m, int t, int n);
+
+/* Call after changing m->w (optimiser step, EMA, load), so cached weight copies are refreshed. */
+void model_weights_changed(Model *m);
+void model_zero_grad(Model *m);
+
+/* ---- running ---- */
+Workspace *workspace_new(const Model *m, bool with_grad);
+void workspace_free(Workspace *ws);
+
+/* Runs nodes until tensor `until` is computed (-1: all). input is NCHW [n][c][h][w] in backend memory and must stay
+ * valid until backward. train: BN uses batch statistics and updates its running statistics. */
+void model_forward(Model *m, Workspace *ws, int n, const float *input, bool train, int until);
+/* Backpropagates d(loss)/d(tensor `from`) (dfrom, [n] x tensor, backend memory, the tensor's layout) through the
+ * nodes that produced `from`; parameter gradients accumulate into m->g. */
+void model_backward(Model *m, Workspace *ws, int from, const float *dfrom);
+
+/* Copies tensor t of the last forward to host memory in NCHW. */
+void workspace_read_nchw(const Workspace *ws, int t, float *host_out);
+
+#endif

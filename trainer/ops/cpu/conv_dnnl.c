@@ -1,0 +1,265 @@
+/* Convolution through oneDNN.
+ *
+ * Weights stay in torchvision's OIHW in the model (the optimiser, checkpoints and EMA see one flat array); each op
+ * keeps a copy reordered into the layout its primitive wants, refreshed once after every optimiser step. With plain
+ * OIHW weights oneDNN falls back to its reference kernels (300x slower here), so the reorder is not optional.
+ * 3x3 stride-1 convolutions on channel-blocked tensors use Winograd F(4x4, 3x3) when the machine supports it: it
+ * measured 2.1x faster than direct convolution here (64->64 channels, 32x32, batch 64, forward + both backwards). */
+#include "conv_cpu.h"
+
+#include "../../core/hostmem.h"
+#include "dnnl_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool winograd_enabled = true;
+
+void conv_cpu_set_winograd(bool enabled) { winograd_enabled = enabled; }
+bool conv_cpu_winograd(void) { return winograd_enabled; }
+
+typedef struct {
+    dnnl_primitive_t prim;
+    dnnl_primitive_desc_t pd;
+} Prim;
+
+struct ConvOp {
+    ConvShape s;
+    Layout in, out;
+    bool bias;
+    int n;                   /* batch the primitives below were made for; 0 = none yet */
+    dnnl_alg_kind_t alg;     /* algorithm of the forward primitive */
+    dnnl_memory_desc_t x_md, y_md, w_user_md, b_md;
+    Prim fwd, bwd_data, bwd_weights;
+    /* weights reordered for forward and backward-data; valid while w_source matches and no step happened */
+    float *w_fwd, *w_bwd;
+    size_t w_fwd_bytes, w_bwd_bytes;
+    dnnl_primitive_t w_to_fwd, w_to_bwd;
+    const float *w_fwd_source, *w_bwd_source;
+    /* weight gradient in the primitive's layout, then reordered into the OIHW gradient with accumulation */
+    float *dw_prim, *db_prim;
+    size_t dw_prim_bytes;
+    dnnl_primitive_t dw_to_user;
+};
+
+static void destroy_prim(Prim *p) {
+    if (p->prim) DNNL_CHECK(dnnl_primitive_destroy(p->prim));
+    if (p->pd) DNNL_CHECK(dnnl_primitive_desc_destroy(p->pd));
+    p->prim = NULL, p->pd = NULL;
+}
+
+static void release_plan(ConvOp *op) {
+    destroy_prim(&op->fwd);
+    destroy_prim(&op->bwd_data);
+    destroy_prim(&op->bwd_weights);
+    if (op->w_to_fwd) DNNL_CHECK(dnnl_primitive_destroy(op->w_to_fwd));
+    if (op->w_to_bwd) DNNL_CHECK(dnnl_primitive_destroy(op->w_to_bwd));
+    if (op->dw_to_user) DNNL_CHECK(dnnl_primitive_destroy(op->dw_to_user));
+    op->w_to_fwd = op->w_to_bwd = op->dw_to_user = NULL;
+    hostmem_free(op->w_fwd, op->w_fwd_bytes);
+    hostmem_free(op->w_bwd, op->w_bwd_bytes);
+    hostmem_free(op->dw_prim, op->dw_prim_bytes);
+    free(op->db_prim);
+    op->w_fwd = op->w_bwd = op->dw_prim = op->db_prim = NULL;
+    op->w_fwd_source = op->w_bwd_source = NULL;
+    op->n = 0;
+}
+
+static float *alloc_or_die(size_t bytes) {
+    float *p = hostmem_alloc(bytes);
+    if (!p) rsa_fatal("free memory or reduce the batch size", "%s", rsa_error_message());
+    return p;
+}
+
+static bool winograd_fits(const ConvOp *op) {
+    return winograd_enabled && op->s.k == 3 && op->s.stride == 1 && op->in == LAYOUT_NCHW16C &&
+           op->out == LAYOUT_NCHW16C;
+}
+
+/* Creates a primitive descriptor, trying Winograd first where it fits; returns the algorithm used. */
+static dnnl_alg_kind_t make_fwd(ConvOp *op, const dnnl_memory_desc_t *w_any) {
+    dnnl_dims_t strides = {op->s.stride, op->s.stride}, pad = {op->s.pad, op->s.pad};
+    dnnl_alg_kind_t algs[2] = {dnnl_convolution_winograd, dnnl_convolution_direct};
+    for (int i = winograd_fits(op) ? 0 : 1; i < 2; i++) {
+        dnnl_convolution_desc_t d;
+        DNNL_CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, algs[i], &op->x_md, w_any,
+                                                      op->bias ? &op->b_md : NULL, &op->y_md, strides, pad, pad));
+        dnnl_status_t st = dnnl_primitive_desc_create(&op->fwd.pd, &d, NULL, dnnl_util_engine(), NULL);
+        if (st == dnnl_success) return algs[i];
+        if (st != dnnl_unimplemented) DNNL_CHECK(st);
+    }
+    rsa_fatal("use backend \"ref\" for this shape", "oneDNN has no convolution for this shape");
+}
+
+static void build_plan(ConvOp *op, int n) {
+    release_plan(op);
+    op->x_md = dnnl_util_act_md(n, op->s.ci, op->s.hi, op->s.wi, op->in);
+    op->y_md = dnnl_util_act_md(n, op->s.co, op->s.ho, op->s.wo, op->out);
+    dnnl_dims_t wdims = {op->s.co, op->s.ci, op->s.k, op->s.k}, bdims = {op->s.co};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&op->w_user_md, 4, wdims, dnnl_f32, dnnl_oihw));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&op->b_md, 1, bdims, dnnl_f32, dnnl_x));
+    dnnl_memory_desc_t w_any;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
+
+    op->alg = make_fwd(op, &w_any);
+    DNNL_CHECK(dnnl_primitive_create(&op->fwd.prim, op->fwd.pd));
+    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->fwd.pd, dnnl_query_weights_md, 0);
+    op->w_fwd_bytes = dnnl_memory_desc_get_size(w_md);
+    op->w_fwd = alloc_or_die(op->w_fwd_bytes);
+    op->w_to_fwd = dnnl_util_reorder(&op->w_user_md, w_md, NULL);
+    op->n = n;
+}
+
+/* Backward primitives are made on first use: the stem convolution never needs its input gradient. */
+static void build_backward_data(ConvOp *op) {
+    dnnl_dims_t strides = {op->s.stride, op->s.stride}, pad = {op->s.pad, op->s.pad};
+    dnnl_dims_t wdims = {op->s.co, op->s.ci, op->s.k, op->s.k};
+    dnnl_memory_desc_t w_any;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
+    dnnl_alg_kind_t algs[2] = {op->alg, dnnl_convolution_direct};
+    for (int i = 0; i < 2 && !op->bwd_data.pd; i++) {
+        dnnl_convolution_desc_t d;
+        DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d, algs[i], &op->x_md, &w_any, &op->y_md, strides, pad,
+                                                            pad));
+        dnnl_status_t st = dnnl_primitive_desc_create(&op->bwd_data.pd, &d, NULL, dnnl_util_engine(), op->fwd.pd);
+        if (st != dnnl_success && st != dnnl_unimplemented) DNNL_CHECK(st);
+        if (st != dnnl_success) op->bwd_data.pd = NULL;
+    }
+    if (!op->bwd_data.pd) rsa_fatal("use backend \"ref\"", "oneDNN has no backward-data convolution for this shape");
+    DNNL_CHECK(dnnl_primitive_create(&op->bwd_data.prim, op->bwd_data.pd));
+    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->bwd_data.pd, dnnl_query_weights_md, 0);
+    op->w_bwd_bytes = dnnl_memory_desc_get_size(w_md);
+    op->w_bwd = alloc_or_die(op->w_bwd_bytes);
+    op->w_to_bwd = dnnl_util_reorder(&op->w_user_md, w_md, NULL);
+}
+
+static void build_backward_weights(ConvOp *op) {
+    dnnl_dims_t strides = {op->s.stride, op->s.stride}, pad = {op->s.pad, op->s.pad};
+    dnnl_dims_t wdims = {op->s.co, op->s.ci, op->s.k, op->s.k};
+    dnnl_memory_desc_t w_any;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
+    dnnl_alg_kind_t algs[2] = {op->alg, dnnl_convolution_direct};
+    for (int i = 0; i < 2 && !op->bwd_weights.pd; i++) {
+        dnnl_convolution_desc_t d;
+        DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d, algs[i], &op->x_md, &w_any,
+                                                               op->bias ? &op->b_md : NULL, &op->y_md, strides, pad,
+                                                               pad));
+        dnnl_status_t st = dnnl_primitive_desc_create(&op->bwd_weights.pd, &d, NULL, dnnl_util_engine(), op->fwd.pd);
+        if (st != dnnl_success && st != dnnl_unimplemented) DNNL_CHECK(st);
+        if (st != dnnl_success) op->bwd_weights.pd = NULL;
+    }
+    if (!op->bwd_weights.pd)
+        rsa_fatal("use backend \"ref\"", "oneDNN has no backward-weights convolution for this shape");
+    DNNL_CHECK(dnnl_primitive_create(&op->bwd_weights.prim, op->bwd_weights.pd));
+    const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(op->bwd_weights.pd, dnnl_query_diff_weights_md, 0);
+    op->dw_prim_bytes = dnnl_memory_desc_get_size(dw_md);
+    op->dw_prim = alloc_or_die(op->dw_prim_bytes);
+    if (op->bias) {
+        op->db_prim = calloc((size_t)op->s.co, sizeof(float));
+        if (!op->db_prim) rsa_fatal("free memory", "out of memory");
+    }
+    /* Reorder with a sum post-op: the OIHW gradient gets += instead of =. */
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t post;
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    DNNL_CHECK(dnnl_post_ops_create(&post));
+    DNNL_CHECK(dnnl_post_ops_append_sum(post, 1.0f));
+    DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, post));
+    op->dw_to_user = dnnl_util_reorder(dw_md, &op->w_user_md, attr);
+    DNNL_CHECK(dnnl_post_ops_destroy(post));
+    DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
+}
+
+ConvOp *conv_cpu_create(const ConvShape *s, Layout in, Layout out, bool bias) {
+    RSA_ASSERT(in != LAYOUT_NCHW16C || s->ci % 16 == 0);
+    RSA_ASSERT(out != LAYOUT_NCHW16C || s->co % 16 == 0);
+    ConvOp *op = calloc(1, sizeof *op);
+    if (!op) rsa_fatal("free memory", "out of memory");
+    op->s = *s, op->in = in, op->out = out, op->bias = bias;
+    return op;
+}
+
+void conv_cpu_destroy(ConvOp *op) {
+    if (!op) return;
+    release_plan(op);
+    free(op);
+}
+
+static void ensure_plan(ConvOp *op, int n) {
+    RSA_ASSERT(n >= 1 && n <= op->s.n);
+    if (op->n != n) build_plan(op, n);
+}
+
+static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, const void *p) {
+    dnnl_memory_t m;
+    DNNL_CHECK(dnnl_memory_create(&m, md, dnnl_util_engine(), (void *)p));
+    return m;
+}
+
+static void reorder_into(dnnl_primitive_t r, const dnnl_memory_desc_t *from_md, const void *from,
+                         const dnnl_memory_desc_t *to_md, void *to) {
+    dnnl_memory_t a = wrap(from_md, from), b = wrap(to_md, to);
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+    dnnl_util_run(r, 2, args);
+    DNNL_CHECK(dnnl_memory_destroy(a));
+    DNNL_CHECK(dnnl_memory_destroy(b));
+}
+
+void conv_cpu_weights_changed(ConvOp *op) { op->w_fwd_source = op->w_bwd_source = NULL; }
+
+void conv_cpu_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
+    ensure_plan(op, n);
+    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->fwd.pd, dnnl_query_weights_md, 0);
+    if (op->w_fwd_source != w) {
+        reorder_into(op->w_to_fwd, &op->w_user_md, w, w_md, op->w_fwd);
+        op->w_fwd_source = w;
+    }
+    dnnl_memory_t mx = wrap(&op->x_md, x), mw = wrap(w_md, op->w_fwd), my = wrap(&op->y_md, y);
+    dnnl_memory_t mb = op->bias ? wrap(&op->b_md, bias) : NULL;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}, {DNNL_ARG_BIAS, mb}};
+    dnnl_util_run(op->fwd.prim, op->bias ? 4 : 3, args);
+    DNNL_CHECK(dnnl_memory_destroy(mx));
+    DNNL_CHECK(dnnl_memory_destroy(mw));
+    DNNL_CHECK(dnnl_memory_destroy(my));
+    if (mb) DNNL_CHECK(dnnl_memory_destroy(mb));
+}
+
+void conv_cpu_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx) {
+    ensure_plan(op, n);
+    if (!op->bwd_data.prim) build_backward_data(op);
+    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->bwd_data.pd, dnnl_query_weights_md, 0);
+    if (op->w_bwd_source != w) {
+        reorder_into(op->w_to_bwd, &op->w_user_md, w, w_md, op->w_bwd);
+        op->w_bwd_source = w;
+    }
+    dnnl_memory_t mdy = wrap(&op->y_md, dy), mw = wrap(w_md, op->w_bwd), mdx = wrap(&op->x_md, dx);
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}};
+    dnnl_util_run(op->bwd_data.prim, 3, args);
+    DNNL_CHECK(dnnl_memory_destroy(mdy));
+    DNNL_CHECK(dnnl_memory_destroy(mw));
+    DNNL_CHECK(dnnl_memory_destroy(mdx));
+}
+
+void conv_cpu_backward_weights(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias) {
+    ensure_plan(op, n);
+    if (!op->bwd_weights.prim) build_backward_weights(op);
+    const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(op->bwd_weights.pd, dnnl_query_diff_weights_md, 0);
+    dnnl_memory_t mx = wrap(&op->x_md, x), mdy = wrap(&op->y_md, dy), mdw = wrap(dw_md, op->dw_prim);
+    dnnl_memory_t mdb = op->bias ? wrap(&op->b_md, op->db_prim) : NULL;
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}, {DNNL_ARG_DIFF_BIAS, mdb}};
+    dnnl_util_run(op->bwd_weights.prim, op->bias ? 4 : 3, args);
+    if (dw) reorder_into(op->dw_to_user, dw_md, op->dw_prim, &op->w_user_md, dw);
+    if (dbias && op->bias)
+        for (int o = 0; o < op->s.co; o++) dbias[o] += op->db_prim[o];
+    DNNL_CHECK(dnnl_memory_destroy(mx));
+    DNNL_CHECK(dnnl_memory_destroy(mdy));
+    DNNL_CHECK(dnnl_memory_destroy(mdw));
+    if (mdb) DNNL_CHECK(dnnl_memory_destroy(mdb));
+}
+
+const char *conv_cpu_impl(ConvOp *op) {
+    const char *impl = "none";
+    if (op->fwd.pd) DNNL_CHECK(dnnl_primitive_desc_query(op->fwd.pd, dnnl_query_impl_info_str, 0, &impl));
+    return impl;
+}

@@ -1,0 +1,111 @@
+/* Elementwise and pooling kernels of the CPU backend. None reduces across threads, so all are deterministic. */
+#include "ops_cpu.h"
+
+#include "blocked.h"
+
+#include <float.h>
+#include <string.h>
+
+void relu_cpu_forward(size_t n, const float *x, float *y) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+
+void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
+    if (relu) {
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float v = a[i] + b[i];
+            y[i] = v > 0 ? v : 0.0f;
+        }
+    } else {
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    }
+}
+
+void accumulate_cpu(size_t n, float *y, const float *x) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static inline __attribute__((always_inline)) void maxpool_slab(const PoolShape *s, int L, const float *x, float *y,
+                                                               const float *dy, float *dx) {
+    /* Forward (dy == NULL) writes y; backward routes each dy to the first maximum, as PyTorch's CPU kernel. */
+    for (int oy = 0; oy < s->ho; oy++)
+        for (int ox = 0; ox < s->wo; ox++)
+            for (int l = 0; l < L; l++) {
+                float best = -FLT_MAX;
+                int arg = -1;
+                for (int ky = 0; ky < s->k; ky++) {
+                    int iy = oy * s->stride - s->pad + ky;
+                    if (iy < 0 || iy >= s->hi) continue;
+                    for (int kx = 0; kx < s->k; kx++) {
+                        int ix = ox * s->stride - s->pad + kx;
+                        if (ix < 0 || ix >= s->wi) continue;
+                        float v = x[((size_t)iy * s->wi + ix) * L + l];
+                        if (arg < 0 || v > best) best = v, arg = iy * s->wi + ix;
+                    }
+                }
+                size_t o = ((size_t)oy * s->wo + ox) * L + l;
+                if (dy)
+                    dx[(size_t)arg * L + l] += dy[o];
+                else
+                    y[o] = best;
+            }
+}
+
+void maxpool_cpu_forward(const PoolShape *s, Layout layout, const float *x, float *y) {
+    int L = blocked_lanes(layout, s->c, s->hi * s->wi), slabs = s->n * (s->c / L);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < slabs; i++) {
+        const float *xp = x + (size_t)i * s->hi * s->wi * L;
+        float *yp = y + (size_t)i * s->ho * s->wo * L;
+        if (L == 16)
+            maxpool_slab(s, 16, xp, yp, NULL, NULL);
+        else
+            maxpool_slab(s, 1, xp, yp, NULL, NULL);
+    }
+}
+
+void maxpool_cpu_backward(const PoolShape *s, Layout layout, const float *x, const float *dy, float *dx) {
+    int L = blocked_lanes(layout, s->c, s->hi * s->wi), slabs = s->n * (s->c / L);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < slabs; i++) {
+        const float *xp = x + (size_t)i * s->hi * s->wi * L;
+        float *dxp = dx + (size_t)i * s->hi * s->wi * L;
+        memset(dxp, 0, sizeof(float) * s->hi * s->wi * L);
+        const float *dyp = dy + (size_t)i * s->ho * s->wo * L;
+        if (L == 16)
+            maxpool_slab(s, 16, xp, NULL, dyp, dxp);
+        else
+            maxpool_slab(s, 1, xp, NULL, dyp, dxp);
+    }
+}
+
+void gap_cpu_forward(int n, int c, int hw, Layout layout, const float *x, float *y) {
+    int L = blocked_lanes(layout, c, hw), G = c / L;
+#pragma omp parallel for schedule(static)
+    for (int ng = 0; ng < n * G; ng++) {
+        const float *xp = x + (size_t)ng * hw * L;
+        float acc[16] = {0};
+        for (int p = 0; p < hw; p++)
+            for (int l = 0; l < L; l++) acc[l] += xp[(size_t)p * L + l];
+        for (int l = 0; l < L; l++) y[(size_t)ng * L + l] = acc[l] / (float)hw;
+    }
+}
+
+void gap_cpu_backward(int n, int c, int hw, Layout layout, const float *dy, float *dx) {
+    int L = blocked_lanes(layout, c, hw), G = c / L;
+#pragma omp parallel for schedule(static)
+    for (int ng = 0; ng < n * G; ng++) {
+        float *dxp = dx + (size_t)ng * hw * L;
+        for (int p = 0; p < hw; p++)
+            for (int l = 0; l < L; l++) dxp[(size_t)p * L + l] = dy[(size_t)ng * L + l] / (float)hw;
+    }
+}

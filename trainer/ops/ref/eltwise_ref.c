@@ -1,0 +1,72 @@
+#include "ops_ref.h"
+
+#include <float.h>
+
+void relu_forward_ref(size_t n, const float *x, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+void relu_backward_ref(size_t n, const float *y, const float *dy, float *dx) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+
+void add_forward_ref(size_t n, const float *a, const float *b, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void maxpool_forward_ref(const PoolShape *s, const float *x, float *y) {
+    for (int n = 0; n < s->n; n++)
+        for (int c = 0; c < s->c; c++) {
+            const float *xp = x + ((size_t)n * s->c + c) * s->hi * s->wi;
+            float *yp = y + ((size_t)n * s->c + c) * s->ho * s->wo;
+            for (int oy = 0; oy < s->ho; oy++)
+                for (int ox = 0; ox < s->wo; ox++) {
+                    float best = -FLT_MAX;
+                    int found = 0;
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+                            if (iy < 0 || iy >= s->hi || ix < 0 || ix >= s->wi) continue;
+                            float v = xp[iy * s->wi + ix];
+                            if (!found || v > best) best = v, found = 1;
+                        }
+                    yp[oy * s->wo + ox] = best;
+                }
+        }
+}
+
+void maxpool_backward_ref(const PoolShape *s, const float *x, const float *dy, float *dx) {
+    for (size_t i = 0; i < (size_t)s->n * s->c * s->hi * s->wi; i++) dx[i] = 0;
+    for (int n = 0; n < s->n; n++)
+        for (int c = 0; c < s->c; c++) {
+            const float *xp = x + ((size_t)n * s->c + c) * s->hi * s->wi;
+            float *dxp = dx + ((size_t)n * s->c + c) * s->hi * s->wi;
+            const float *dyp = dy + ((size_t)n * s->c + c) * s->ho * s->wo;
+            for (int oy = 0; oy < s->ho; oy++)
+                for (int ox = 0; ox < s->wo; ox++) {
+                    float best = -FLT_MAX;
+                    int arg = -1;
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+                            if (iy < 0 || iy >= s->hi || ix < 0 || ix >= s->wi) continue;
+                            float v = xp[iy * s->wi + ix];
+                            if (arg < 0 || v > best) best = v, arg = iy * s->wi + ix;
+                        }
+                    dxp[arg] += dyp[oy * s->wo + ox];
+                }
+        }
+}
+
+void gap_forward_ref(int n, int c, int hw, const float *x, float *y) {
+    for (int i = 0; i < n * c; i++) {
+        double acc = 0;
+        for (int p = 0; p < hw; p++) acc += x[(size_t)i * hw + p];
+        y[i] = (float)(acc / hw);
+    }
+}
+
+void gap_backward_ref(int n, int c, int hw, const float *dy, float *dx) {
+    for (int i = 0; i < n * c; i++)
+        for (int p = 0; p < hw; p++) dx[(size_t)i * hw + p] = dy[i] / (float)hw;
+}
