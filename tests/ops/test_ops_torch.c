@@ -116,7 +116,7 @@ static void test_batchnorm(void) {
         be_get_flat(be, dev_rv, c, got);
         snprintf(what, sizeof what, "bn%d.running_var", i);
         check(what, got, rv1, c, 1e-5);
-        be->bn_backward(&s, l, relu, dev_x, dev_y, dev_dy, dev_g, dev_mean, dev_inv, dev_dx, dev_dg, dev_db);
+        be->bn_backward(&s, l, relu, dev_x, dev_y, dev_dy, dev_g, dev_b, dev_mean, dev_inv, dev_dx, dev_dg, dev_db);
         be_get(be, dev_dx, l, n, c, h, w, got);
         snprintf(what, sizeof what, "bn%d.dx", i);
         check(what, got, dx, nx, 1e-4);

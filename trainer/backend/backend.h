@@ -46,9 +46,14 @@ typedef struct Backend {
                              float *running_mean, float *running_var);
     void (*bn_forward_eval)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                             const float *beta, const float *running_mean, const float *running_var, float *y);
+    /* Normalises with given batch statistics (no update): rebuilds a training-mode output in backward; must
+     * reproduce bn_forward_train's y bit for bit from its save_mean and save_invstd. */
+    void (*bn_apply)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
+                     const float *save_mean, const float *save_invstd, float *y);
+    /* y is the forward output (its ReLU mask); a backend may instead rebuild the mask from x, gamma and beta. */
     void (*bn_backward)(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
-                        const float *gamma, const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-                        float *dbeta);
+                        const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
+                        float *dx, float *dgamma, float *dbeta);
 
     void (*relu_forward)(size_t n, const float *x, float *y);
     void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx);

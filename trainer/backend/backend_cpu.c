@@ -37,6 +37,7 @@ static const Backend CPU = {
     .conv_weights_changed = conv_cpu_weights_changed,
     .bn_forward_train = bn_cpu_forward_train,
     .bn_forward_eval = bn_cpu_forward_eval,
+    .bn_apply = bn_cpu_apply,
     .bn_backward = bn_cpu_backward,
     .relu_forward = relu_cpu_forward,
     .relu_backward = relu_cpu_backward,

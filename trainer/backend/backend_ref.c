@@ -74,9 +74,17 @@ static void ref_bn_forward_eval(const BnShape *s, Layout l, bool relu, const flo
     if (relu) relu_forward_ref((size_t)s->n * s->c * s->hw, y, y);
 }
 
+static void ref_bn_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
+                         const float *beta, const float *mean, const float *invstd, float *y) {
+    RSA_ASSERT(l == LAYOUT_NCHW);
+    batchnorm_apply_ref(s, x, gamma, beta, mean, invstd, y);
+    if (relu) relu_forward_ref((size_t)s->n * s->c * s->hw, y, y);
+}
+
 static void ref_bn_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
-                            const float *gamma, const float *mean, const float *invstd, float *dx, float *dgamma,
-                            float *dbeta) {
+                            const float *gamma, const float *beta, const float *mean, const float *invstd, float *dx,
+                            float *dgamma, float *dbeta) {
+    (void)beta;
     RSA_ASSERT(l == LAYOUT_NCHW);
     size_t count = (size_t)s->n * s->c * s->hw;
     float *masked = NULL;
@@ -135,6 +143,7 @@ static const Backend REF = {
     .conv_weights_changed = ref_conv_weights_changed,
     .bn_forward_train = ref_bn_forward_train,
     .bn_forward_eval = ref_bn_forward_eval,
+    .bn_apply = ref_bn_apply,
     .bn_backward = ref_bn_backward,
     .relu_forward = relu_forward_ref,
     .relu_backward = relu_backward_ref,

@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include "plan.h"
+
 #include "../core/error.h"
 #include "../core/rng.h"
 
@@ -165,6 +167,11 @@ int model_add(Model *m, int a, int b, bool relu) {
     return y;
 }
 
+void model_mark_output(Model *m, int t) {
+    RSA_ASSERT(t >= 0 && t < m->n_tensors && !m->finalized);
+    m->tensors[t].output = true;
+}
+
 size_t model_tensor_numel(const Model *m, int t, int n) {
     const TensorDesc *d = &m->tensors[t];
     return (size_t)n * d->c * d->h * d->w;
@@ -272,46 +279,42 @@ void model_weights_changed(Model *m) {
 
 void model_zero_grad(Model *m) { m->be->zero(m->g, sizeof(float) * m->n_weights); }
 
-static bool is_input(const Model *m, int t) {
-    for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].kind == NODE_INPUT && m->nodes[i].out == t) return true;
-    return false;
-}
+Workspace *workspace_new(const Model *m, bool with_grad) { return workspace_new_ex(m, with_grad, false); }
 
-Workspace *workspace_new(const Model *m, bool with_grad) {
+Workspace *workspace_new_ex(const Model *m, bool with_grad, bool keep_all) {
     RSA_ASSERT(m->finalized);
     Workspace *ws = calloc(1, sizeof *ws);
     if (!ws) rsa_fatal("free memory", "out of memory");
     ws->m = m, ws->with_grad = with_grad;
-    ws->act = calloc((size_t)m->n_tensors, sizeof *ws->act);
-    ws->grad = calloc((size_t)m->n_tensors, sizeof *ws->grad);
-    ws->written = calloc((size_t)m->n_tensors, sizeof *ws->written);
-    if (!ws->act || !ws->grad || !ws->written) rsa_fatal("free memory", "out of memory");
-    /* one block: activations, then gradients, then BN statistics, then the scratch tensor */
-    size_t floats = 0;
-    for (int t = 0; t < m->n_tensors; t++) {
-        if (is_input(m, t)) continue;
-        size_t n = (model_tensor_numel(m, t, m->max_batch) + 15) / 16 * 16;
-        floats += n;
-        if (with_grad && m->tensors[t].needs_grad) floats += n;
-    }
-    floats += m->n_bn_saved + (with_grad ? m->max_tensor : 0) + 16;
+    size_t T = (size_t)m->n_tensors;
+    ws->act = calloc(T, sizeof *ws->act);
+    ws->act_bwd = calloc(T, sizeof *ws->act_bwd);
+    ws->grad = calloc(T, sizeof *ws->grad);
+    ws->written = calloc(T, sizeof *ws->written);
+    ws->rebuilt = calloc(T, sizeof *ws->rebuilt);
+    if (!ws->act || !ws->act_bwd || !ws->grad || !ws->written || !ws->rebuilt)
+        rsa_fatal("free memory", "out of memory");
+    MemPlan plan;
+    plan_make(m, with_grad, keep_all, &plan);
+    size_t floats = plan.floats + m->n_bn_saved + 16;
     ws->block_bytes = sizeof(float) * floats;
+    ws->unplanned_bytes = sizeof(float) * (plan.unplanned + m->n_bn_saved);
     ws->block = m->be->alloc(ws->block_bytes);
     if (!ws->block) {
+        plan_free(&plan);
         rsa_error_context("allocating activations for batch %d", m->max_batch);
         workspace_free(ws);
         return NULL;
     }
-    float *p = ws->block;
-    for (int t = 0; t < m->n_tensors; t++) {
-        if (is_input(m, t)) continue;
-        size_t n = (model_tensor_numel(m, t, m->max_batch) + 15) / 16 * 16;
-        ws->act[t] = p, p += n;
-        if (with_grad && m->tensors[t].needs_grad) ws->grad[t] = p, p += n;
+    float *base = ws->block;
+    for (size_t t = 0; t < T; t++) {
+        if (plan.act[t] != PLAN_NONE) ws->act[t] = base + plan.act[t];
+        if (plan.act_bwd[t] != PLAN_NONE) ws->act_bwd[t] = base + plan.act_bwd[t];
+        if (plan.grad[t] != PLAN_NONE) ws->grad[t] = base + plan.grad[t];
     }
-    ws->bn_saved = p, p += m->n_bn_saved;
-    if (with_grad) ws->scratch = p;
+    if (plan.scratch != PLAN_NONE) ws->scratch = base + plan.scratch;
+    ws->bn_saved = base + plan.floats;
+    plan_free(&plan);
     return ws;
 }
 
@@ -319,8 +322,10 @@ void workspace_free(Workspace *ws) {
     if (!ws) return;
     if (ws->block) ws->m->be->release(ws->block, ws->block_bytes);
     free(ws->act);
+    free(ws->act_bwd);
     free(ws->grad);
     free(ws->written);
+    free(ws->rebuilt);
     free(ws);
 }
 
@@ -392,11 +397,30 @@ static void finish_grad(Model *m, Workspace *ws, int t, int n) {
     ws->written[t] = true;
 }
 
+/* The activation tensor t as backward must read it: rebuilt from its BN input first if the plan dropped it. */
+static const float *backward_act(Model *m, Workspace *ws, int t) {
+    if (!ws->act_bwd[t]) return ws->act[t];
+    if (!ws->rebuilt[t]) {
+        int p = 0;
+        while (m->nodes[p].out != t) p++;
+        const Node *bn = &m->nodes[p];
+        const TensorDesc *xt = &m->tensors[bn->in[0]];
+        const BnInfo *bi = &m->bns[bn->bn];
+        const float *saved = ws->bn_saved + bi->save_offset;
+        BnShape s = bn_shape(m, xt, ws->n);
+        m->be->bn_apply(&s, xt->layout, bn->relu, ws->act[bn->in[0]], m->w + m->params[bn->weight].offset,
+                        m->w + m->params[bn->bias].offset, saved, saved + bi->c, ws->act_bwd[t]);
+        ws->rebuilt[t] = true;
+    }
+    return ws->act_bwd[t];
+}
+
 void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
     RSA_ASSERT(ws->with_grad && ws->m == m);
     const Backend *be = m->be;
     const int n = ws->n;
     memset(ws->written, 0, sizeof(bool) * (size_t)m->n_tensors);
+    memset(ws->rebuilt, 0, sizeof(bool) * (size_t)m->n_tensors);
     be->copy(ws->grad[from], dfrom, sizeof(float) * model_tensor_numel(m, from, n));
     ws->written[from] = true;
     int last = m->n_nodes - 1;
@@ -406,7 +430,12 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
         Node *nd = &m->nodes[i];
         if (nd->kind == NODE_INPUT || !ws->written[nd->out]) continue;
         const TensorDesc *xt = &m->tensors[nd->in[0]], *yt = &m->tensors[nd->out];
-        const float *x = ws->act[nd->in[0]], *y = ws->act[nd->out], *dy = ws->grad[nd->out];
+        const float *dy = ws->grad[nd->out];
+        bool reads_x = nd->kind == NODE_CONV || nd->kind == NODE_BN || nd->kind == NODE_MAXPOOL ||
+                       nd->kind == NODE_LINEAR;
+        bool reads_y = nd->kind == NODE_RELU || ((nd->kind == NODE_BN || nd->kind == NODE_ADD) && nd->relu);
+        const float *x = reads_x ? backward_act(m, ws, nd->in[0]) : NULL;
+        const float *y = reads_y ? backward_act(m, ws, nd->out) : NULL;
         const float *w = nd->weight >= 0 ? m->w + m->params[nd->weight].offset : NULL;
         float *dw = nd->weight >= 0 ? m->g + m->params[nd->weight].offset : NULL;
         float *db = nd->bias >= 0 ? m->g + m->params[nd->bias].offset : NULL;
@@ -421,7 +450,8 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
             BnShape s = bn_shape(m, xt, n);
             const BnInfo *bi = &m->bns[nd->bn];
             const float *saved = ws->bn_saved + bi->save_offset;
-            be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, w, saved, saved + bi->c, dx, dw, db);
+            const float *beta = m->w + m->params[nd->bias].offset;
+            be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, w, beta, saved, saved + bi->c, dx, dw, db);
             break;
         }
         case NODE_RELU:
@@ -437,17 +467,21 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
             if (dx) be->gap_backward(n, xt->c, xt->h * xt->w, xt->layout, dy, dx);
             break;
         case NODE_LINEAR: be->linear_backward(n, xt->c, yt->c, x, w, dy, dx, dw, db); break;
-        case NODE_ADD:
+        case NODE_ADD: {
+            /* both inputs get the same gradient: mask it once, then copy it */
+            size_t count = model_tensor_numel(m, nd->out, n);
+            const float *g = dy;
             for (int k = 0; k < 2; k++) {
                 dx = grad_target(ws, nd->in[k]);
-                size_t count = model_tensor_numel(m, nd->out, n);
-                if (dx && nd->relu)
+                if (dx && nd->relu && g == dy)
                     be->relu_backward(count, y, dy, dx);
                 else if (dx)
-                    be->copy(dx, dy, sizeof(float) * count);
+                    be->copy(dx, g, sizeof(float) * count);
+                if (dx && !ws->written[nd->in[k]]) g = dx; /* dx is the tensor's own buffer, not the scratch */
                 finish_grad(m, ws, nd->in[k], n);
             }
             continue;
+        }
         }
         finish_grad(m, ws, nd->in[0], n);
     }

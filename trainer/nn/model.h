@@ -23,6 +23,7 @@ typedef struct {
     int c, h, w; /* one sample */
     Layout layout;
     bool needs_grad; /* some parameter lies upstream */
+    bool output;     /* read by the caller after forward: always kept (see plan.h) */
 } TensorDesc;
 
 typedef struct {
@@ -82,11 +83,13 @@ typedef struct Workspace {
     int n;                /* batch of the last forward */
     bool train;           /* BN mode of the last forward */
     float **act, **grad;  /* per tensor; act[input] points at the caller's input */
+    float **act_bwd;      /* per tensor: where backward rebuilds a recomputed activation (NULL: not recomputed) */
     float *bn_saved;      /* batch mean / invstd per BN */
     float *scratch;       /* one tensor, for summing gradients of tensors read twice */
-    bool *written;        /* per tensor, during backward */
-    void *block;          /* the single allocation behind act, grad, bn_saved, scratch */
-    size_t block_bytes;
+    bool *written;        /* per tensor, during backward: its gradient holds a value */
+    bool *rebuilt;        /* per tensor, during backward: act_bwd holds the recomputed activation */
+    void *block;          /* the single allocation behind act, grad, scratch (see plan.h) */
+    size_t block_bytes, unplanned_bytes;
 } Workspace;
 
 /* ---- building ---- */
@@ -104,6 +107,9 @@ int model_maxpool(Model *m, int x, int k, int stride, int pad);
 int model_gap(Model *m, int x);
 int model_linear(Model *m, const char *name, int x, int out, bool bias);
 int model_add(Model *m, int a, int b, bool relu);
+/* Marks a tensor the caller reads after forward (features, head outputs): workspaces always keep it. Other
+ * activations may be overwritten once no later step needs them. */
+void model_mark_output(Model *m, int t);
 
 /* Allocates parameters, gradients and buffers for batches up to max_batch and initialises them as torchvision
  * does (see init.c), drawing from the counter-based RNG with this seed. Returns -1 with rsa_fail on failure. */
@@ -118,7 +124,10 @@ void model_weights_changed(Model *m);
 void model_zero_grad(Model *m);
 
 /* ---- running ---- */
+/* with_grad: backward will run. Memory follows plan.h: only marked outputs stay readable after forward. */
 Workspace *workspace_new(const Model *m, bool with_grad);
+/* keep_all: every activation stays readable after forward (for tests and debugging; uses more memory). */
+Workspace *workspace_new_ex(const Model *m, bool with_grad, bool keep_all);
 void workspace_free(Workspace *ws);
 
 /* Runs nodes until tensor `until` is computed (-1: all). input is NCHW [n][c][h][w] in backend memory and must stay
@@ -128,7 +137,7 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
  * nodes that produced `from`; parameter gradients accumulate into m->g. */
 void model_backward(Model *m, Workspace *ws, int from, const float *dfrom);
 
-/* Copies tensor t of the last forward to host memory in NCHW. */
+/* Copies tensor t of the last forward to host memory in NCHW (t must be a marked output or keep_all be set). */
 void workspace_read_nchw(const Workspace *ws, int t, float *host_out);
 
 #endif

@@ -85,11 +85,15 @@ int resnet_build(Model *m, const ResNetSpec *spec, int image) {
             inplanes = planes * expansion(spec->block);
         }
     }
-    return model_gap(m, x);
+    int feature = model_gap(m, x);
+    model_mark_output(m, feature);
+    return feature;
 }
 
 int mlp_head_build(Model *m, int x, int hidden, int out) {
     x = model_linear(m, "0", x, hidden, true);
     x = model_bn(m, "1", x, true, false);
-    return model_linear(m, "3", x, out, false);
+    int y = model_linear(m, "3", x, out, false);
+    model_mark_output(m, y);
+    return y;
 }

@@ -6,6 +6,30 @@
 
 #include <math.h>
 
+/* y = (x - mean) (gamma invstd) + beta from the saved float statistics, so that a recomputation in backward is bit
+ * for bit the forward's output. (Folding the mean into a shift, x scale + (beta - mean scale), would cancel
+ * catastrophically when |mean| >> std.) */
+static inline __attribute__((always_inline)) void bn_apply_group(const BnShape *s, int L, int g, bool relu,
+                                                                 const float *x, const float *gamma,
+                                                                 const float *beta, const float *mean,
+                                                                 const float *invstd, float *y) {
+    const int G = s->c / L, hw = s->hw;
+    float meanf[16], scale[16], shift[16];
+    for (int l = 0; l < L; l++) {
+        int c = g * L + l;
+        meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
+    }
+    for (int n = 0; n < s->n; n++) {
+        const float *xp = x + ((size_t)n * G + g) * hw * L;
+        float *yp = y + ((size_t)n * G + g) * hw * L;
+        for (int p = 0; p < hw; p++)
+            for (int l = 0; l < L; l++) {
+                float v = (xp[(size_t)p * L + l] - meanf[l]) * scale[l] + shift[l];
+                yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
+            }
+    }
+}
+
 static inline __attribute__((always_inline)) void bn_train_group(const BnShape *s, int L, int g, bool relu,
                                                                  const float *x, const float *gamma,
                                                                  const float *beta, float *y, float *save_mean,
@@ -33,29 +57,17 @@ static inline __attribute__((always_inline)) void bn_train_group(const BnShape *
             }
         for (int l = 0; l < L; l++) sq[l] += part[l];
     }
-    float scale[16], shift[16];
     for (int l = 0; l < L; l++) {
         int c = g * L + l;
-        double invstd = 1.0 / sqrt(sq[l] / count + s->eps);
-        scale[l] = (float)(gamma[c] * invstd);
-        shift[l] = (float)(beta[c] - mean[l] * gamma[c] * invstd);
         save_mean[c] = meanf[l];
-        save_invstd[c] = (float)invstd;
+        save_invstd[c] = (float)(1.0 / sqrt(sq[l] / count + s->eps));
         if (rm) {
             double unbiased = count > 1 ? sq[l] / (count - 1) : sq[l] / count;
             rm[c] = (float)((1.0 - momentum) * rm[c] + (double)momentum * mean[l]);
             rv[c] = (float)((1.0 - momentum) * rv[c] + (double)momentum * unbiased);
         }
     }
-    for (int n = 0; n < s->n; n++) {
-        const float *xp = x + ((size_t)n * G + g) * hw * L;
-        float *yp = y + ((size_t)n * G + g) * hw * L;
-        for (int p = 0; p < hw; p++)
-            for (int l = 0; l < L; l++) {
-                float v = xp[(size_t)p * L + l] * scale[l] + shift[l];
-                yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
-            }
-    }
+    bn_apply_group(s, L, g, relu, x, gamma, beta, save_mean, save_invstd, y);
 }
 
 void bn_cpu_forward_train(const BnShape *s, Layout layout, bool relu, const float *x, const float *gamma,
@@ -73,6 +85,18 @@ void bn_cpu_forward_train(const BnShape *s, Layout layout, bool relu, const floa
     }
 }
 
+void bn_cpu_apply(const BnShape *s, Layout layout, bool relu, const float *x, const float *gamma, const float *beta,
+                  const float *mean, const float *invstd, float *y) {
+    int L = blocked_lanes(layout, s->c, s->hw), G = s->c / L;
+    if (L == 16) {
+#pragma omp parallel for schedule(static)
+        for (int g = 0; g < G; g++) bn_apply_group(s, 16, g, relu, x, gamma, beta, mean, invstd, y);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (int g = 0; g < G; g++) bn_apply_group(s, 1, g, relu, x, gamma, beta, mean, invstd, y);
+    }
+}
+
 void bn_cpu_forward_eval(const BnShape *s, Layout layout, bool relu, const float *x, const float *gamma,
                          const float *beta, const float *rm, const float *rv, float *y) {
     int L = blocked_lanes(layout, s->c, s->hw), G = s->c / L, hw = s->hw;
@@ -84,34 +108,41 @@ void bn_cpu_forward_eval(const BnShape *s, Layout layout, bool relu, const float
         for (int l = 0; l < L; l++) {
             int c = g * L + l;
             double invstd = 1.0 / sqrt((double)rv[c] + s->eps);
-            float scale = (float)(gamma[c] * invstd), shift = (float)(beta[c] - rm[c] * gamma[c] * invstd);
+            float scale = (float)(gamma[c] * invstd);
             for (int p = 0; p < hw; p++) {
-                float v = xp[(size_t)p * L + l] * scale + shift;
+                float v = (xp[(size_t)p * L + l] - rm[c]) * scale + beta[c];
                 yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
             }
         }
     }
 }
 
+/* The ReLU mask is recomputed from x exactly as bn_apply_group computed y (y > 0 iff v > 0), so y is never read:
+ * two passes over x and dy instead of over x, y and dy. */
 static inline __attribute__((always_inline)) void bn_backward_group(const BnShape *s, int L, int g, bool relu,
-                                                                    const float *x, const float *y, const float *dy,
-                                                                    const float *gamma, const float *save_mean,
+                                                                    const float *x, const float *dy,
+                                                                    const float *gamma, const float *beta,
+                                                                    const float *save_mean,
                                                                     const float *save_invstd, float *dx,
                                                                     float *dgamma, float *dbeta) {
     const int G = s->c / L, hw = s->hw;
     const double count = (double)s->n * hw;
     double sum_dy[16] = {0}, sum_dyx[16] = {0};
-    float meanf[16];
-    for (int l = 0; l < L; l++) meanf[l] = save_mean[g * L + l];
+    float meanf[16], scale[16], shift[16];
+    for (int l = 0; l < L; l++) {
+        int c = g * L + l;
+        meanf[l] = save_mean[c], scale[l] = gamma[c] * save_invstd[c], shift[l] = beta[c];
+    }
     for (int n = 0; n < s->n; n++) {
         size_t base = ((size_t)n * G + g) * hw * L;
         float pd[16] = {0}, pdx[16] = {0};
         for (int p = 0; p < hw; p++)
             for (int l = 0; l < L; l++) {
                 size_t i = base + (size_t)p * L + l;
-                float d = relu && !(y[i] > 0) ? 0.0f : dy[i];
+                float xc = x[i] - meanf[l];
+                float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : dy[i];
                 pd[l] += d;
-                pdx[l] += d * (x[i] - meanf[l]);
+                pdx[l] += d * xc;
             }
         for (int l = 0; l < L; l++) sum_dy[l] += pd[l], sum_dyx[l] += pdx[l];
     }
@@ -133,23 +164,25 @@ static inline __attribute__((always_inline)) void bn_backward_group(const BnShap
         for (int p = 0; p < hw; p++)
             for (int l = 0; l < L; l++) {
                 size_t i = base + (size_t)p * L + l;
-                float d = relu && !(y[i] > 0) ? 0.0f : dy[i];
-                dx[i] = a[l] * d - k[l] * (x[i] - meanf[l]) + c0[l];
+                float xc = x[i] - meanf[l];
+                float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : dy[i];
+                dx[i] = a[l] * d - k[l] * xc + c0[l];
             }
     }
 }
 
 void bn_cpu_backward(const BnShape *s, Layout layout, bool relu, const float *x, const float *y, const float *dy,
-                     const float *gamma, const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-                     float *dbeta) {
+                     const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
+                     float *dx, float *dgamma, float *dbeta) {
+    (void)y; /* the mask comes from x */
     int L = blocked_lanes(layout, s->c, s->hw), G = s->c / L;
     if (L == 16) {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++)
-            bn_backward_group(s, 16, g, relu, x, y, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+            bn_backward_group(s, 16, g, relu, x, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta);
     } else {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++)
-            bn_backward_group(s, 1, g, relu, x, y, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+            bn_backward_group(s, 1, g, relu, x, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta);
     }
 }

@@ -11,11 +11,13 @@
 void bn_cpu_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                           const float *beta, float *y, float *save_mean, float *save_invstd, float momentum, float *rm,
                           float *rv);
+void bn_cpu_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
+                  const float *mean, const float *invstd, float *y);
 void bn_cpu_forward_eval(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                          const float *beta, const float *rm, const float *rv, float *y);
 void bn_cpu_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
-                     const float *gamma, const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-                     float *dbeta);
+                     const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
+                     float *dx, float *dgamma, float *dbeta);
 
 void relu_cpu_forward(size_t n, const float *x, float *y);
 void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx);

@@ -20,18 +20,23 @@ void batchnorm_forward_train_ref(const BnShape *s, const float *x, const float *
                 double d = x[at(s, n, c, p)] - mean;
                 sq += d * d;
             }
-        double invstd = 1.0 / sqrt(sq / count + s->eps);
-        for (int n = 0; n < s->n; n++)
-            for (int p = 0; p < s->hw; p++)
-                y[at(s, n, c, p)] = (float)((x[at(s, n, c, p)] - mean) * invstd * gamma[c] + beta[c]);
         save_mean[c] = (float)mean;
-        save_invstd[c] = (float)invstd;
+        save_invstd[c] = (float)(1.0 / sqrt(sq / count + s->eps));
         if (running_mean) {
             double unbiased = count > 1 ? sq / (count - 1) : sq / count;
             running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + (double)momentum * mean);
             running_var[c] = (float)((1.0 - momentum) * running_var[c] + (double)momentum * unbiased);
         }
     }
+    batchnorm_apply_ref(s, x, gamma, beta, save_mean, save_invstd, y);
+}
+
+void batchnorm_apply_ref(const BnShape *s, const float *x, const float *gamma, const float *beta, const float *mean,
+                         const float *invstd, float *y) {
+    for (int c = 0; c < s->c; c++)
+        for (int n = 0; n < s->n; n++)
+            for (int p = 0; p < s->hw; p++)
+                y[at(s, n, c, p)] = (float)(((double)x[at(s, n, c, p)] - mean[c]) * invstd[c] * gamma[c] + beta[c]);
 }
 
 void batchnorm_forward_eval_ref(const BnShape *s, const float *x, const float *gamma, const float *beta,

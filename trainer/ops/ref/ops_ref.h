@@ -22,6 +22,9 @@ void conv2d_backward_weights_ref(const ConvShape *s, const float *x, const float
 void batchnorm_forward_train_ref(const BnShape *s, const float *x, const float *gamma, const float *beta, float *y,
                                  float *save_mean, float *save_invstd, float momentum, float *running_mean,
                                  float *running_var);
+/* y = (x - mean) * (gamma * invstd) + beta with given statistics, as training-mode forward computes it. */
+void batchnorm_apply_ref(const BnShape *s, const float *x, const float *gamma, const float *beta, const float *mean,
+                         const float *invstd, float *y);
 void batchnorm_forward_eval_ref(const BnShape *s, const float *x, const float *gamma, const float *beta,
                                 const float *running_mean, const float *running_var, float *y);
 void batchnorm_backward_ref(const BnShape *s, const float *x, const float *dy, const float *gamma,

@@ -1,0 +1,321 @@
+/* Model-level properties: the CPU backend's backward pass against the reference backward run from the same forward
+ * state (so no ReLU mask can differ), gradient accumulation over two workspaces, initialisation as torchvision's,
+ * determinism, partial batches, and state save/load. */
+#include "tests/util/fixture.h"
+#include "tests/util/testlib.h"
+#include "trainer/core/error.h"
+#include "trainer/io/model_io.h"
+#include "trainer/nn/nets.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ResNetSpec SMALL_BASIC = {BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR};
+static const ResNetSpec SMALL_BOTTLENECK = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 16, STEM_IMAGENET};
+
+typedef struct {
+    Model *m;
+    int image, feature, out;
+} Net;
+
+/* A backbone with a projector head on top, as the methods use it. */
+static Net build(const Backend *be, const ResNetSpec *spec, int size, int batch, uint64_t seed) {
+    Net n;
+    n.m = model_new(be);
+    model_set_prefix(n.m, "encoder_q.");
+    n.image = model_input(n.m, 3, size, size);
+    n.feature = resnet_build(n.m, spec, n.image);
+    model_set_prefix(n.m, "encoder_q_head.");
+    n.out = mlp_head_build(n.m, n.feature, 64, 32);
+    if (model_finalize(n.m, batch, seed) != 0) test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
+    return n;
+}
+
+/* Random BN gammas and betas, so zero_init_residual silences no branch. */
+static void randomize_bn(Model *m, uint64_t seed) {
+    float *w = test_alloc(m->n_weights);
+    m->be->download(w, m->w, sizeof(float) * m->n_weights);
+    for (int b = 0; b < m->n_bns; b++) {
+        const Node *nd = &m->nodes[m->bns[b].node];
+        fill_uniform(w + m->params[nd->weight].offset, (size_t)m->bns[b].c, seed + b, 0.5f, 1.5f);
+        fill_normal(w + m->params[nd->bias].offset, (size_t)m->bns[b].c, seed + 1000 + b, 0.1f);
+    }
+    m->be->upload(m->w, w, sizeof(float) * m->n_weights);
+    model_weights_changed(m);
+    free(w);
+}
+
+static void backward_same_state(const ResNetSpec *spec, int size) {
+    const int n = 3;
+    Net fast = build(backend_cpu(), spec, size, n, 5), ref = build(backend_ref(), spec, size, n, 5);
+    randomize_bn(fast.m, 77);
+    randomize_bn(ref.m, 77);
+    size_t nx = (size_t)n * 3 * size * size;
+    float *x = test_alloc(nx);
+    fill_normal(x, nx, 9, 1);
+    int out_dim = fast.m->tensors[fast.out].c;
+    float *dy = test_alloc((size_t)n * out_dim);
+    fill_normal(dy, (size_t)n * out_dim, 10, 1);
+    Workspace *wf = workspace_new_ex(fast.m, true, true), *wr = workspace_new_ex(ref.m, true, true);
+    model_zero_grad(fast.m);
+    model_zero_grad(ref.m);
+    model_forward(fast.m, wf, n, x, true, -1);
+    model_forward(ref.m, wr, n, x, true, -1);
+    /* forward agreement (continuous even through ReLU) */
+    for (int t = 1; t < fast.m->n_tensors; t++) {
+        const TensorDesc *d = &fast.m->tensors[t];
+        size_t count = model_tensor_numel(fast.m, t, n);
+        float *a = test_alloc(count);
+        layout_convert(wf->act[t], d->layout, a, LAYOUT_NCHW, n, d->c, d->h, d->w);
+        double e = rel_l2(a, wr->act[t], count);
+        CHECK(e <= 1e-4, "forward tensor %d (%dx%dx%d): rel_l2 %.3g", t, d->c, d->h, d->w, e);
+        /* hand the reference the fast path's forward state, so both backward passes see the same masks */
+        memcpy(wr->act[t], a, count * sizeof(float));
+        free(a);
+    }
+    memcpy(wr->bn_saved, wf->bn_saved, sizeof(float) * fast.m->n_bn_saved);
+    model_backward(fast.m, wf, fast.out, dy);
+    model_backward(ref.m, wr, ref.out, dy);
+    double worst = 0, all_sq = 0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < ref.m->n_weights; i++) all_sq += (double)ref.m->g[i] * ref.m->g[i];
+    for (int i = 0; i < fast.m->n_params; i++) {
+        const ParamInfo *p = &fast.m->params[i];
+        /* relative to the tensor's norm, but never to less than 1e-2 of the norm a tensor of its size would have
+         * if gradients were spread evenly: a bias right before a BN has a gradient of pure rounding noise */
+        double diff = 0, own = 0;
+        for (size_t j = 0; j < p->numel; j++) {
+            double d = (double)fast.m->g[p->offset + j] - ref.m->g[p->offset + j];
+            diff += d * d, own += (double)ref.m->g[p->offset + j] * ref.m->g[p->offset + j];
+        }
+        double floor = 1e-2 * sqrt(all_sq * (double)p->numel / (double)ref.m->n_weights);
+        double e = sqrt(diff) / fmax(sqrt(own), floor);
+        if (e > worst) worst = e, worst_name = p->name;
+        CHECK(e <= 1e-4, "gradient of %s: rel_l2 %.3g", p->name, e);
+    }
+    test_note("worst gradient rel_l2 %.2g (%s)", worst, worst_name);
+    workspace_free(wf), workspace_free(wr), model_free(fast.m), model_free(ref.m);
+    free(x), free(dy);
+}
+
+static void test_backward_same_state_basic(void) { backward_same_state(&SMALL_BASIC, 16); }
+static void test_backward_same_state_bottleneck(void) { backward_same_state(&SMALL_BOTTLENECK, 32); }
+
+/* Two forward passes in two workspaces, then two backward passes: the gradients add up (RSA's two online views). */
+static void test_two_workspaces_accumulate(void) {
+    const int n = 4, size = 16;
+    Net net = build(backend_cpu(), &SMALL_BASIC, size, n, 3);
+    randomize_bn(net.m, 5);
+    size_t nx = (size_t)n * 3 * size * size, ng = net.m->n_weights;
+    int od = net.m->tensors[net.out].c;
+    float *x1 = test_alloc(nx), *x2 = test_alloc(nx), *dy = test_alloc((size_t)n * od);
+    fill_normal(x1, nx, 1, 1), fill_normal(x2, nx, 2, 1), fill_normal(dy, (size_t)n * od, 3, 1);
+    Workspace *a = workspace_new(net.m, true), *b = workspace_new(net.m, true);
+    float *g1 = test_alloc(ng), *g2 = test_alloc(ng), *sum = test_alloc(ng);
+    float *bn_before = test_alloc(net.m->n_buf);
+    memcpy(bn_before, net.m->buf, sizeof(float) * net.m->n_buf);
+    model_zero_grad(net.m);
+    model_forward(net.m, a, n, x1, true, -1);
+    model_backward(net.m, a, net.out, dy);
+    memcpy(g1, net.m->g, sizeof(float) * ng);
+    model_zero_grad(net.m);
+    model_forward(net.m, a, n, x2, true, -1);
+    model_backward(net.m, a, net.out, dy);
+    memcpy(g2, net.m->g, sizeof(float) * ng);
+    for (size_t i = 0; i < ng; i++) sum[i] = g1[i] + g2[i];
+    model_zero_grad(net.m);
+    model_forward(net.m, a, n, x1, true, -1);
+    model_forward(net.m, b, n, x2, true, -1);
+    model_backward(net.m, a, net.out, dy);
+    model_backward(net.m, b, net.out, dy);
+    CHECK(rel_l2(net.m->g, sum, ng) <= 1e-6, "accumulated gradients differ from the sum: rel_l2 %.3g",
+          rel_l2(net.m->g, sum, ng));
+    CHECK(memcmp(bn_before, net.m->buf, sizeof(float) * net.m->n_buf) != 0, "running statistics did not move");
+    workspace_free(a), workspace_free(b), model_free(net.m);
+    free(x1), free(x2), free(dy), free(g1), free(g2), free(sum), free(bn_before);
+}
+
+/* torchvision's initialisation: kaiming-normal(fan_out) convs, BN (1, 0) with zero-init residual gammas, Linear's
+ * uniform(+-1/sqrt(fan_in)); running_mean 0, running_var 1. */
+/* The memory plan (shared buffers, recomputed BN+ReLU outputs) changes where tensors live, not what is computed:
+ * outputs, gradients and BN statistics are bit-identical to a workspace that keeps every tensor. */
+static void planned_equals_keep_all(const ResNetSpec *spec, int size) {
+    const int n = 4;
+    Net net = build(backend_cpu(), spec, size, n, 3);
+    randomize_bn(net.m, 9);
+    size_t nx = (size_t)n * 3 * size * size, ng = net.m->n_weights;
+    int od = net.m->tensors[net.out].c;
+    float *x = test_alloc(nx), *dy = test_alloc((size_t)n * od);
+    fill_normal(x, nx, 1, 1), fill_normal(dy, (size_t)n * od, 2, 1);
+    float *g[2], *out[2], *feat[2], *buf[2];
+    float *buf0 = test_alloc(net.m->n_buf);
+    memcpy(buf0, net.m->buf, sizeof(float) * net.m->n_buf);
+    size_t bytes[2], unplanned = 0;
+    for (int k = 0; k < 2; k++) {
+        memcpy(net.m->buf, buf0, sizeof(float) * net.m->n_buf);
+        Workspace *ws = workspace_new_ex(net.m, true, k == 1);
+        bytes[k] = ws->block_bytes, unplanned = ws->unplanned_bytes;
+        model_zero_grad(net.m);
+        model_forward(net.m, ws, n, x, true, -1);
+        model_backward(net.m, ws, net.out, dy);
+        g[k] = test_alloc(ng), out[k] = test_alloc((size_t)n * od), buf[k] = test_alloc(net.m->n_buf);
+        feat[k] = test_alloc(model_tensor_numel(net.m, net.feature, n));
+        memcpy(g[k], net.m->g, sizeof(float) * ng);
+        memcpy(buf[k], net.m->buf, sizeof(float) * net.m->n_buf);
+        workspace_read_nchw(ws, net.out, out[k]);
+        workspace_read_nchw(ws, net.feature, feat[k]);
+        workspace_free(ws);
+    }
+    CHECK(memcmp(g[0], g[1], sizeof(float) * ng) == 0, "gradients differ between planned and keep-all memory");
+    CHECK(memcmp(out[0], out[1], sizeof(float) * n * od) == 0, "outputs differ");
+    CHECK(memcmp(feat[0], feat[1], sizeof(float) * model_tensor_numel(net.m, net.feature, n)) == 0, "features differ");
+    CHECK(memcmp(buf[0], buf[1], sizeof(float) * net.m->n_buf) == 0, "BN statistics differ");
+    CHECK(bytes[0] < bytes[1] && bytes[0] < unplanned, "plan %zu bytes, keep-all %zu", bytes[0], bytes[1]);
+    test_note("activation memory: planned %.2f MiB, keep-all %.2f MiB, one buffer per tensor and gradient %.2f MiB",
+              bytes[0] / 1048576.0, bytes[1] / 1048576.0, unplanned / 1048576.0);
+    for (int k = 0; k < 2; k++) free(g[k]), free(out[k]), free(feat[k]), free(buf[k]);
+    free(buf0), free(x), free(dy), model_free(net.m);
+}
+
+static void test_planned_memory_basic(void) { planned_equals_keep_all(&SMALL_BASIC, 16); }
+static void test_planned_memory_bottleneck(void) { planned_equals_keep_all(&SMALL_BOTTLENECK, 32); }
+
+static void test_initialisation(void) {
+    Model *m = model_new(backend_cpu());
+    int x = model_input(m, 3, 32, 32);
+    int f = resnet_build(m, &RESNET18_CIFAR, x);
+    mlp_head_build(m, f, 1024, 128);
+    CHECK(model_finalize(m, 2, 42) == 0, "%s", rsa_error_message());
+    int checked_conv = 0, zero_gammas = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const Node *nd = &m->nodes[i];
+        if (nd->weight < 0) continue;
+        const ParamInfo *p = &m->params[nd->weight];
+        const float *w = m->w + p->offset;
+        double sum = 0, sq = 0, mx = 0;
+        for (size_t j = 0; j < p->numel; j++) sum += w[j], sq += (double)w[j] * w[j], mx = fmax(mx, fabs(w[j]));
+        double mean = sum / p->numel, sd = sqrt(sq / p->numel - mean * mean);
+        if (nd->kind == NODE_CONV && p->numel >= 10000) {
+            double want = sqrt(2.0 / (p->shape[0] * p->shape[2] * p->shape[3]));
+            CHECK(fabs(sd / want - 1) < 0.03 && fabs(mean) < 0.05 * want, "%s: std %.4g want %.4g, mean %.3g", p->name,
+                  sd, want, mean);
+            checked_conv++;
+        } else if (nd->kind == NODE_BN) {
+            bool zero = strstr(p->name, "bn2") != NULL && strstr(p->name, "layer") != NULL;
+            CHECK(mean == (zero ? 0.0 : 1.0) && sd == 0, "%s: gamma mean %g", p->name, mean);
+            zero_gammas += zero;
+            const float *beta = m->w + m->params[nd->bias].offset;
+            for (int c = 0; c < m->params[nd->bias].shape[0]; c++) CHECK(beta[c] == 0, "%s beta", p->name);
+        } else if (nd->kind == NODE_LINEAR) {
+            double bound = 1.0 / sqrt((double)p->shape[1]);
+            CHECK(mx <= bound && fabs(sd / (bound / sqrt(3.0)) - 1) < 0.03, "%s: max %.4g bound %.4g std %.4g",
+                  p->name, mx, bound, sd);
+        }
+    }
+    CHECK(checked_conv >= 15, "only %d convolutions checked", checked_conv);
+    CHECK(zero_gammas == 8, "%d zero-initialised residual gammas, want 8 (one per BasicBlock)", zero_gammas);
+    for (int b = 0; b < m->n_bns; b++)
+        for (int c = 0; c < m->bns[b].c; c++)
+            CHECK(m->buf[m->bns[b].stat_offset + c] == 0 && m->buf[m->bns[b].stat_offset + m->bns[b].c + c] == 1,
+                  "running statistics of BN %d", b);
+    /* the same seed gives the same weights, another seed others */
+    Model *m2 = model_new(backend_cpu()), *m3 = model_new(backend_cpu());
+    Model *ms[2] = {m2, m3};
+    for (int k = 0; k < 2; k++) {
+        int x2 = model_input(ms[k], 3, 32, 32);
+        mlp_head_build(ms[k], resnet_build(ms[k], &RESNET18_CIFAR, x2), 1024, 128);
+        model_finalize(ms[k], 2, k == 0 ? 42 : 43);
+    }
+    CHECK(memcmp(m->w, m2->w, sizeof(float) * m->n_weights) == 0, "same seed, different weights");
+    CHECK(memcmp(m->w, m3->w, sizeof(float) * m->n_weights) != 0, "different seeds, same weights");
+    model_free(m), model_free(m2), model_free(m3);
+}
+
+static void test_determinism_and_partial_batch(void) {
+    const int n = 5, size = 16;
+    size_t nx = (size_t)n * 3 * size * size;
+    float *x = test_alloc(nx);
+    fill_normal(x, nx, 4, 1);
+    float *outs[2], *grads[2];
+    int od = 0;
+    size_t grads_n = 0;
+    for (int run = 0; run < 2; run++) {
+        Net net = build(backend_cpu(), &SMALL_BASIC, size, n, 8);
+        od = net.m->tensors[net.out].c;
+        float *dy = test_alloc((size_t)n * od);
+        fill_normal(dy, (size_t)n * od, 6, 1);
+        Workspace *ws = workspace_new(net.m, true);
+        model_zero_grad(net.m);
+        model_forward(net.m, ws, n, x, true, -1);
+        model_backward(net.m, ws, net.out, dy);
+        outs[run] = test_alloc((size_t)n * od);
+        memcpy(outs[run], ws->act[net.out], sizeof(float) * n * od);
+        grads_n = net.m->n_weights;
+        grads[run] = test_alloc(net.m->n_weights);
+        memcpy(grads[run], net.m->g, sizeof(float) * net.m->n_weights);
+        if (run == 1) {
+            /* a batch of 3 through a model planned for 5 equals a model planned for 3 */
+            Net small = build(backend_cpu(), &SMALL_BASIC, size, 3, 8);
+            Workspace *ws3 = workspace_new(small.m, false);
+            model_forward(net.m, ws, 3, x, true, -1);
+            model_forward(small.m, ws3, 3, x, true, -1);
+            CHECK(rel_l2(ws->act[net.out], ws3->act[small.out], (size_t)3 * od) <= 1e-6, "partial batch differs");
+            workspace_free(ws3), model_free(small.m);
+        }
+        workspace_free(ws), model_free(net.m), free(dy);
+    }
+    CHECK(memcmp(outs[0], outs[1], sizeof(float) * n * od) == 0, "two identical runs gave different outputs");
+    size_t ng = (size_t)grads_n;
+    CHECK(memcmp(grads[0], grads[1], sizeof(float) * ng) == 0, "two identical runs gave different gradients");
+    free(outs[0]), free(outs[1]), free(grads[0]), free(grads[1]), free(x);
+}
+
+static void test_state_roundtrip(void) {
+    Net a = build(backend_cpu(), &SMALL_BOTTLENECK, 32, 2, 11), b = build(backend_cpu(), &SMALL_BOTTLENECK, 32, 2, 12);
+    randomize_bn(a.m, 3);
+    a.m->bns[0].batches_tracked = 17;
+    char path[600];
+    snprintf(path, sizeof path, "%s/state.safetensors", test_tmpdir());
+    StWriter *w = st_writer_new();
+    ModelState st;
+    model_state_add(a.m, w, "encoder_q.", "", &st); /* the backbone alone, torchvision names */
+    CHECK(st_write(w, path) == 0, "%s", rsa_error_message());
+    st_writer_free(w);
+    model_state_free(&st);
+    StFile f;
+    CHECK(st_open(&f, path) == 0, "%s", rsa_error_message());
+    CHECK(st_find(&f, "layer1.0.conv3.weight") && st_find(&f, "bn1.num_batches_tracked"), "torchvision names");
+    CHECK(!st_find(&f, "encoder_q_head.0.weight") && !st_find(&f, "0.weight"), "the head must not be exported");
+    CHECK(model_state_load(b.m, &f, "encoder_q.", "", false) == 0, "%s", rsa_error_message());
+    for (int i = 0; i < a.m->n_params; i++) {
+        const ParamInfo *p = &a.m->params[i];
+        bool backbone = strncmp(p->name, "encoder_q.", 10) == 0;
+        int same = memcmp(a.m->w + p->offset, b.m->w + p->offset, p->numel * sizeof(float)) == 0;
+        CHECK(backbone ? same : !same, "%s %s after loading the backbone", p->name, same ? "equal" : "differs");
+    }
+    CHECK(b.m->bns[0].batches_tracked == 17, "num_batches_tracked not restored");
+    st_close(&f);
+    /* a model of another width refuses the file and names the tensor */
+    static const ResNetSpec WIDER = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 32, STEM_IMAGENET};
+    Net c = build(backend_cpu(), &WIDER, 32, 2, 1);
+    CHECK(st_open(&f, path) == 0, "%s", rsa_error_message());
+    CHECK(model_state_load(c.m, &f, "encoder_q.", "", false) != 0, "loaded a file of another width");
+    CHECK(strstr(rsa_error_message(), "conv1.weight") && strstr(rsa_error_message(), "expected F32 [32, 3, 7, 7]"),
+          "message: %s", rsa_error_message());
+    st_close(&f);
+    model_free(a.m), model_free(b.m), model_free(c.m);
+}
+
+int main(void) {
+    RUN(test_backward_same_state_basic);
+    RUN(test_backward_same_state_bottleneck);
+    RUN(test_two_workspaces_accumulate);
+    RUN(test_planned_memory_basic);
+    RUN(test_planned_memory_bottleneck);
+    RUN(test_initialisation);
+    RUN(test_determinism_and_partial_batch);
+    RUN(test_state_roundtrip);
+    return test_finish();
+}

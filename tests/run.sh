@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test binary under $BUILD/tests and ends with "N passed, N failed" (exit 1 if any failed).
+# Fixtures from PyTorch are regenerated into $BUILD/fixtures when Debian's python3-torch is installed and the
+# generator changed; without it the small committed fixtures in tests/fixtures are used and the rest fail clearly.
+set -u
+BUILD=${BUILD:-build/cpu}
+export RSA_FIXTURES=${RSA_FIXTURES:-$BUILD/fixtures}
+export RSA_TEST_TMP=${RSA_TEST_TMP:-$BUILD/tmp}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+mkdir -p "$RSA_FIXTURES" "$RSA_TEST_TMP"
+
+# generator script -> stamp: regenerate when the script (or the safetensors helper) is newer than its stamp
+regenerate() {
+    local script=$1 stamp=$RSA_FIXTURES/.$(basename "$1").stamp
+    if [ ! -f "$stamp" ] || [ "$script" -nt "$stamp" ] || [ tests/oracle/st.py -nt "$stamp" ]; then
+        echo "# regenerating fixtures: $script"
+        if /usr/bin/python3 "$script" "$RSA_FIXTURES"; then touch "$stamp"; else echo "# fixture generation failed: $script"; fi
+    fi
+}
+if /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
+    for gen in tests/oracle/make_fixtures.py tests/oracle/make_aug_fixtures.py; do
+        [ -f "$gen" ] && regenerate "$gen"
+    done
+else
+    echo "# python3-torch not installed (make deps installs it): using the committed fixtures in tests/fixtures;"
+    echo "# tests that need generated fixtures will fail"
+fi
+
+passed=0 failed=0
+log=$RSA_TEST_TMP/last.log
+for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
+    echo "== ${t#$BUILD/tests/}"
+    "$t" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    p=$(grep -c '^ok ' "$log")
+    f=$(grep -c '^FAIL ' "$log")
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        echo "FAIL ${t#$BUILD/tests/}: exited with status $rc"
+        f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
