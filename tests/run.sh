@@ -18,7 +18,7 @@ regenerate() {
     fi
 }
 if /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
-    for gen in tests/oracle/make_fixtures.py tests/oracle/make_aug_fixtures.py; do
+    for gen in tests/oracle/make_fixtures.py tests/oracle/rsa_reference.py tests/oracle/make_aug_fixtures.py; do
         [ -f "$gen" ] && regenerate "$gen"
     done
 else

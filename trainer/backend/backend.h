@@ -19,6 +19,7 @@ typedef struct ConvOp ConvOp;
 
 typedef struct Backend {
     const char *name;
+    bool host_memory; /* its pointers are host memory (ref, cpu): callers may pass host buffers directly */
     /* Layout the backend keeps a c-channel activation of hw pixels in. */
     Layout (*act_layout)(int c, int hw);
 
@@ -71,6 +72,16 @@ typedef struct Backend {
     void (*linear_forward)(int n, int in, int out, const float *x, const float *w, const float *bias, float *y);
     void (*linear_backward)(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
                             float *dw, float *dbias);
+
+    /* Optimisers and the EMA target, on flat parameter arrays. Each element is computed with the operations (and
+     * roundings) of torch's in-place tensor ops, in this order, so a step matches PyTorch's. */
+    /* y = a x + b y, computed as fl(fl(a x) + fl(b y)) */
+    void (*axpby)(size_t n, float a, const float *x, float b, float *y);
+    /* torch.optim.SGD: g' = g + wd w; buf = momentum buf + g'; w = w - lr (nesterov ? g' + momentum buf : buf) */
+    void (*sgd_update)(size_t n, float *w, const float *g, float *buf, float lr, float momentum, float wd,
+                       bool nesterov);
+    /* Sum of squares in double, reduced in a fixed order (no dependence on thread count). */
+    double (*sumsq)(size_t n, const float *x);
 } Backend;
 
 const Backend *backend_ref(void);

@@ -21,6 +21,7 @@ static void cpu_sync(void) {}
 
 static const Backend CPU = {
     .name = "cpu",
+    .host_memory = true,
     .act_layout = cpu_layout,
     .alloc = cpu_alloc,
     .release = cpu_release,
@@ -49,6 +50,9 @@ static const Backend CPU = {
     .gap_backward = gap_cpu_backward,
     .linear_forward = linear_cpu_forward,
     .linear_backward = linear_cpu_backward,
+    .axpby = axpby_cpu,
+    .sgd_update = sgd_update_cpu,
+    .sumsq = sumsq_cpu,
 };
 
 const Backend *backend_cpu(void) { return &CPU; }

@@ -127,6 +127,7 @@ static void ref_gap_backward(int n, int c, int hw, Layout l, const float *dy, fl
 
 static const Backend REF = {
     .name = "ref",
+    .host_memory = true,
     .act_layout = ref_layout,
     .alloc = ref_alloc,
     .release = ref_release,
@@ -155,6 +156,9 @@ static const Backend REF = {
     .gap_backward = ref_gap_backward,
     .linear_forward = linear_forward_ref,
     .linear_backward = linear_backward_ref,
+    .axpby = axpby_ref,
+    .sgd_update = sgd_update_ref,
+    .sumsq = sumsq_ref,
 };
 
 const Backend *backend_ref(void) { return &REF; }

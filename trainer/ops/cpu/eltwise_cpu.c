@@ -2,6 +2,7 @@
 #include "ops_cpu.h"
 
 #include "blocked.h"
+#include "../ref/ops_ref.h"
 
 #include <float.h>
 #include <string.h>
@@ -108,4 +109,39 @@ void gap_cpu_backward(int n, int c, int hw, Layout layout, const float *dy, floa
         for (int p = 0; p < hw; p++)
             for (int l = 0; l < L; l++) dxp[(size_t)p * L + l] = dy[(size_t)ng * L + l] / (float)hw;
     }
+}
+
+/* The elementwise optimiser ops are the reference loops (they are memory-bound and exact), run in parallel. */
+void axpby_cpu(size_t n, float a, const float *x, float b, float *y) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float ax = a * x[i], by = b * y[i];
+        y[i] = ax + by;
+    }
+}
+
+void sgd_update_cpu(size_t n, float *w, const float *g, float *buf, float lr, float momentum, float wd,
+                    bool nesterov) {
+#pragma omp parallel for schedule(static)
+    for (size_t start = 0; start < n; start += 4096) {
+        size_t len = n - start < 4096 ? n - start : 4096;
+        sgd_update_ref(len, w + start, g + start, buf + start, lr, momentum, wd, nesterov);
+    }
+}
+
+/* Fixed 64 Ki-element chunks summed in order: the same bits for any thread count. */
+double sumsq_cpu(size_t n, const float *x) {
+    enum { CHUNK = 1 << 16 };
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+    double partial[256], total = 0;
+    for (size_t base = 0; base < chunks; base += 256) {
+        size_t count = chunks - base < 256 ? chunks - base : 256;
+#pragma omp parallel for schedule(static)
+        for (size_t c = 0; c < count; c++) {
+            size_t from = (base + c) * CHUNK, len = n - from < CHUNK ? n - from : CHUNK;
+            partial[c] = sumsq_ref(len, x + from);
+        }
+        for (size_t c = 0; c < count; c++) total += partial[c];
+    }
+    return total;
 }

@@ -10,6 +10,7 @@
 
 #include "../shapes.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void conv2d_forward_ref(const ConvShape *s, const float *x, const float *w, const float *bias, float *y);
@@ -56,6 +57,11 @@ void l2norm_backward_ref(int n, int d, const float *x, const float *norm, const 
 /* Cosine distance of unit rows, l[i] = 2 - 2 <a_i, b_i>. Backward takes dl[i]; da or db may be NULL. */
 void cosdist_forward_ref(int n, int d, const float *a, const float *b, float *l);
 void cosdist_backward_ref(int n, int d, const float *a, const float *b, const float *dl, float *da, float *db);
+
+/* Optimiser arithmetic (see Backend.axpby / sgd_update / sumsq). */
+void axpby_ref(size_t n, float a, const float *x, float b, float *y);
+void sgd_update_ref(size_t n, float *w, const float *g, float *buf, float lr, float momentum, float wd, bool nesterov);
+double sumsq_ref(size_t n, const float *x);
 
 /* Mean softmax cross-entropy over n rows of c logits; returns the loss; dlogits (may be NULL) gets its gradient. */
 double softmax_xent_ref(int n, int c, const float *logits, const int *labels, float *dlogits);

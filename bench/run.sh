@@ -1,0 +1,7 @@
+#!/bin/sh
+# `make bench`: every benchmark, each against PyTorch on this machine in the same command.
+set -eu
+cd "$(dirname "$0")/.."
+echo "== ResNet-18 CIFAR forward + backward"
+bench/resnet.sh
+if [ -x bench/aug.sh ]; then echo "== 4-view MA augmentation"; bench/aug.sh; fi

@@ -1,0 +1,28 @@
+/* Settings of the cuda backend (built with `make CUDA=1`). They may be changed at any time; each convolution picks
+ * its algorithms again for a setting it has not run under before. */
+#ifndef RSA_CUDA_BACKEND_H
+#define RSA_CUDA_BACKEND_H
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Deterministic (default on): convolutions use only algorithms cuDNN reports as deterministic, chosen by cuDNN's
+ * heuristics rather than by timing, so the same program gives the same bits on the same GPU and libraries.
+ * Off: each convolution takes the algorithm cudnnFind measures fastest, which may vary between runs and may
+ * accumulate with atomics. The backend's own kernels are deterministic either way. */
+void cuda_set_deterministic(bool on);
+bool cuda_deterministic(void);
+
+/* TF32 tensor-core math in convolutions and linear layers (default off: strict FP32, FMA only). TF32 keeps 10
+ * mantissa bits of each product's inputs, so results move by about 1e-3 relative. */
+void cuda_set_tf32(bool on);
+bool cuda_tf32(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

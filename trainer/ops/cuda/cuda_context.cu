@@ -1,0 +1,77 @@
+/* The process-wide state of the cuda backend: library handles, the shared workspace and the settings of
+ * cuda_backend.h. The backend runs on the current device (device 0 unless CUDA_VISIBLE_DEVICES or the caller says
+ * otherwise). */
+#include "cuda_util.h"
+
+static cudnnHandle_t cudnn;
+static cublasHandle_t cublas;
+static void *workspace;
+static size_t workspace_bytes;
+static bool deterministic = true, tf32 = false;
+
+void cuda_set_deterministic(bool on) { deterministic = on; }
+bool cuda_deterministic(void) { return deterministic; }
+void cuda_set_tf32(bool on) { tf32 = on; }
+bool cuda_tf32(void) { return tf32; }
+
+bool cuda_context_open(void) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        cudaGetLastError(); /* no driver or no GPU: not an error, the backend just does not exist here */
+        return false;
+    }
+    int device, major;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    if (major < 8)
+        return rsa_fail("the kernels are built for sm_80 and sm_90 (see NVCCFLAGS in the Makefile)",
+                        "GPU %d has compute capability %d.x; the cuda backend needs 8.0 or newer", device, major),
+               false;
+    if (cudnnGetVersion() / 10000 != CUDNN_MAJOR)
+        return rsa_fail("install the cuDNN the trainer was built against, or rebuild",
+                        "built against cuDNN %d but cuDNN %zu is loaded", CUDNN_MAJOR, cudnnGetVersion()),
+               false;
+    cudnnStatus_t st = cudnnCreate(&cudnn);
+    if (st != CUDNN_STATUS_SUCCESS)
+        return rsa_fail(CUDA_HINT, "cuDNN cannot start: %s", cudnnGetErrorString(st)), false;
+    cublasStatus_t bst = cublasCreate(&cublas);
+    if (bst != CUBLAS_STATUS_SUCCESS) {
+        CUDNN_CHECK(cudnnDestroy(cudnn));
+        return rsa_fail(CUDA_HINT, "cuBLAS cannot start: %s", cublasGetStatusString(bst)), false;
+    }
+    return true;
+}
+
+cudnnHandle_t cuda_cudnn(void) { return cudnn; }
+
+cublasHandle_t cuda_cublas(void) {
+    /* CUBLAS_DEFAULT_MATH keeps FP32 precision for sgemm; TF32 must be asked for. */
+    CUBLAS_CHECK(cublasSetMathMode(cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    return cublas;
+}
+
+void *cuda_workspace(size_t bytes) {
+    if (bytes <= workspace_bytes) return workspace;
+    /* Kernels queued earlier may still use the old buffer. */
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaFree(workspace));
+    workspace = NULL, workspace_bytes = 0;
+    size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    if (cudaMalloc(&workspace, want) != cudaSuccess) {
+        cudaGetLastError();
+        rsa_fatal("free GPU memory or reduce the batch size", "cannot allocate a %zu-byte GPU workspace", want);
+    }
+    workspace_bytes = want;
+    return workspace;
+}
+
+float *cuda_alloc_floats(size_t count) {
+    void *p = NULL;
+    if (cudaMalloc(&p, count * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        rsa_fatal("free GPU memory or reduce the batch size", "cannot allocate %zu floats on the GPU", count);
+    }
+    return (float *)p;
+}
+
+void cuda_free(void *p) { CUDA_CHECK(cudaFree(p)); }

@@ -1,0 +1,63 @@
+/* Elementwise kernels and biases of the cuda backend. Only the bias gradient reduces, through channel_reduce's fixed
+ * order. */
+#include "channel_reduce.h"
+#include "ops_cuda.h"
+
+__global__ void relu_forward_kernel(size_t n, const float *x, float *y) {
+    GRID_STRIDE(i, n) y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+__global__ void relu_backward_kernel(size_t n, const float *y, const float *dy, float *dx) {
+    GRID_STRIDE(i, n) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+
+__global__ void add_kernel(size_t n, const float *a, const float *b, float *y, bool relu) {
+    GRID_STRIDE(i, n) {
+        float v = a[i] + b[i];
+        y[i] = relu && !(v > 0) ? 0.0f : v;
+    }
+}
+
+void relu_cuda_forward(size_t n, const float *x, float *y) {
+    relu_forward_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, x, y);
+    CUDA_CHECK_LAUNCH();
+}
+
+void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx) {
+    relu_backward_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, y, dy, dx);
+    CUDA_CHECK_LAUNCH();
+}
+
+void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
+    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, a, b, y, relu);
+    CUDA_CHECK_LAUNCH();
+}
+
+void accumulate_cuda(size_t n, float *y, const float *x) {
+    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, y, x, y, false);
+    CUDA_CHECK_LAUNCH();
+}
+
+struct AddBias {
+    const float *bias;
+    float *y;
+    __device__ void operator()(size_t i, int ch) const { y[i] += bias[ch]; }
+};
+
+void bias_cuda_add(size_t rows, int c, const float *bias, float *y) { channel_map(rows, c, AddBias{bias, y}); }
+
+struct LoadRow {
+    const float *x;
+    int c;
+    __device__ void operator()(size_t r, int ch, float v[1]) const { v[0] = x[r * c + ch]; }
+};
+
+struct AccumulateSum {
+    float *sum;
+    __device__ void operator()(int ch, const double s[1]) const { sum[ch] += (float)s[0]; }
+};
+
+void bias_cuda_backward(size_t rows, int c, const float *dy, float *dbias) {
+    float *partial = (float *)cuda_workspace(reduce_partial_bytes(1, rows, c));
+    channel_reduce<1>(rows, c, LoadRow{dy, c}, AccumulateSum{dbias}, partial);
+}

@@ -1,0 +1,82 @@
+/* Everything that defines one training run, as plain values. The Lua layer (lua/) fills it from an experiment file
+ * and records it in the run store; the trainer reads nothing else (no environment variables, no global state), so
+ * the same config and seed give the same run. */
+#ifndef RSA_TRAIN_CONFIG_H
+#define RSA_TRAIN_CONFIG_H
+
+#include "../data/data.h"
+#include "../nn/nets.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { METHOD_RSA, METHOD_BYOL, METHOD_SIMCLR, METHOD_MOCOV2, METHOD_SIMSIAM } MethodKind;
+typedef enum { BETA_DECAY, BETA_FIXED, BETA_TABLE } BetaSchedule;
+typedef enum { OPTIM_SGD, OPTIM_LARS } OptimKind;
+typedef enum { LR_COSINE_EPOCH, LR_COSINE_STEP, LR_TABLE } LrSchedule;
+typedef enum { LR_SCALE_FLOOR, LR_SCALE_LINEAR } LrScaling;
+typedef enum { LINEAR_SMALL, LINEAR_MEANSHIFT } LinearProtocol;
+
+typedef struct {
+    /* data */
+    char dataset[32];    /* cifar10 cifar100 stl10 tinyimagenet imagenet100 imagenet fashionmnist */
+    char data_root[512]; /* "" : $RSA_DATA or data/ */
+    int64_t subset;      /* train on this many images (a fixed random subset); 0: all */
+    int image_size;      /* 0: the data set's (32, 64, 224) */
+    int loader_threads;
+
+    /* networks */
+    ResNetSpec backbone;
+    int proj_hidden, proj_out; /* heads: (1024, 128) with ResNet-18, (4096, 256) with ResNet-50 */
+
+    /* method */
+    MethodKind method;
+    ViewMode views;       /* RSA: MA; BYOL: AA or AW; baselines: AA */
+    double beta_base;     /* RSA */
+    BetaSchedule beta_schedule;
+    const float *beta_table; /* BETA_TABLE: beta per step (index = step counter - 1), sampled from Lua */
+    int64_t beta_table_len;
+    double tau_base;      /* BYOL/RSA EMA: tau = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2; MoCo: fixed momentum */
+    double temperature;   /* SimCLR, MoCo */
+    int queue_size;       /* MoCo */
+
+    /* optimisation */
+    int epochs, batch;
+    OptimKind optimizer;
+    double lr;            /* per 256 images; scaled by lr_scaling */
+    LrScaling lr_scaling; /* FLOOR: lr * (batch // 256) as the official code; LINEAR: lr * batch / 256 */
+    LrSchedule lr_schedule;
+    const float *lr_table;  /* LR_TABLE: lr per step */
+    int64_t lr_table_len;
+    int warmup_epochs;
+    double weight_decay, momentum, lars_trust;
+    bool decay_1d;        /* apply weight decay to 1-D parameters (biases, BN): the small-data protocol does */
+
+    /* evaluation */
+    LinearProtocol linear;
+    int linear_epochs, linear_batch;
+    double linear_lr;
+    int linear_milestones[2];
+    bool linear_bn_train;   /* the official code's encoder BN in train mode while fitting the head */
+    bool linear_best_epoch; /* also report the best test epoch, as the official code does */
+    int knn_every;          /* epochs between kNN monitors; 0: never */
+    int knn_k;
+    double knn_t;
+
+    /* run */
+    uint64_t seed;
+    char backend[16];        /* cpu, cuda, ref */
+    int64_t checkpoint_every; /* steps; 0: only at epoch ends */
+} TrainConfig;
+
+/* The paper's settings for a data set (README of ../shared/paper): ResNet-18 CIFAR stem or ResNet-50, heads, SGD
+ * lr 0.1 (0.2 ImageNet-100), wd 5e-4 (1e-4), cosine, 200 epochs, batch 256, RSA beta decay 0.4, linear protocol. */
+int train_config_defaults(TrainConfig *c, const char *dataset);
+
+const char *method_name(MethodKind m);
+/* Checks values against each other (lr not scaled to zero, views fit the method, ...). -1 with rsa_fail. */
+int train_config_check(const TrainConfig *c);
+/* The learning rate after scaling by the batch size. */
+double train_config_base_lr(const TrainConfig *c);
+
+#endif

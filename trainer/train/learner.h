@@ -1,0 +1,49 @@
+/* A learner holds what one optimisation step touches: the online network (encoder_q + encoder_q_head + pred, the
+ * official code's names), the EMA target (encoder_k + encoder_k_head), the optimiser and the step counter k.
+ * Its step computes exactly the official code's step for the configured method:
+ *
+ * RSA (methods/RSA.py), views w1, w2, a1, a2:
+ *   k += 1; target = tau(k) target + (1 - tau(k)) online            (encoder and projector; BN buffers not)
+ *   p_i = normalize(pred(proj(enc(a_i))))   online, train-mode BN, a1 then a2
+ *   z_i = normalize(proj_t(enc_t(w_i)))     target, train-mode BN, w1 then w2, no gradient
+ *   loss = mean(beta d(p1, sg p2) + (1 - beta) d(p1, z2) + beta d(p2, sg p1) + (1 - beta) d(p2, z1)),
+ *   d(a, b) = 2 - 2 <a, b>, beta = beta(k); backward; optimiser step.
+ * BYOL (methods/BYOL.py), views v1, v2: online v1, target v2, online v2, target v1 (that order: BN statistics);
+ *   loss = mean(d(p(v1), z(v2)) + d(p(v2), z(v1))).
+ * The loss and its gradient with respect to the predictions are computed on the host in double precision from the
+ * downloaded predictions (n x 128 floats per view); the networks, EMA and optimiser run on the backend. */
+#ifndef RSA_LEARNER_H
+#define RSA_LEARNER_H
+
+#include "../nn/model.h"
+#include "config.h"
+#include "optim.h"
+
+typedef struct {
+    double loss, loss_w, loss_a; /* RSA: loss_w = mean(d(p1, z2) + d(p2, z1)), loss_a = mean(2 d(p1, p2)) */
+    double beta, tau, lr;
+} StepMetrics;
+
+typedef struct {
+    const TrainConfig *cfg;
+    const Backend *be;
+    Model *online, *target;
+    int feature, online_out, target_out; /* tensors: encoder feature, predictor output, target projection */
+    Workspace *ws[2];                    /* online passes kept for backward */
+    Workspace *target_ws;
+    Optimizer opt;
+    int64_t step;        /* k: steps taken (the official num_step) */
+    int64_t total_steps; /* K */
+    float *dev_views[4]; /* device copies of the views when the backend does not compute in host memory */
+    float *host_out[4], *host_grad[2], *dev_grad[2];
+} Learner;
+
+/* Builds the networks for batches of `batch` images and initialises them from cfg->seed (the target starts as a
+ * copy of the online encoder and projector, as the official code does). NULL with rsa_fail. */
+Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64_t total_steps);
+void learner_free(Learner *l);
+
+/* One step on n images; views[v] are NCHW float in host memory, in the method's view order. */
+int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics *out);
+
+#endif
