@@ -21,7 +21,8 @@ typedef struct {
     /* data */
     char dataset[32];    /* cifar10 cifar100 stl10 tinyimagenet imagenet100 imagenet fashionmnist */
     char data_root[512]; /* "" : $RSA_DATA or data/ */
-    int64_t subset;      /* train on this many images (a fixed random subset); 0: all */
+    int64_t subset;      /* pretrain on this many images (a fixed random subset, the same for every seed); 0: all */
+    int64_t eval_subset; /* linear evaluation and kNN bank on this many labelled training images; 0: all */
     int image_size;      /* 0: the data set's (32, 64, 224) */
     int loader_threads;
 

@@ -1,0 +1,22 @@
+/* Encoder features of a whole data set: batches through the model up to its feature tensor (no gradient), L2
+ * normalisation optional. The transform is the loader spec's (CenterCrop / Resize+CenterCrop for evaluation). */
+#ifndef RSA_FEATURES_H
+#define RSA_FEATURES_H
+
+#include "../data/data.h"
+#include "../nn/model.h"
+
+typedef struct {
+    float *x;       /* n x dim, host */
+    int32_t *label; /* n */
+    int64_t n;
+    int dim;
+} Features;
+
+/* bn_train: run the encoder's BN in training mode (batch statistics, running statistics updated), as the
+ * official linear evaluation does; otherwise eval mode. -1 with rsa_fail. */
+int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
+                     bool bn_train, bool normalize, Features *out);
+void features_free(Features *f);
+
+#endif

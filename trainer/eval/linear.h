@@ -1,0 +1,33 @@
+/* Linear evaluation of a frozen encoder, both protocols of the paper (README of ../shared/paper):
+ *  SMALL (CIFAR, STL-10, Tiny ImageNet; eval_single.py): Linear(D, C) from N(0, 0.01), bias 0; SGD lr 30,
+ *    momentum 0.9, Nesterov, no decay, batch 256, lr x0.1 at epochs 60 and 80 of 100; train transform
+ *    RandomResizedCrop(size) + flip, test CenterCrop(size).
+ *  MEANSHIFT (ImageNet): features L2-normalised, then standardised with the training set's feature mean and
+ *    standard deviation (test transform), Linear(D, C); SGD lr 0.01, momentum 0.9, decay 1e-4, 40 epochs, x0.1 at
+ *    15 and 30; train RandomResizedCrop(224) + flip, test Resize(256) + CenterCrop(224).
+ * The reported number is the last epoch's accuracy. The official code's two departures are options: the encoder's
+ * BN left in training mode while the head is fitted (bn_train), and the best test accuracy over epochs (kept in
+ * best_top1 whenever test_every_epoch is set). */
+#ifndef RSA_LINEAR_H
+#define RSA_LINEAR_H
+
+#include "../train/config.h"
+#include "features.h"
+
+typedef struct {
+    double top1, top5;   /* last epoch, percent */
+    double best_top1;    /* best test epoch (only with test_every_epoch) */
+    int best_epoch;      /* 1-based */
+    double final_loss;   /* mean training loss of the last epoch */
+    int epochs;
+} LinearResult;
+
+typedef struct {
+    void (*epoch_done)(void *ctx, int epoch, double loss, double top1); /* top1 < 0 when not tested */
+    void *ctx;
+} LinearHooks;
+
+int linear_eval(Model *m, int feature_tensor, const TrainConfig *cfg, const Dataset *train, const Dataset *test,
+                bool test_every_epoch, const LinearHooks *hooks, LinearResult *out);
+
+#endif

@@ -1,0 +1,270 @@
+#include "trainer.h"
+
+#include "../core/error.h"
+#include "../core/fileio.h"
+#include "../eval/knn.h"
+#include "../eval/linear.h"
+#include "checkpoint.h"
+#include "schedule.h"
+#include "subset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static const char *STEPS_HEADER = "step\tepoch\tloss\tloss_w\tloss_a\tbeta\ttau\tlr\tdata_s\tcompute_s\n";
+static const char *EPOCHS_HEADER = "epoch\tloss\tloss_w\tloss_a\tknn_top1\tseconds\timages_per_s\tdata_share\n";
+
+/* Keeps the header and the rows whose first field is <= last (a row written after the checkpoint we resume from, or
+ * torn by a kill, goes), atomically. A missing file gets the header. */
+static int truncate_tsv(const char *path, const char *header, int64_t last) {
+    size_t size;
+    char *text = access(path, F_OK) == 0 ? read_file(path, &size) : NULL;
+    if (!text && access(path, F_OK) == 0) return -1;
+    size_t cap = strlen(header) + (text ? size : 0) + 1, used = 0;
+    char *out = malloc(cap);
+    if (!out) rsa_fatal("free memory", "out of memory");
+    memcpy(out, header, strlen(header));
+    used = strlen(header);
+    size_t fields = 1;
+    for (const char *h = header; *h; h++) fields += *h == '\t';
+    for (char *line = text ? strchr(text, '\n') : NULL; line && line[1];) {
+        char *start = line + 1, *end = strchr(start, '\n');
+        if (!end) break; /* a torn last line */
+        size_t f = 1;
+        for (char *c = start; c < end; c++) f += *c == '\t';
+        char *stop;
+        long long key = strtoll(start, &stop, 10);
+        if (f == fields && stop != start && key <= last) {
+            memcpy(out + used, start, (size_t)(end - start + 1));
+            used += (size_t)(end - start + 1);
+        }
+        line = end;
+    }
+    out[used] = 0;
+    int rc = atomic_write_text(path, out);
+    free(out);
+    free(text);
+    return rc;
+}
+
+static int write_results(const char *dir, const TrainResult *r, const TrainConfig *cfg) {
+    char path[1024], text[2048];
+    snprintf(path, sizeof path, "%s/result.txt", dir);
+    snprintf(text, sizeof text,
+             "linear_top1 = %.4f\nlinear_top5 = %.4f\nlinear_best_top1 = %.4f\nlinear_best_epoch = %d\n"
+             "linear_epochs = %d\nlinear_protocol = %s\nlinear_bn_train = %s\nknn_top1 = %.4f\n"
+             "train_seconds = %.3f\nfinal_loss = %.6f\n",
+             r->linear_top1, r->linear_top5, r->linear_best_top1, r->linear_best_epoch, cfg->linear_epochs,
+             cfg->linear == LINEAR_SMALL ? "small" : "meanshift", cfg->linear_bn_train ? "true" : "false",
+             r->knn_top1, r->train_seconds, r->final_loss);
+    return atomic_write_text(path, text);
+}
+
+/* Names the first parameter holding a NaN or infinity, or returns NULL. */
+static const char *non_finite_param(const Model *m) {
+    if (isfinite(m->be->sumsq(m->n_weights, m->w))) return NULL;
+    for (int i = 0; i < m->n_params; i++)
+        if (!isfinite(m->be->sumsq(m->params[i].numel, m->w + m->params[i].offset))) return m->params[i].name;
+    return "(a padding element)";
+}
+
+typedef struct {
+    const TrainHooks *hooks;
+    TrainProgress *p;
+} LinearCtx;
+
+static void linear_epoch(void *ctx, int epoch, double loss, double top1) {
+    LinearCtx *c = ctx;
+    c->p->linear_epoch = epoch;
+    c->p->m.loss = loss;
+    if (top1 >= 0) c->p->linear_top1 = top1;
+    if (c->hooks && c->hooks->progress) c->hooks->progress(c->hooks->ctx, c->p);
+}
+
+int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, const TrainHooks *hooks,
+              TrainResult *result) {
+    memset(result, 0, sizeof *result);
+    result->knn_top1 = -1;
+    if (train_config_check(cfg) != 0) return -1;
+    const Backend *be = backend_by_name(cfg->backend);
+    if (!be || make_dirs(dir) != 0) return -1;
+    DataOptions opt = {.root = cfg->data_root[0] ? cfg->data_root : NULL};
+    bool stl = strcmp(cfg->dataset, "stl10") == 0;
+    Dataset *full = NULL, *train = NULL, *labelled = NULL, *eval_train = NULL, *test = NULL;
+    bool train_owned = false, eval_owned = false;
+    Loader *ld = NULL;
+    Learner *l = NULL;
+    FILE *steps_f = NULL, *epochs_f = NULL;
+    int rc = -1;
+    char ckpt[1024], steps_path[1024], epochs_path[1024];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    snprintf(steps_path, sizeof steps_path, "%s/steps.tsv", dir);
+    snprintf(epochs_path, sizeof epochs_path, "%s/epochs.tsv", dir);
+
+    /* STL-10 pretrains on train+unlabeled and evaluates on the 5k labelled train images */
+    if (!(full = dataset_open(cfg->dataset, stl ? "train+unlabeled" : "train", &opt))) goto done;
+    if (!(train = dataset_subset(full, cfg->subset, &train_owned))) goto done;
+    if (!(labelled = stl ? dataset_open(cfg->dataset, "train", &opt) : full)) goto done;
+    if (!(eval_train = dataset_subset(labelled, cfg->eval_subset, &eval_owned))) goto done;
+    if (!(test = dataset_open(cfg->dataset, "test", &opt))) goto done;
+
+    LoaderSpec spec;
+    if (loader_spec_default(cfg->dataset, cfg->views, cfg->seed, &spec) != 0) goto done;
+    spec.size = cfg->image_size, spec.batch = cfg->batch, spec.threads = cfg->loader_threads;
+    if (!(ld = loader_new(train, &spec))) goto done;
+    int64_t spe = loader_steps_per_epoch(ld), total = (int64_t)cfg->epochs * spe;
+    if (spe < 1) {
+        rsa_fail("use a smaller batch or more images", "%zu training images make no batch of %d",
+                 dataset_count(train), cfg->batch);
+        goto done;
+    }
+    int max_batch = cfg->batch > cfg->linear_batch ? cfg->batch : cfg->linear_batch;
+    if (!(l = learner_new(cfg, be, max_batch, total))) goto done;
+
+    RunPosition pos = {0, 0, 0};
+    if (access(ckpt, F_OK) == 0) {
+        if (checkpoint_load(l, config_hash, ckpt, &pos) != 0) goto done;
+    }
+    if (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
+        truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0)
+        goto done;
+    steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
+    if (!steps_f || !epochs_f) {
+        rsa_fail("check the permissions of the run directory", "cannot append to %s: %s", steps_path,
+                 strerror(errno));
+        goto done;
+    }
+
+    TrainProgress p = {0};
+    p.epochs = cfg->epochs, p.total_steps = total, p.steps_per_epoch = spe, p.phase = "train", p.knn_top1 = -1;
+    int64_t steps_this_call = 0;
+    LoaderSpec knn_spec;
+    loader_spec_default(cfg->dataset, VIEWS_EVAL_TEST, cfg->seed, &knn_spec);
+    knn_spec.size = cfg->image_size, knn_spec.batch = cfg->linear_batch, knn_spec.threads = cfg->loader_threads;
+    knn_spec.eval = true;
+
+    for (int epoch = pos.epoch; epoch < cfg->epochs; epoch++) {
+        int64_t first = epoch == pos.epoch ? pos.step_in_epoch : 0;
+        if (loader_start(ld, epoch, (int)first) != 0) goto done;
+        double sums[3] = {0}, epoch_data = 0, epoch_compute = 0;
+        int64_t done_steps = 0;
+        for (int64_t s = first;; s++) {
+            double t0 = now();
+            Batch *b;
+            if (loader_next(ld, &b) != 0) goto done;
+            if (!b) break;
+            double t1 = now();
+            StepMetrics m;
+            double lr = schedule_lr(cfg, epoch, s, spe);
+            if (learner_step(l, b->view, b->n, lr, &m) != 0) {
+                rsa_error_context("epoch %d step %lld (the last good checkpoint is %s)", epoch + 1,
+                                  (long long)l->step, ckpt);
+                loader_release(ld, b);
+                goto done;
+            }
+            loader_release(ld, b);
+            double t2 = now();
+            const char *bad = non_finite_param(l->online);
+            if (bad) {
+                rsa_fail("lower the learning rate; the last good checkpoint is left in place",
+                         "parameter %s is not finite after step %lld (last good checkpoint: %s)", bad,
+                         (long long)l->step, ckpt);
+                goto done;
+            }
+            pos.train_seconds += t2 - t0;
+            epoch_data += t1 - t0, epoch_compute += t2 - t1;
+            sums[0] += m.loss, sums[1] += m.loss_w, sums[2] += m.loss_a;
+            done_steps++, steps_this_call++;
+            fprintf(steps_f, "%lld\t%d\t%.7g\t%.7g\t%.7g\t%.7g\t%.9g\t%.7g\t%.4f\t%.4f\n", (long long)l->step,
+                    epoch + 1, m.loss, m.loss_w, m.loss_a, m.beta, m.tau, m.lr, t1 - t0, t2 - t1);
+            p.epoch = epoch + 1, p.step = l->step, p.step_in_epoch = s + 1, p.m = m;
+            p.images_per_s = (double)done_steps * cfg->batch / (epoch_data + epoch_compute);
+            p.data_share = epoch_data / (epoch_data + epoch_compute);
+            p.eta_seconds = (double)(total - l->step) * (epoch_data + epoch_compute) / (double)done_steps;
+            if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
+            bool stop = hooks && ((hooks->stop && *hooks->stop) ||
+                                  (hooks->max_steps > 0 && steps_this_call >= hooks->max_steps));
+            bool periodic = cfg->checkpoint_every > 0 && l->step % cfg->checkpoint_every == 0;
+            if ((stop || periodic) && s + 1 < spe) {
+                RunPosition here = {epoch, s + 1, pos.train_seconds};
+                fflush(steps_f), fsync(fileno(steps_f));
+                if (checkpoint_save(l, here, config_hash, ckpt) != 0) goto done;
+                if (stop) {
+                    rc = 1;
+                    goto done;
+                }
+            }
+        }
+        double knn = -1;
+        if (cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
+            p.phase = "knn";
+            if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
+            Features bank, tf;
+            if (features_compute(l->online, l->feature, eval_train, &knn_spec, 0, false, true, &bank) != 0) goto done;
+            if (features_compute(l->online, l->feature, test, &knn_spec, 0, false, true, &tf) != 0) {
+                features_free(&bank);
+                goto done;
+            }
+            knn = knn_top1(&bank, &tf, dataset_num_classes(test), cfg->knn_k, cfg->knn_t);
+            features_free(&bank), features_free(&tf);
+            p.knn_top1 = knn, p.phase = "train";
+        }
+        double secs = epoch_data + epoch_compute, n = done_steps ? (double)done_steps : 1;
+        fprintf(epochs_f, "%d\t%.7g\t%.7g\t%.7g\t%.4f\t%.3f\t%.2f\t%.4f\n", epoch + 1, sums[0] / n, sums[1] / n,
+                sums[2] / n, knn, secs, secs > 0 ? done_steps * cfg->batch / secs : 0,
+                secs > 0 ? epoch_data / secs : 0);
+        fflush(steps_f), fsync(fileno(steps_f));
+        fflush(epochs_f), fsync(fileno(epochs_f));
+        RunPosition next = {epoch + 1, 0, pos.train_seconds};
+        if (checkpoint_save(l, next, config_hash, ckpt) != 0) goto done;
+        result->final_loss = sums[0] / n;
+        if (knn >= 0) result->knn_top1 = knn;
+        bool stop = hooks && ((hooks->stop && *hooks->stop) ||
+                              (hooks->max_steps > 0 && steps_this_call >= hooks->max_steps));
+        if (stop && epoch + 1 < cfg->epochs) {
+            rc = 1;
+            goto done;
+        }
+    }
+    result->train_seconds = pos.train_seconds;
+    if (cfg->linear_epochs > 0) {
+        char lin_path[1024];
+        snprintf(lin_path, sizeof lin_path, "%s/linear.tsv", dir);
+        p.phase = "linear", p.linear_epochs = cfg->linear_epochs, p.linear_top1 = -1;
+        LinearCtx lc = {hooks, &p};
+        LinearHooks lh = {linear_epoch, &lc};
+        LinearResult lr;
+        if (linear_eval(l->online, l->feature, cfg, eval_train, test, cfg->linear_best_epoch, &lh, &lr) != 0)
+            goto done;
+        result->linear_top1 = lr.top1, result->linear_top5 = lr.top5;
+        result->linear_best_top1 = lr.best_top1, result->linear_best_epoch = lr.best_epoch;
+        char row[256];
+        snprintf(row, sizeof row, "epochs\t%d\ttop1\t%.4f\ttop5\t%.4f\tloss\t%.6f\n", lr.epochs, lr.top1, lr.top5,
+                 lr.final_loss);
+        if (atomic_write_text(lin_path, row) != 0) goto done;
+    }
+    rc = write_results(dir, result, cfg);
+done:
+    if (rc < 0) rsa_error_context("run %s", dir);
+    if (steps_f) fclose(steps_f);
+    if (epochs_f) fclose(epochs_f);
+    learner_free(l);
+    loader_free(ld);
+    if (test) dataset_close(test);
+    if (eval_owned) dataset_close(eval_train);
+    if (labelled && labelled != full) dataset_close(labelled);
+    if (train_owned) dataset_close(train);
+    if (full) dataset_close(full);
+    return rc;
+}
