@@ -1,26 +1,54 @@
 /* Batch norm (+ fused ReLU) on NHWC, with the numerics of norm_cpu.c: two passes (the mean, then the centred
- * squares around the float mean), float sums within a chunk of rows and double across chunks, per-channel scale and
- * shift computed in double. The reductions are channel_reduce's, so the bits depend only on the shape. */
+ * squares around the float mean), float sums within a chunk of rows and double across chunks, and
+ * y = (x - mean) (gamma invstd) + beta from the saved float statistics. The reductions are channel_reduce's, so the
+ * bits depend only on the shape.
+ *
+ * Every rounding of y is explicit (__fsub_rn and friends are never contracted into an FMA), so the training
+ * forward, bn_apply and the ReLU mask that backward rebuilds from x agree bit for bit; backward never reads y. */
 #include "channel_reduce.h"
 #include "ops_cuda.h"
 
-/* Per-channel scratch of one call, carved from the shared workspace after the chunk sums. */
+__device__ inline float bn_value(float x, float mean, float scale, float shift) {
+    return __fadd_rn(__fmul_rn(__fsub_rn(x, mean), scale), shift);
+}
+
+/* Per-channel scratch of one call, carved from the shared workspace ahead of the chunk sums. */
 typedef struct {
+    double *mean; /* batch mean in double (train) */
+    float *f[4];  /* the scale gamma invstd, then the three coefficients of dx (backward) */
     float *partial;
-    double *mean;  /* batch mean in double (train) */
-    float *f[3];   /* scale, shift (forward) or the three coefficients of dx (backward) */
 } BnScratch;
 
 static BnScratch bn_scratch(int k, size_t rows, int c) {
-    size_t partial = (reduce_partial_bytes(k, rows, c) + 255) & ~(size_t)255;
-    size_t per_channel = ((sizeof(double) + 3 * sizeof(float)) * (size_t)c + 255) & ~(size_t)255;
-    char *base = (char *)cuda_workspace(per_channel + partial);
+    size_t per_channel = ((sizeof(double) + 4 * sizeof(float)) * (size_t)c + 255) & ~(size_t)255;
+    char *base = (char *)cuda_workspace(per_channel + reduce_partial_bytes(k, rows, c));
     BnScratch s;
     s.mean = (double *)base;
-    for (int i = 0; i < 3; i++) s.f[i] = (float *)(base + sizeof(double) * c) + (size_t)i * c;
+    for (int i = 0; i < 4; i++) s.f[i] = (float *)(base + sizeof(double) * c) + (size_t)i * c;
     s.partial = (float *)(base + per_channel);
     return s;
 }
+
+/* scale = gamma invstd, one float product as norm_cpu.c forms it. */
+__global__ void bn_scale_kernel(int c, const float *gamma, const float *invstd, float *scale) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch < c) scale[ch] = __fmul_rn(gamma[ch], invstd[ch]);
+}
+
+static void bn_scale(int c, const float *gamma, const float *invstd, float *scale) {
+    bn_scale_kernel<<<(unsigned)((c + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS>>>(c, gamma, invstd, scale);
+    CUDA_CHECK_LAUNCH();
+}
+
+struct Normalise {
+    const float *x, *mean, *scale, *shift;
+    float *y;
+    bool relu;
+    __device__ void operator()(size_t i, int ch) const {
+        float v = bn_value(x[i], mean[ch], scale[ch], shift[ch]);
+        y[i] = relu && v < 0 ? 0.0f : v;
+    }
+};
 
 struct LoadValue {
     const float *x;
@@ -51,29 +79,15 @@ struct FinishVariance {
     double count;
     float eps, momentum;
     const double *mean;
-    const float *gamma, *beta;
-    float *save_invstd, *scale, *shift, *rm, *rv;
+    float *save_invstd, *rm, *rv;
     __device__ void operator()(int ch, const double s[1]) const {
-        double invstd = 1.0 / sqrt(s[0] / count + eps);
-        scale[ch] = (float)(gamma[ch] * invstd);
-        shift[ch] = (float)(beta[ch] - mean[ch] * gamma[ch] * invstd);
-        save_invstd[ch] = (float)invstd;
+        save_invstd[ch] = (float)(1.0 / sqrt(s[0] / count + eps));
         if (rm) {
             /* torch moves the running variance towards the unbiased batch variance */
             double unbiased = count > 1 ? s[0] / (count - 1) : s[0] / count;
             rm[ch] = (float)((1.0 - momentum) * rm[ch] + (double)momentum * mean[ch]);
             rv[ch] = (float)((1.0 - momentum) * rv[ch] + (double)momentum * unbiased);
         }
-    }
-};
-
-struct Normalise {
-    const float *x, *scale, *shift;
-    float *y;
-    bool relu;
-    __device__ void operator()(size_t i, int ch) const {
-        float v = x[i] * scale[ch] + shift[ch];
-        y[i] = relu && v < 0 ? 0.0f : v;
     }
 };
 
@@ -86,45 +100,52 @@ void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x
     BnScratch t = bn_scratch(1, rows, s->c);
     channel_reduce<1>(rows, s->c, LoadValue{x, s->c}, FinishMean{count, t.mean, save_mean}, t.partial);
     channel_reduce<1>(rows, s->c, LoadCentredSquare{x, save_mean, s->c},
-                      FinishVariance{count, s->eps, momentum, t.mean, gamma, beta, save_invstd, t.f[0], t.f[1], rm, rv},
-                      t.partial);
-    channel_map(rows, s->c, Normalise{x, t.f[0], t.f[1], y, relu});
+                      FinishVariance{count, s->eps, momentum, t.mean, save_invstd, rm, rv}, t.partial);
+    bn_scale(s->c, gamma, save_invstd, t.f[0]);
+    channel_map(rows, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu});
 }
 
-__global__ void eval_coefficients_kernel(int c, float eps, const float *gamma, const float *beta, const float *rm,
-                                         const float *rv, float *scale, float *shift) {
+void bn_cuda_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
+                   const float *save_mean, const float *save_invstd, float *y) {
+    cuda_require_nhwc(l, s->hw);
+    BnScratch t = bn_scratch(0, 0, s->c);
+    bn_scale(s->c, gamma, save_invstd, t.f[0]);
+    channel_map((size_t)s->n * s->hw, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu});
+}
+
+/* scale = gamma / sqrt(running_var + eps), rounded once from double as norm_cpu.c does. */
+__global__ void eval_scale_kernel(int c, float eps, const float *gamma, const float *rv, float *scale) {
     int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c) return;
-    double invstd = 1.0 / sqrt((double)rv[ch] + eps);
-    scale[ch] = (float)(gamma[ch] * invstd);
-    shift[ch] = (float)(beta[ch] - rm[ch] * gamma[ch] * invstd);
+    if (ch < c) scale[ch] = (float)(gamma[ch] * (1.0 / sqrt((double)rv[ch] + eps)));
 }
 
 void bn_cuda_forward_eval(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                           const float *beta, const float *rm, const float *rv, float *y) {
     cuda_require_nhwc(l, s->hw);
-    const size_t rows = (size_t)s->n * s->hw;
-    BnScratch t = bn_scratch(0, rows, s->c);
-    eval_coefficients_kernel<<<(unsigned)((s->c + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS>>>(
-        s->c, s->eps, gamma, beta, rm, rv, t.f[0], t.f[1]);
+    BnScratch t = bn_scratch(0, 0, s->c);
+    eval_scale_kernel<<<(unsigned)((s->c + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS>>>(s->c, s->eps, gamma,
+                                                                                                rv, t.f[0]);
     CUDA_CHECK_LAUNCH();
-    channel_map(rows, s->c, Normalise{x, t.f[0], t.f[1], y, relu});
+    channel_map((size_t)s->n * s->hw, s->c, Normalise{x, rm, t.f[0], beta, y, relu});
 }
 
-/* The gradient reaching the batch norm's output: the ReLU's mask comes from y. */
-__device__ inline float masked_grad(bool relu, const float *y, const float *dy, size_t i) {
-    return relu && !(y[i] > 0) ? 0.0f : dy[i];
-}
+/* The gradient reaching the batch norm's output; the ReLU's mask is y > 0, rebuilt from x as the forward made y. */
+struct MaskedGrad {
+    const float *x, *dy, *mean, *scale, *beta;
+    bool relu;
+    __device__ float operator()(size_t i, int ch) const {
+        return relu && !(bn_value(x[i], mean[ch], scale[ch], beta[ch]) > 0) ? 0.0f : dy[i];
+    }
+};
 
 struct LoadGrad {
-    const float *x, *y, *dy, *mean;
+    MaskedGrad grad;
     int c;
-    bool relu;
     __device__ void operator()(size_t r, int ch, float v[2]) const {
         size_t i = r * c + ch;
-        float d = masked_grad(relu, y, dy, i);
+        float d = grad(i, ch);
         v[0] = d;
-        v[1] = d * (x[i] - mean[ch]);
+        v[1] = d * (grad.x[i] - grad.mean[ch]);
     }
 };
 
@@ -145,21 +166,24 @@ struct FinishGrad {
 };
 
 struct InputGrad {
-    const float *x, *y, *dy, *mean, *a, *k, *c0;
+    MaskedGrad grad;
+    const float *a, *k, *c0;
     float *dx;
-    bool relu;
     __device__ void operator()(size_t i, int ch) const {
-        dx[i] = a[ch] * masked_grad(relu, y, dy, i) - k[ch] * (x[i] - mean[ch]) + c0[ch];
+        dx[i] = a[ch] * grad(i, ch) - k[ch] * (grad.x[i] - grad.mean[ch]) + c0[ch];
     }
 };
 
 void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
-                      const float *gamma, const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-                      float *dbeta) {
+                      const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
+                      float *dx, float *dgamma, float *dbeta) {
+    (void)y; /* the mask comes from x: one tensor less to read */
     cuda_require_nhwc(l, s->hw);
     const size_t rows = (size_t)s->n * s->hw;
     BnScratch t = bn_scratch(2, rows, s->c);
-    channel_reduce<2>(rows, s->c, LoadGrad{x, y, dy, save_mean, s->c, relu},
-                      FinishGrad{(double)rows, gamma, save_invstd, dgamma, dbeta, t.f[0], t.f[1], t.f[2]}, t.partial);
-    if (dx) channel_map(rows, s->c, InputGrad{x, y, dy, save_mean, t.f[0], t.f[1], t.f[2], dx, relu});
+    bn_scale(s->c, gamma, save_invstd, t.f[0]);
+    MaskedGrad grad{x, dy, save_mean, t.f[0], beta, relu};
+    channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c},
+                      FinishGrad{(double)rows, gamma, save_invstd, dgamma, dbeta, t.f[1], t.f[2], t.f[3]}, t.partial);
+    if (dx) channel_map(rows, s->c, InputGrad{grad, t.f[1], t.f[2], t.f[3], dx});
 }

@@ -19,9 +19,11 @@ void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x
                            float *rm, float *rv);
 void bn_cuda_forward_eval(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                           const float *beta, const float *rm, const float *rv, float *y);
+void bn_cuda_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
+                   const float *save_mean, const float *save_invstd, float *y);
 void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
-                      const float *gamma, const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-                      float *dbeta);
+                      const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
+                      float *dx, float *dgamma, float *dbeta);
 
 void relu_cuda_forward(size_t n, const float *x, float *y);
 void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx);
@@ -36,6 +38,11 @@ void gap_cuda_backward(int n, int c, int hw, Layout l, const float *dy, float *d
 void linear_cuda_forward(int n, int in, int out, const float *x, const float *w, const float *bias, float *y);
 void linear_cuda_backward(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
                           float *dw, float *dbias);
+
+void axpby_cuda(size_t n, float a, const float *x, float b, float *y);
+void sgd_update_cuda(size_t n, float *w, const float *g, float *buf, float lr, float momentum, float wd,
+                     bool nesterov);
+double sumsq_cuda(size_t n, const float *x);
 
 /* Bias of a [rows][c] output: y[r][ch] += bias[ch]; its gradient dbias[ch] += sum_r dy[r][ch] (deterministic). */
 void bias_cuda_add(size_t rows, int c, const float *bias, float *y);

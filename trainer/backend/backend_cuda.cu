@@ -1,0 +1,94 @@
+/* The CUDA backend: cuDNN convolutions, cuBLAS linear layers, own deterministic kernels for the rest (ops/cuda).
+ * Activations are NHWC, device memory comes from cudaMalloc, and everything runs in call order on the default
+ * stream; sync waits for it. Settings (deterministic algorithms, TF32) are in ops/cuda/cuda_backend.h. */
+#include "../ops/cuda/cuda_util.h"
+#include "../ops/cuda/ops_cuda.h"
+
+static Layout cuda_layout(int c, int hw) {
+    (void)c;
+    return hw > 1 ? LAYOUT_NHWC : LAYOUT_NCHW;
+}
+
+static void *cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    cudaError_t err = cudaMalloc(&p, bytes ? bytes : 1);
+    if (err != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is not sticky; keep it from surfacing in a later check */
+        rsa_fail("free GPU memory or reduce the batch size", "cannot allocate %zu bytes on the GPU: %s", bytes,
+                 cudaGetErrorString(err));
+        return NULL;
+    }
+    CUDA_CHECK(cudaMemset(p, 0, bytes));
+    return p;
+}
+
+static void cuda_release(void *p, size_t bytes) {
+    (void)bytes;
+    CUDA_CHECK(cudaFree(p));
+}
+
+static void cuda_upload(void *dst, const void *host_src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
+}
+
+static void cuda_download(void *host_dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
+
+static void cuda_zero(void *p, size_t bytes) { CUDA_CHECK(cudaMemset(p, 0, bytes)); }
+static void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+/* Filled field by field: designated initialisers are C++20. */
+static Backend make_backend(void) {
+    Backend b = {};
+    b.name = "cuda";
+    b.host_memory = false;
+    b.act_layout = cuda_layout;
+    b.alloc = cuda_alloc;
+    b.release = cuda_release;
+    b.upload = cuda_upload;
+    b.download = cuda_download;
+    b.copy = cuda_copy;
+    b.zero = cuda_zero;
+    b.sync = cuda_sync;
+    b.conv_create = conv_cuda_create;
+    b.conv_destroy = conv_cuda_destroy;
+    b.conv_forward = conv_cuda_forward;
+    b.conv_backward_data = conv_cuda_backward_data;
+    b.conv_backward_weights = conv_cuda_backward_weights;
+    b.conv_weights_changed = conv_cuda_weights_changed;
+    b.bn_forward_train = bn_cuda_forward_train;
+    b.bn_forward_eval = bn_cuda_forward_eval;
+    b.bn_apply = bn_cuda_apply;
+    b.bn_backward = bn_cuda_backward;
+    b.relu_forward = relu_cuda_forward;
+    b.relu_backward = relu_cuda_backward;
+    b.add_forward = add_cuda_forward;
+    b.accumulate = accumulate_cuda;
+    b.maxpool_forward = maxpool_cuda_forward;
+    b.maxpool_backward = maxpool_cuda_backward;
+    b.gap_forward = gap_cuda_forward;
+    b.gap_backward = gap_cuda_backward;
+    b.linear_forward = linear_cuda_forward;
+    b.linear_backward = linear_cuda_backward;
+    b.axpby = axpby_cuda;
+    b.sgd_update = sgd_update_cuda;
+    b.sumsq = sumsq_cuda;
+    return b;
+}
+
+static const Backend *open_backend(void) {
+    static Backend backend;
+    if (!cuda_context_open()) return NULL;
+    backend = make_backend();
+    return &backend;
+}
+
+extern "C" const Backend *backend_cuda(void) {
+    static const Backend *backend = open_backend(); /* once, thread-safe */
+    return backend;
+}
