@@ -19,7 +19,8 @@ BUILD := build/$(VARIANT)
 # ---- dependencies (Debian packages; see `make deps`) ----
 PKGS_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev \
               libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin gnuplot-nox dataset-fashion-mnist
-PKGS_TEST  := python3-torch python3-torchvision python3-numpy python3-pil clang libclang-rt-14-dev valgrind
+PKGS_TEST  := python3-torch python3-torchvision python3-numpy python3-pil clang libclang-rt-14-dev valgrind \
+              mate-backgrounds
 
 HAVE_DNNL := $(shell test -f /usr/include/oneapi/dnnl/dnnl.h && echo 1)
 HAVE_LUA  := $(shell pkg-config --exists lua5.4 2>/dev/null && echo 1)
@@ -38,6 +39,9 @@ ifeq ($(HAVE_LUA),1)
 CFLAGS  += $(shell pkg-config --cflags lua5.4)
 LDLIBS  += $(shell pkg-config --libs lua5.4)
 endif
+# the data pipeline: JPEG through TurboJPEG, gzipped IDX through zlib
+CFLAGS  += $(shell pkg-config --cflags libturbojpeg zlib 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs libturbojpeg zlib 2>/dev/null || echo -lturbojpeg -lz)
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -107,13 +111,17 @@ $(BUILD)/tests/util/%.o: tests/util/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 tests-build: $(TEST_BIN) $(RSA_BIN)
 
 test: summary tests-build
 	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) tests/run.sh
 
 bench: all
-	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) bench/run.sh
+	@BUILD=$(BUILD) bench/run.sh
 
 deps:
 	@if [ "$$(id -u)" != 0 ]; then \

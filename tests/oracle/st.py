@@ -16,7 +16,7 @@ def save(path, tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs, offset = [], 0
     for name, a in tensors.items():
-        a = np.array(a, order="C", copy=False)  # keeps 0-d arrays 0-d, unlike ascontiguousarray
+        a = np.asarray(a, order="C")  # keeps 0-d arrays 0-d, unlike ascontiguousarray
         if a.dtype not in _DTYPES:
             raise TypeError(f"{name}: unsupported dtype {a.dtype}")
         b = a.tobytes()

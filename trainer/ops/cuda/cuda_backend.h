@@ -21,6 +21,9 @@ bool cuda_deterministic(void);
 void cuda_set_tf32(bool on);
 bool cuda_tf32(void);
 
+/* Device memory in use on the current GPU (cudaMemGetInfo: total - free), for benchmarks. */
+size_t cuda_device_used_bytes(void);
+
 #ifdef __cplusplus
 }
 #endif

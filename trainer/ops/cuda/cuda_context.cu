@@ -75,3 +75,9 @@ float *cuda_alloc_floats(size_t count) {
 }
 
 void cuda_free(void *p) { CUDA_CHECK(cudaFree(p)); }
+
+extern "C" size_t cuda_device_used_bytes(void) {
+    size_t free_bytes = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    return total - free_bytes;
+}

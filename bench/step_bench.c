@@ -1,0 +1,114 @@
+/* Training-step throughput on any backend.
+ * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest]
+ *   ARCH r18c (ResNet-18, CIFAR stem, 32 px) or r50 (ResNet-50, 224 px); MODE fwdbwd (encoder forward + backward)
+ *   or rsa (a whole RSA step: 4 views, EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
+ * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory. */
+#include "trainer/core/error.h"
+#include "trainer/core/hostmem.h"
+#include "trainer/core/rng.h"
+#include "trainer/train/learner.h"
+#ifdef RSA_CUDA
+#include "trainer/ops/cuda/cuda_backend.h"
+#endif
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: step_bench BACKEND r18c|r50 fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest]\n");
+        return 2;
+    }
+    const char *arch = argv[2], *mode = argv[3];
+    int batch = atoi(argv[4]), steps = atoi(argv[5]);
+    bool tf32 = false, fastest = false;
+    for (int i = 6; i < argc; i++) tf32 |= strcmp(argv[i], "tf32") == 0, fastest |= strcmp(argv[i], "fastest") == 0;
+#ifdef RSA_CUDA
+    cuda_set_tf32(tf32);
+    cuda_set_deterministic(!fastest);
+#endif
+    const Backend *be = backend_by_name(argv[1]);
+    if (!be) {
+        fprintf(stderr, "%s\n", rsa_error_message());
+        return 1;
+    }
+    double base_used = 0;
+#ifdef RSA_CUDA
+    if (strcmp(argv[1], "cuda") == 0) base_used = (double)cuda_device_used_bytes();
+#endif
+    bool r50 = strcmp(arch, "r50") == 0;
+    TrainConfig cfg;
+    train_config_defaults(&cfg, r50 ? "imagenet100" : "cifar10");
+    cfg.method = strcmp(mode, "byol") == 0 ? METHOD_BYOL : METHOD_RSA;
+    cfg.views = cfg.method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
+    int size = cfg.image_size, views = cfg.method == METHOD_RSA ? 4 : 2;
+    size_t image = (size_t)batch * 3 * size * size;
+    float *host[4];
+    Rng r;
+    rng_init(&r, 1, RNG_TEST, 0, 0, 0);
+    for (int v = 0; v < 4; v++) {
+        host[v] = hostmem_alloc(image * sizeof(float));
+        for (size_t i = 0; i < image; i++) host[v][i] = (float)rng_normal(&r);
+    }
+    double *t = malloc(sizeof(double) * (size_t)steps);
+    if (strcmp(mode, "fwdbwd") == 0) {
+        Model *m = model_new(be);
+        int x = model_input(m, 3, size, size);
+        int feat = resnet_build(m, &cfg.backbone, x);
+        Workspace *ws = model_finalize(m, batch, 1) == 0 ? workspace_new(m, true) : NULL;
+        float *dx = be->alloc(image * sizeof(float)), *dy = be->alloc((size_t)batch * 2048 * sizeof(float));
+        if (!ws || !dx || !dy) {
+            fprintf(stderr, "%s\n", rsa_error_message());
+            return 1;
+        }
+        be->upload(dx, host[0], image * sizeof(float));
+        for (int s = -2; s < steps; s++) {
+            be->sync();
+            double t0 = now();
+            model_zero_grad(m);
+            model_forward(m, ws, batch, dx, true, -1);
+            model_backward(m, ws, feat, dy);
+            be->sync();
+            if (s >= 0) t[s] = now() - t0;
+        }
+    } else {
+        Learner *l = learner_new(&cfg, be, batch, 1000);
+        if (!l) {
+            fprintf(stderr, "%s\n", rsa_error_message());
+            return 1;
+        }
+        for (int s = -2; s < steps; s++) {
+            StepMetrics m;
+            be->sync();
+            double t0 = now();
+            if (learner_step(l, host, batch, 0.1, &m) != 0) {
+                fprintf(stderr, "%s\n", rsa_error_message());
+                return 1;
+            }
+            be->sync();
+            if (s >= 0) t[s] = now() - t0;
+        }
+    }
+    double gpu_mib = 0;
+#ifdef RSA_CUDA
+    if (strcmp(argv[1], "cuda") == 0) gpu_mib = ((double)cuda_device_used_bytes() - base_used) / 1048576.0;
+#endif
+    qsort(t, (size_t)steps, sizeof *t, cmp);
+    printf("ours %-4s %-6s %-4s batch %4d%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f MiB\n",
+           argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", batch / t[steps / 2],
+           strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
+    return 0;
+}
