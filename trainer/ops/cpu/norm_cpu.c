@@ -6,6 +6,11 @@
 
 #include <math.h>
 
+/* The 16-lane kernels are compiled for AVX-512, AVX2 and the baseline and picked at run time. Each lane does the
+ * same IEEE operations in the same order in every version (no FMA contraction in ISO C mode), so all three give the
+ * same bits; only the vector width differs. */
+#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 /* y = (x - mean) (gamma invstd) + beta from the saved float statistics, so that a recomputation in backward is bit
  * for bit the forward's output. (Folding the mean into a shift, x scale + (beta - mean scale), would cancel
  * catastrophically when |mean| >> std.) */
@@ -70,6 +75,12 @@ static inline __attribute__((always_inline)) void bn_train_group(const BnShape *
     bn_apply_group(s, L, g, relu, x, gamma, beta, save_mean, save_invstd, y);
 }
 
+CPU_CLONES static void bn_train_group16(const BnShape *s, int g, bool relu, const float *x, const float *gamma,
+                                        const float *beta, float *y, float *save_mean, float *save_invstd,
+                                        float momentum, float *rm, float *rv) {
+    bn_train_group(s, 16, g, relu, x, gamma, beta, y, save_mean, save_invstd, momentum, rm, rv);
+}
+
 void bn_cpu_forward_train(const BnShape *s, Layout layout, bool relu, const float *x, const float *gamma,
                           const float *beta, float *y, float *save_mean, float *save_invstd, float momentum, float *rm,
                           float *rv) {
@@ -77,7 +88,7 @@ void bn_cpu_forward_train(const BnShape *s, Layout layout, bool relu, const floa
     if (L == 16) {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++)
-            bn_train_group(s, 16, g, relu, x, gamma, beta, y, save_mean, save_invstd, momentum, rm, rv);
+            bn_train_group16(s, g, relu, x, gamma, beta, y, save_mean, save_invstd, momentum, rm, rv);
     } else {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++)
@@ -85,12 +96,17 @@ void bn_cpu_forward_train(const BnShape *s, Layout layout, bool relu, const floa
     }
 }
 
+CPU_CLONES static void bn_apply_group16(const BnShape *s, int g, bool relu, const float *x, const float *gamma,
+                                        const float *beta, const float *mean, const float *invstd, float *y) {
+    bn_apply_group(s, 16, g, relu, x, gamma, beta, mean, invstd, y);
+}
+
 void bn_cpu_apply(const BnShape *s, Layout layout, bool relu, const float *x, const float *gamma, const float *beta,
                   const float *mean, const float *invstd, float *y) {
     int L = blocked_lanes(layout, s->c, s->hw), G = s->c / L;
     if (L == 16) {
 #pragma omp parallel for schedule(static)
-        for (int g = 0; g < G; g++) bn_apply_group(s, 16, g, relu, x, gamma, beta, mean, invstd, y);
+        for (int g = 0; g < G; g++) bn_apply_group16(s, g, relu, x, gamma, beta, mean, invstd, y);
     } else {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++) bn_apply_group(s, 1, g, relu, x, gamma, beta, mean, invstd, y);
@@ -171,6 +187,12 @@ static inline __attribute__((always_inline)) void bn_backward_group(const BnShap
     }
 }
 
+CPU_CLONES static void bn_backward_group16(const BnShape *s, int g, bool relu, const float *x, const float *dy,
+                                           const float *gamma, const float *beta, const float *save_mean,
+                                           const float *save_invstd, float *dx, float *dgamma, float *dbeta) {
+    bn_backward_group(s, 16, g, relu, x, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta);
+}
+
 void bn_cpu_backward(const BnShape *s, Layout layout, bool relu, const float *x, const float *y, const float *dy,
                      const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
                      float *dx, float *dgamma, float *dbeta) {
@@ -179,7 +201,7 @@ void bn_cpu_backward(const BnShape *s, Layout layout, bool relu, const float *x,
     if (L == 16) {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++)
-            bn_backward_group(s, 16, g, relu, x, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta);
+            bn_backward_group16(s, g, relu, x, dy, gamma, beta, save_mean, save_invstd, dx, dgamma, dbeta);
     } else {
 #pragma omp parallel for schedule(static)
         for (int g = 0; g < G; g++)
