@@ -133,9 +133,8 @@ static void run_fixture(void) {
         compared++;
     }
     for (int b = 0; b < m->n_bns; b++) {
-        const char *wname = m->params[m->nodes[m->bns[b].node].weight].name;
-        char mod[128], key[160];
-        snprintf(mod, sizeof mod, "%.*s", (int)(strlen(wname) - 7), wname);
+        const char *mod = m->nodes[m->bns[b].node].name;
+        char key[160];
         snprintf(key, sizeof key, "after.%s.running_mean", mod);
         float *rm = fixture_f32(&fx, key, NULL);
         compare(key, buf + m->bns[b].stat_offset, rm, NULL, (size_t)m->bns[b].c);

@@ -120,9 +120,92 @@ class RSA(BYOL):
         return loss.mean(), (a1w2 + a2w1).mean(), (a1a2 + a2a1).mean()
 
 
-def run(method, dtype, init, views):
+TEMPERATURE, QUEUE, MOCO_M = 0.5, 64, 0.99
+
+
+class SimCLR(nn.Module):
+    """SimCLR (Chen et al. 2020): NT-Xent over both views' normalised projections; BYOL's projector shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder_q = encoder()
+        self.encoder_q_head = head(8 * WIDTH, HIDDEN, OUT)
+
+    def forward(self, views):
+        z = torch.cat([F.normalize(self.encoder_q_head(self.encoder_q(v)), dim=1) for v in views])
+        n = views[0].shape[0]
+        logits = z @ z.t() / TEMPERATURE
+        logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+        loss = F.cross_entropy(logits, target)
+        return loss, torch.zeros(()), torch.zeros(())
+
+
+class MoCo(nn.Module):
+    """MoCo v2 (He et al. 2020, Alg. 1; Chen et al. 2020): MLP head without BN, fixed momentum, a queue."""
+
+    def __init__(self, queue):
+        super().__init__()
+        mlp = lambda: nn.Sequential(nn.Linear(8 * WIDTH, HIDDEN), nn.ReLU(inplace=True), nn.Linear(HIDDEN, OUT))  # noqa
+        self.encoder_q, self.encoder_k = encoder(), encoder()
+        self.encoder_q_head, self.encoder_k_head = mlp(), mlp()
+        for q, k in zip(list(self.encoder_q.parameters()) + list(self.encoder_q_head.parameters()),
+                        list(self.encoder_k.parameters()) + list(self.encoder_k_head.parameters())):
+            k.data.copy_(q.data)
+            k.requires_grad = False
+        self.register_buffer("queue", queue.clone())
+        self.ptr = 0
+
+    def forward(self, views):
+        q = F.normalize(self.encoder_q_head(self.encoder_q(views[0])), dim=1)
+        with torch.no_grad():
+            for a, b in zip(list(self.encoder_q.parameters()) + list(self.encoder_q_head.parameters()),
+                            list(self.encoder_k.parameters()) + list(self.encoder_k_head.parameters())):
+                b.data.copy_(b.data * MOCO_M + a.data * (1.0 - MOCO_M))
+            k = F.normalize(self.encoder_k_head(self.encoder_k(views[1])), dim=1)
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ self.queue.clone().detach().t()], dim=1) / TEMPERATURE
+        loss = F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long))
+        with torch.no_grad():
+            for r in range(k.shape[0]):
+                self.queue[self.ptr] = k[r]
+                self.ptr = (self.ptr + 1) % self.queue.shape[0]
+        return loss, torch.zeros(()), torch.zeros(())
+
+
+class SimSiam(nn.Module):
+    """SimSiam (Chen & He 2021) with its two-layer CIFAR projector; no target network."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder_q = encoder()
+        self.encoder_q_head = nn.Sequential(nn.Linear(8 * WIDTH, HIDDEN, bias=False), nn.BatchNorm1d(HIDDEN),
+                                            nn.ReLU(inplace=True), nn.Linear(HIDDEN, OUT, bias=False),
+                                            nn.BatchNorm1d(OUT, affine=False))
+        self.pred = nn.Sequential(nn.Linear(OUT, HIDDEN // 2, bias=False), nn.BatchNorm1d(HIDDEN // 2),
+                                  nn.ReLU(inplace=True), nn.Linear(HIDDEN // 2, OUT))
+
+    def forward(self, views):
+        z1, z2 = (self.encoder_q_head(self.encoder_q(v)) for v in views)
+        p1, p2 = self.pred(z1), self.pred(z2)
+        d = lambda p, z: -F.cosine_similarity(p, z.detach(), dim=1).mean()  # noqa: E731
+        return d(p1, z2) / 2 + d(p2, z1) / 2, torch.zeros(()), torch.zeros(())
+
+
+def make(method, queue=None):
+    if method == "rsa":
+        return RSA(MAX_STEP, BETA)
+    if method == "byol":
+        return BYOL(MAX_STEP)
+    if method == "simclr":
+        return SimCLR()
+    if method == "mocov2":
+        return MoCo(queue)
+    return SimSiam()
+
+
+def run(method, dtype, init, views, queue):
     torch.manual_seed(0)
-    model = RSA(MAX_STEP, BETA) if method == "rsa" else BYOL(MAX_STEP)
+    model = make(method, queue)
     model.load_state_dict(init)
     model.to(dtype).train()
     opt = torch.optim.SGD(model.parameters(), lr=LR, weight_decay=WD, momentum=MOMENTUM)
@@ -140,15 +223,18 @@ def run(method, dtype, init, views):
 
 def fixture(method, path):
     torch.manual_seed(11)
-    model = RSA(MAX_STEP, BETA) if method == "rsa" else BYOL(MAX_STEP)
+    g0 = torch.Generator().manual_seed(13)
+    queue = F.normalize(torch.randn(QUEUE, OUT, generator=g0), dim=1)
+    model = make(method, queue)
     with torch.no_grad():  # random BN affine parameters: no branch silenced by zero_init_residual
         for mod in model.modules():
-            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)) and mod.affine:
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.normal_(0, 0.1)
-        for q, k in zip(list(model.encoder_q.parameters()) + list(model.encoder_q_head.parameters()),
-                        list(model.encoder_k.parameters()) + list(model.encoder_k_head.parameters())):
-            k.data.copy_(q.data)
+        if hasattr(model, "encoder_k"):
+            for q, k in zip(list(model.encoder_q.parameters()) + list(model.encoder_q_head.parameters()),
+                            list(model.encoder_k.parameters()) + list(model.encoder_k_head.parameters())):
+                k.data.copy_(q.data)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     g = torch.Generator().manual_seed(12)
     nviews = 4 if method == "rsa" else 2
@@ -159,14 +245,16 @@ def fixture(method, path):
     for s in range(STEPS):
         for i in range(nviews):
             out[f"views.{s}.{i}"] = views[s][i].numpy()
+    out["queue0"] = queue.numpy()
     for dtype, tag in [(torch.float64, ""), (torch.float32, "32")]:
-        losses, state, momentum = run(method, dtype, init, views)
+        losses, state, momentum = run(method, dtype, init, views, queue.to(dtype))
         out["losses" + tag] = losses.astype(np.float32)
         for k, v in state.items():
             out[f"after{tag}." + k] = v.numpy().astype(np.int64 if v.dtype == torch.int64 else np.float32)
         for k, v in momentum.items():
             out[f"momentum{tag}." + k] = v.numpy().astype(np.float32)
     meta = {"fixture_version": VERSION, "method": method, "steps": STEPS, "max_step": MAX_STEP, "batch": N,
+            "temperature": TEMPERATURE, "queue": QUEUE, "moco_m": MOCO_M, "pred_hidden": HIDDEN // 2,
             "size": SIZE, "width": WIDTH, "hidden": HIDDEN, "out": OUT, "lr": LR, "weight_decay": WD, "momentum": MOMENTUM, "beta": BETA, "tau": TAU}
     st.save(path, out, meta)
 
@@ -175,5 +263,5 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
-    fixture("rsa", os.path.join(outdir, "step_rsa.safetensors"))
-    fixture("byol", os.path.join(outdir, "step_byol.safetensors"))
+    for method in ["rsa", "byol", "simclr", "mocov2", "simsiam"]:
+        fixture(method, os.path.join(outdir, f"step_{method}.safetensors"))

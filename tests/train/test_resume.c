@@ -20,6 +20,7 @@ static TrainConfig config(MethodKind method) {
     c.subset = 512, c.batch = 64, c.epochs = 2, c.lr_scaling = LR_SCALE_LINEAR;
     c.method = method, c.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
     c.linear_epochs = 0, c.knn_every = 0, c.loader_threads = 2, c.seed = 5;
+    c.queue_size = 256, c.temperature = 0.2, c.tau_base = 0.99; /* MoCo */
     return c;
 }
 
@@ -91,9 +92,11 @@ static void resume_matches(MethodKind method) {
 
 static void test_resume_rsa(void) { resume_matches(METHOD_RSA); }
 static void test_resume_byol(void) { resume_matches(METHOD_BYOL); }
+static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2); }
 
 int main(void) {
     RUN(test_resume_rsa);
     RUN(test_resume_byol);
+    RUN(test_resume_mocov2);
     return test_finish();
 }

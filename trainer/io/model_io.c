@@ -13,11 +13,9 @@ bool model_state_rename(const char *name, const char *from, const char *to, char
     return len >= 0 && (size_t)len < size;
 }
 
-/* The module path of a BN ("layer1.0.bn1" from "layer1.0.bn1.weight"), with leaf appended. */
+/* A BN's buffer name: its module path ("encoder_q.layer1.0.bn1") and the leaf. */
 static void bn_entry(const Model *m, int b, const char *leaf, char *out, size_t size) {
-    const char *wname = m->params[m->nodes[m->bns[b].node].weight].name;
-    size_t base = strlen(wname) - strlen(".weight");
-    snprintf(out, size, "%.*s.%s", (int)base, wname, leaf);
+    snprintf(out, size, "%s.%s", m->nodes[m->bns[b].node].name, leaf);
 }
 
 void model_state_add(const Model *m, StWriter *w, const char *from, const char *to, ModelState *st) {

@@ -64,7 +64,7 @@ static Node *add_node(Model *m, NodeKind kind, const char *name, int in0, int in
     Node *nd = &m->nodes[m->n_nodes++];
     memset(nd, 0, sizeof *nd);
     nd->kind = kind;
-    snprintf(nd->name, sizeof nd->name, "%s", name ? name : "");
+    snprintf(nd->name, sizeof nd->name, "%s%s", m->prefix, name ? name : "");
     nd->in[0] = in0, nd->in[1] = in1, nd->out = -1;
     nd->weight = nd->bias = nd->bn = -1;
     return nd;
@@ -106,23 +106,45 @@ int model_conv(Model *m, const char *name, int x, int co, int k, int stride, int
     return y;
 }
 
-int model_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma) {
+static int add_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma, bool affine) {
     const TensorDesc xi = m->tensors[x];
     int y = add_tensor(m, xi.c, xi.h, xi.w);
     Node *nd = add_node(m, NODE_BN, name, x, -1);
     nd->out = y, nd->relu = relu;
     int64_t cs[1] = {xi.c};
-    nd->weight = add_param(m, name, "weight", 1, cs);
-    nd->bias = add_param(m, name, "bias", 1, cs);
+    if (affine) {
+        nd->weight = add_param(m, name, "weight", 1, cs);
+        nd->bias = add_param(m, name, "bias", 1, cs);
+    }
     m->bns = grow(m->bns, &m->cap_bns, m->n_bns + 1, sizeof *m->bns);
     BnInfo *b = &m->bns[m->n_bns];
-    b->node = m->n_nodes - 1, b->c = xi.c, b->zero_gamma = zero_gamma;
+    b->node = m->n_nodes - 1, b->c = xi.c, b->zero_gamma = zero_gamma, b->affine = affine;
     b->stat_offset = m->n_buf;
     m->n_buf += (size_t)2 * xi.c;
+    if (!affine) {
+        b->const_offset = m->n_buf;
+        m->n_buf += (size_t)2 * xi.c;
+    }
     b->save_offset = m->n_bn_saved;
     m->n_bn_saved += (size_t)2 * xi.c;
     nd->bn = m->n_bns++;
     return y;
+}
+
+int model_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma) {
+    return add_bn(m, name, x, relu, zero_gamma, true);
+}
+
+int model_bn_fixed(Model *m, const char *name, int x, bool relu) { return add_bn(m, name, x, relu, false, false); }
+
+const float *model_bn_gamma(const Model *m, const Node *bn) {
+    const BnInfo *b = &m->bns[bn->bn];
+    return b->affine ? m->w + m->params[bn->weight].offset : m->buf + b->const_offset;
+}
+
+const float *model_bn_beta(const Model *m, const Node *bn) {
+    const BnInfo *b = &m->bns[bn->bn];
+    return b->affine ? m->w + m->params[bn->bias].offset : m->buf + b->const_offset + b->c;
 }
 
 int model_relu(Model *m, int x) {
@@ -246,7 +268,10 @@ int model_finalize(Model *m, int max_batch, uint64_t seed) {
     if (!host || !hbuf) rsa_fatal("free memory", "out of memory");
     init_params(m, host, seed);
     for (int b = 0; b < m->n_bns; b++)
-        for (int c = 0; c < m->bns[b].c; c++) hbuf[m->bns[b].stat_offset + m->bns[b].c + c] = 1.0f; /* running_var */
+        for (int c = 0; c < m->bns[b].c; c++) {
+            hbuf[m->bns[b].stat_offset + m->bns[b].c + c] = 1.0f; /* running_var */
+            if (!m->bns[b].affine) hbuf[m->bns[b].const_offset + c] = 1.0f; /* gamma */
+        }
     m->be->upload(m->w, host, wbytes);
     m->be->upload(m->buf, hbuf, bbytes);
     free(host);
@@ -262,13 +287,8 @@ int model_find_param(const Model *m, const char *name) {
 }
 
 int model_find_bn(const Model *m, const char *bn_name) {
-    for (int b = 0; b < m->n_bns; b++) {
-        char full[2 * MODEL_NAME_BYTES];
-        snprintf(full, sizeof full, "%s", m->params[m->nodes[m->bns[b].node].weight].name);
-        char *dot = strrchr(full, '.');
-        if (dot) *dot = 0;
-        if (strcmp(full, bn_name) == 0) return b;
-    }
+    for (int b = 0; b < m->n_bns; b++)
+        if (strcmp(m->nodes[m->bns[b].node].name, bn_name) == 0) return b;
     return -1;
 }
 
@@ -358,6 +378,7 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
             BnShape s = bn_shape(m, xt, n);
             BnInfo *bi = &m->bns[nd->bn];
             float *stats = m->buf + bi->stat_offset, *saved = ws->bn_saved + bi->save_offset;
+            w = model_bn_gamma(m, nd), b = model_bn_beta(m, nd);
             if (train) {
                 be->bn_forward_train(&s, xt->layout, nd->relu, x, w, b, y, saved, saved + bi->c, m->bn_momentum, stats,
                                      stats + bi->c);
@@ -408,8 +429,8 @@ static const float *backward_act(Model *m, Workspace *ws, int t) {
         const BnInfo *bi = &m->bns[bn->bn];
         const float *saved = ws->bn_saved + bi->save_offset;
         BnShape s = bn_shape(m, xt, ws->n);
-        m->be->bn_apply(&s, xt->layout, bn->relu, ws->act[bn->in[0]], m->w + m->params[bn->weight].offset,
-                        m->w + m->params[bn->bias].offset, saved, saved + bi->c, ws->act_bwd[t]);
+        m->be->bn_apply(&s, xt->layout, bn->relu, ws->act[bn->in[0]], model_bn_gamma(m, bn), model_bn_beta(m, bn),
+                        saved, saved + bi->c, ws->act_bwd[t]);
         ws->rebuilt[t] = true;
     }
     return ws->act_bwd[t];
@@ -450,8 +471,8 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
             BnShape s = bn_shape(m, xt, n);
             const BnInfo *bi = &m->bns[nd->bn];
             const float *saved = ws->bn_saved + bi->save_offset;
-            const float *beta = m->w + m->params[nd->bias].offset;
-            be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, w, beta, saved, saved + bi->c, dx, dw, db);
+            be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, model_bn_gamma(m, nd), model_bn_beta(m, nd), saved,
+                            saved + bi->c, dx, dw, db);
             break;
         }
         case NODE_RELU:

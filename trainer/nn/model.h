@@ -35,7 +35,7 @@ typedef struct {
 
 typedef struct {
     NodeKind kind;
-    char name[MODEL_NAME_BYTES]; /* module path, e.g. "layer1.0.bn1" */
+    char name[MODEL_NAME_BYTES]; /* module path with the prefix, e.g. "encoder_q.layer1.0.bn1" */
     int in[2], out;              /* tensors; in[1] only for ADD */
     int weight, bias;            /* parameters (-1: none); gamma and beta for BN */
     int bn;                      /* BN: index into the model's BN list */
@@ -50,6 +50,8 @@ typedef struct {
     size_t save_offset;      /* into a workspace's saved batch statistics: mean at +0, invstd at +c */
     int64_t batches_tracked; /* torchvision's num_batches_tracked */
     bool zero_gamma;
+    bool affine;             /* false: gamma 1 and beta 0, constants kept in Model.buf at const_offset */
+    size_t const_offset;
 } BnInfo;
 
 typedef struct Model {
@@ -102,6 +104,11 @@ int model_input(Model *m, int c, int h, int w);
 int model_conv(Model *m, const char *name, int x, int co, int k, int stride, int pad, bool bias);
 /* zero_gamma: gamma starts at 0 (torchvision's zero_init_residual for the last BN of a residual block). */
 int model_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma);
+/* BatchNorm without learnable gamma and beta (torch's affine=False, SimSiam's projector output). */
+int model_bn_fixed(Model *m, const char *name, int x, bool relu);
+/* A BN's gamma and beta as the ops read them (parameters, or the constants of a BN without affine). */
+const float *model_bn_gamma(const Model *m, const Node *bn);
+const float *model_bn_beta(const Model *m, const Node *bn);
 int model_relu(Model *m, int x);
 int model_maxpool(Model *m, int x, int k, int stride, int pad);
 int model_gap(Model *m, int x);

@@ -21,7 +21,16 @@ extern const ResNetSpec RESNET18_CIFAR, RESNET50;
 int resnet_build(Model *m, const ResNetSpec *spec, int image);
 int resnet_feature_dim(const ResNetSpec *spec);
 
-/* Linear(in, hidden) + BatchNorm1d + ReLU + Linear(hidden, out, no bias), named 0, 1, 3 as nn.Sequential. */
+/* Linear(in, hidden) + BatchNorm1d + ReLU + Linear(hidden, out, no bias), named 0, 1, 3 as nn.Sequential: the
+ * BYOL/RSA projector and predictor (methods/BYOL.py), also SimCLR's projector. */
 int mlp_head_build(Model *m, int x, int hidden, int out);
+/* MoCo v2's projector (Chen et al. 2020, "Improved Baselines..."): Linear(in, hidden) + ReLU + Linear(hidden, out),
+ * both with bias, no BN; named 0, 2. */
+int mlp_head_moco(Model *m, int x, int hidden, int out);
+/* SimSiam's projector in its CIFAR form (Chen & He 2021, Sec. 5: two layers): Linear(in, hidden, no bias) + BN +
+ * ReLU + Linear(hidden, out, no bias) + BN without affine; named 0, 1, 3, 4. */
+int simsiam_projector(Model *m, int x, int hidden, int out);
+/* SimSiam's predictor: Linear(out, hidden, no bias) + BN + ReLU + Linear(hidden, out); named 0, 1, 3. */
+int simsiam_predictor(Model *m, int x, int hidden, int out);
 
 #endif

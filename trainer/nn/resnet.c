@@ -97,3 +97,28 @@ int mlp_head_build(Model *m, int x, int hidden, int out) {
     model_mark_output(m, y);
     return y;
 }
+
+int mlp_head_moco(Model *m, int x, int hidden, int out) {
+    x = model_linear(m, "0", x, hidden, true);
+    x = model_relu(m, x);
+    int y = model_linear(m, "2", x, out, true);
+    model_mark_output(m, y);
+    return y;
+}
+
+int simsiam_projector(Model *m, int x, int hidden, int out) {
+    x = model_linear(m, "0", x, hidden, false);
+    x = model_bn(m, "1", x, true, false);
+    x = model_linear(m, "3", x, out, false);
+    int y = model_bn_fixed(m, "4", x, false);
+    model_mark_output(m, y);
+    return y;
+}
+
+int simsiam_predictor(Model *m, int x, int hidden, int out) {
+    x = model_linear(m, "0", x, hidden, false);
+    x = model_bn(m, "1", x, true, false);
+    int y = model_linear(m, "3", x, out, true);
+    model_mark_output(m, y);
+    return y;
+}

@@ -25,7 +25,11 @@ int checkpoint_save(const Learner *l, RunPosition pos, const char *config_hash, 
         snprintf(name, sizeof name, "optimizer.momentum.%s", m->params[i].name);
         st_add(w, name, ST_F32, m->params[i].ndim, m->params[i].shape, mom + m->params[i].offset);
     }
+    int64_t qshape[2] = {l->cfg->queue_size, l->out_dim};
+    if (l->queue) st_add(w, "moco.queue", ST_F32, 2, qshape, l->queue);
     char num[64];
+    snprintf(num, sizeof num, "%" PRId64, l->queue_next);
+    st_set_meta(w, "queue_next", num);
     st_set_meta(w, "format", FORMAT);
     st_set_meta(w, "version", VERSION);
     st_set_meta(w, "config_hash", config_hash);
@@ -95,6 +99,12 @@ int checkpoint_load(Learner *l, const char *config_hash, const char *path, RunPo
     }
     m->be->upload(l->opt.momentum_buf, mom, sizeof(float) * m->n_weights);
     free(mom);
+    if (l->queue) {
+        int64_t qshape[2] = {l->cfg->queue_size, l->out_dim}, next;
+        if (st_read(&f, "moco.queue", ST_F32, 2, qshape, l->queue) != 0 || meta_int(&f, "queue_next", &next) != 0)
+            goto done;
+        l->queue_next = next;
+    }
     l->step = step;
     pos->epoch = (int)epoch, pos->step_in_epoch = in_epoch;
     const char *secs = st_meta(&f, "train_seconds");

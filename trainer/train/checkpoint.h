@@ -1,6 +1,7 @@
 /* A checkpoint is the whole state of a run at a step boundary, in one safetensors file written atomically:
  * online and target networks under the official code's names (encoder_q.*, encoder_q_head.*, pred.*, encoder_k.*,
- * encoder_k_head.*) with BN buffers, the optimiser's momentum per parameter (optimizer.momentum.<name>), and in
+ * encoder_k_head.*) with BN buffers, the optimiser's momentum per parameter (optimizer.momentum.<name>), MoCo's
+ * queue (moco.queue, with queue_next in the metadata), and in
  * the metadata the step counter k, the loader position (epoch, step in epoch), the seed and the config hash.
  * Random draws are counter-based, so the position is all the RNG state there is. Resuming from it continues
  * bit for bit as if the run had not stopped. */

@@ -17,6 +17,7 @@ int train_config_defaults(TrainConfig *c, const char *dataset) {
     c->backbone = imagenet ? RESNET50 : RESNET18_CIFAR;
     c->proj_hidden = imagenet ? 4096 : 1024;
     c->proj_out = imagenet ? 256 : 128;
+    c->pred_hidden = 0;
     c->loader_threads = 2;
     c->method = METHOD_RSA;
     c->views = VIEWS_MA;
@@ -56,8 +57,9 @@ double train_config_base_lr(const TrainConfig *c) {
 }
 
 int train_config_check(const TrainConfig *c) {
-    if (c->epochs < 1 || c->batch < 2)
-        return rsa_fail("set epochs >= 1 and batch >= 2", "epochs %d, batch %d", c->epochs, c->batch);
+    /* epochs 0: no pretraining, the initialised encoder is evaluated (the reports' "random init" row) */
+    if (c->epochs < 0 || c->batch < 2)
+        return rsa_fail("set epochs >= 0 and batch >= 2", "epochs %d, batch %d", c->epochs, c->batch);
     if (train_config_base_lr(c) <= 0)
         return rsa_fail("use lr_scaling = \"linear\" for batches under 256, or a batch of at least 256",
                         "lr %g scaled as lr * (batch // 256) with batch %d gives a learning rate of 0", c->lr,
@@ -72,6 +74,11 @@ int train_config_check(const TrainConfig *c) {
                         view_mode_name(c->views), views);
     if (c->method == METHOD_RSA && c->beta_schedule == BETA_TABLE && (!c->beta_table || c->beta_table_len < 1))
         return rsa_fail("give a beta schedule function in the experiment", "beta_schedule table is empty");
+    if (c->method == METHOD_MOCOV2 && c->queue_size < 1)
+        return rsa_fail("MoCo needs a queue of negatives (65536 in the paper, 4096 is common on CIFAR)",
+                        "queue_size %d", c->queue_size);
+    if ((c->method == METHOD_SIMCLR || c->method == METHOD_MOCOV2) && !(c->temperature > 0))
+        return rsa_fail("give a positive temperature", "temperature %g", c->temperature);
     if (c->beta_base < 0 || c->beta_base > 1)
         return rsa_fail("beta_base is a mixing weight in [0, 1]", "beta_base %g", c->beta_base);
     return 0;

@@ -29,6 +29,7 @@ typedef struct {
     /* networks */
     ResNetSpec backbone;
     int proj_hidden, proj_out; /* heads: (1024, 128) with ResNet-18, (4096, 256) with ResNet-50 */
+    int pred_hidden;           /* SimSiam's predictor bottleneck (512); 0: proj_hidden */
 
     /* method */
     MethodKind method;
@@ -37,7 +38,7 @@ typedef struct {
     BetaSchedule beta_schedule;
     const float *beta_table; /* BETA_TABLE: beta per step (index = step counter - 1), sampled from Lua */
     int64_t beta_table_len;
-    double tau_base;      /* BYOL/RSA EMA: tau = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2; MoCo: fixed momentum */
+    double tau_base;      /* BYOL/RSA EMA: tau = 1 - (1 - tau_base)(cos(pi k/K) + 1)/2; MoCo: the fixed momentum m */
     double temperature;   /* SimCLR, MoCo */
     int queue_size;       /* MoCo */
 

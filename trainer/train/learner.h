@@ -10,8 +10,13 @@
  *   d(a, b) = 2 - 2 <a, b>, beta = beta(k); backward; optimiser step.
  * BYOL (methods/BYOL.py), views v1, v2: online v1, target v2, online v2, target v1 (that order: BN statistics);
  *   loss = mean(d(p(v1), z(v2)) + d(p(v2), z(v1))).
- * The loss and its gradient with respect to the predictions are computed on the host in double precision from the
- * downloaded predictions (n x 128 floats per view); the networks, EMA and optimiser run on the backend. */
+ * The baselines of Tables 2-3 on the same networks and data code (their heads in nets.h):
+ * SimCLR: online encoder + projector on v1 and v2 (two BN batches, as BYOL's), NT-Xent at temperature T.
+ * MoCo v2: q = online(v1); momentum update of the key encoder (fixed m = tau_base); k = target(v2); InfoNCE
+ *   against a queue of queue_size keys, which then takes k. No shuffling BN (one process; see REPRODUCE.md).
+ * SimSiam: z_i, p_i from one network on v1 and v2; loss -(cos(p1, sg z2) + cos(p2, sg z1)) / 2; no target.
+ * Losses and their gradients with respect to the heads' outputs are computed on the host in double precision
+ * (losses.h) from the downloaded outputs; the networks, EMA and optimiser run on the backend. */
 #ifndef RSA_LEARNER_H
 #define RSA_LEARNER_H
 
@@ -27,8 +32,13 @@ typedef struct {
 typedef struct {
     const TrainConfig *cfg;
     const Backend *be;
-    Model *online, *target;
-    int feature, online_out, target_out; /* tensors: encoder feature, predictor output, target projection */
+    Model *online, *target;              /* target NULL for SimCLR and SimSiam */
+    int feature, online_out, target_out; /* tensors: encoder feature, the online output the loss reads (predictor,
+                                            or projector without a predictor), target projection */
+    int online_proj;                     /* SimSiam: the projector output z */
+    int out_dim;                         /* width of the loss inputs */
+    float *queue;                        /* MoCo: queue_size normalised keys (host), oldest at queue_next */
+    int64_t queue_next;
     Workspace *ws[2];                    /* online passes kept for backward */
     Workspace *target_ws;
     Optimizer opt;

@@ -21,6 +21,7 @@ double schedule_beta(const TrainConfig *c, int64_t k, int64_t K) {
 }
 
 double schedule_tau(const TrainConfig *c, int64_t k, int64_t K) {
+    if (c->method == METHOD_MOCOV2) return c->tau_base; /* MoCo's key encoder: a fixed momentum */
     return 1 - (1 - c->tau_base) * (cos(PI * (double)k / (double)K) + 1) / 2;
 }
 

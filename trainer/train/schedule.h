@@ -7,7 +7,7 @@
 
 /* RSA's beta: DECAY beta_base (cos(pi k / K) + 1) / 2; FIXED beta_base; TABLE beta_table[k - 1]. */
 double schedule_beta(const TrainConfig *c, int64_t k, int64_t K);
-/* BYOL's EMA rate: 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2. */
+/* BYOL's EMA rate: 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2; MoCo: tau_base throughout. */
 double schedule_tau(const TrainConfig *c, int64_t k, int64_t K);
 /* Learning rate of step `step_in_epoch` (0-based) of epoch `epoch` (0-based):
  * COSINE_EPOCH (train_single.py): base (1 + cos(pi epoch / epochs)) / 2, constant within an epoch;
