@@ -239,13 +239,13 @@ static BnResult bn_run(const Backend *be, const BnCase *k, const BnData *d) {
     BnResult r = bn_result(nx, c);
     be->bn_forward_eval(&s, l, k->relu, x, g, b, rm, rv, y);
     be_get(be, y, l, n, c, h, w, r.y_eval);
-    be->bn_forward_train(&s, l, k->relu, x, g, b, y, mean, inv, 0.1f, rm, rv);
+    be->bn_forward_train(&s, l, k->relu, x, g, b, y, mean, inv, 0.1f, rm, rv, NULL);
     be_get(be, y, l, n, c, h, w, r.y);
     be_get_flat(be, mean, c, r.mean), be_get_flat(be, inv, c, r.invstd);
     be_get_flat(be, rm, c, r.rm), be_get_flat(be, rv, c, r.rv);
     be->bn_apply(&s, l, k->relu, x, g, b, mean, inv, y_apply);
     be_get(be, y_apply, l, n, c, h, w, r.y_apply);
-    be->bn_backward(&s, l, k->relu, x, y, dy, g, b, mean, inv, dx, dg, db);
+    be->bn_backward(&s, l, k->relu, x, y, dy, g, b, mean, inv, dx, dg, db, NULL);
     be_get(be, dx, l, n, c, h, w, r.dx);
     be_get_flat(be, dg, c, r.dgamma), be_get_flat(be, db, c, r.dbeta);
     float *big[] = {x, y, y_apply, dy, dx}, *small[] = {g, b, rm, rv, mean, inv, dg, db};

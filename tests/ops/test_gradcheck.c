@@ -72,7 +72,7 @@ static void bn_f(void *c, const float *v, float *y) {
     BnCtx *k = c;
     float mean[8], inv[8];
     batchnorm_forward_train_ref(&k->s, k->wrt == 0 ? v : k->x, k->wrt == 1 ? v : k->g, k->wrt == 2 ? v : k->b, y, mean,
-                                inv, 0.1f, NULL, NULL);
+                                inv, 0.1f, NULL, NULL, NULL);
 }
 
 static void test_batchnorm(void) {
@@ -81,8 +81,8 @@ static void test_batchnorm(void) {
     float *x = test_alloc(nx), *g = test_alloc(4), *b = test_alloc(4), *r = test_alloc(nx), *y = test_alloc(nx);
     fill_normal(x, nx, 5, 2), fill_uniform(g, 4, 6, 0.5f, 1.5f), fill_normal(b, 4, 7, 1), fill_normal(r, nx, 8, 1);
     float mean[4], inv[4], dx[60], dg[4] = {0}, db[4] = {0};
-    batchnorm_forward_train_ref(&s, x, g, b, y, mean, inv, 0.1f, NULL, NULL);
-    batchnorm_backward_ref(&s, x, r, g, mean, inv, dx, dg, db);
+    batchnorm_forward_train_ref(&s, x, g, b, y, mean, inv, 0.1f, NULL, NULL, NULL);
+    batchnorm_backward_ref(&s, x, r, g, mean, inv, dx, dg, db, NULL);
     BnCtx c = {s, x, g, b, 0};
     fd_check("batchnorm dx", bn_f, &c, x, nx, nx, r, dx, 1e-3, 60);
     c.wrt = 1;

@@ -96,8 +96,8 @@ static void bn_case(int n, int c, int h, bool relu, int threads_a, int threads_b
     float *yr = test_alloc(nx), *dxr = test_alloc(nx), *mr = test_alloc(c), *ir = test_alloc(c), *dgr = test_alloc(c);
     float *dbr = test_alloc(c), *rmr = test_alloc(c), *rvr = test_alloc(c);
     for (int i = 0; i < c; i++) rvr[i] = 1;
-    ref->bn_forward_train(&s, LAYOUT_NCHW, relu, x, g, b, yr, mr, ir, 0.1f, rmr, rvr);
-    ref->bn_backward(&s, LAYOUT_NCHW, relu, x, yr, dy, g, b, mr, ir, dxr, dgr, dbr);
+    ref->bn_forward_train(&s, LAYOUT_NCHW, relu, x, g, b, yr, mr, ir, 0.1f, rmr, rvr, NULL);
+    ref->bn_backward(&s, LAYOUT_NCHW, relu, x, yr, dy, g, b, mr, ir, dxr, dgr, dbr, NULL);
     Layout l = fast->act_layout(c, h * h);
     float *results[2][5];
     int threads[2] = {threads_a, threads_b};
@@ -107,8 +107,8 @@ static void bn_case(int n, int c, int h, bool relu, int threads_a, int threads_b
         float *fy = test_alloc(nx), *fdx = test_alloc(nx), *m = test_alloc(c), *is = test_alloc(c);
         float *dg = test_alloc(c), *db = test_alloc(c), *rm = test_alloc(c), *rv = test_alloc(c);
         for (int i = 0; i < c; i++) rv[i] = 1;
-        fast->bn_forward_train(&s, l, relu, fx, g, b, fy, m, is, 0.1f, rm, rv);
-        fast->bn_backward(&s, l, relu, fx, fy, fdy, g, b, m, is, fdx, dg, db);
+        fast->bn_forward_train(&s, l, relu, fx, g, b, fy, m, is, 0.1f, rm, rv, NULL);
+        fast->bn_backward(&s, l, relu, fx, fy, fdy, g, b, m, is, fdx, dg, db, NULL);
         float *y = test_alloc(nx), *dx = test_alloc(nx);
         be_get(fast, fy, l, n, c, h, h, y);
         be_get(fast, fdx, l, n, c, h, h, dx);

@@ -113,7 +113,7 @@ static void test_batchnorm(void) {
         be_get(be, dev_y, l, n, c, h, w, got);
         snprintf(what, sizeof what, "bn%d.y_eval", i);
         check(what, got, ye, nx, 1e-5);
-        be->bn_forward_train(&s, l, relu, dev_x, dev_g, dev_b, dev_y, dev_mean, dev_inv, 0.1f, dev_rm, dev_rv);
+        be->bn_forward_train(&s, l, relu, dev_x, dev_g, dev_b, dev_y, dev_mean, dev_inv, 0.1f, dev_rm, dev_rv, NULL);
         be_get(be, dev_y, l, n, c, h, w, got);
         snprintf(what, sizeof what, "bn%d.y", i);
         check(what, got, y, nx, 1e-5);
@@ -123,7 +123,7 @@ static void test_batchnorm(void) {
         be_get_flat(be, dev_rv, c, got);
         snprintf(what, sizeof what, "bn%d.running_var", i);
         check(what, got, rv1, c, 1e-5);
-        be->bn_backward(&s, l, relu, dev_x, dev_y, dev_dy, dev_g, dev_b, dev_mean, dev_inv, dev_dx, dev_dg, dev_db);
+        be->bn_backward(&s, l, relu, dev_x, dev_y, dev_dy, dev_g, dev_b, dev_mean, dev_inv, dev_dx, dev_dg, dev_db, NULL);
         be_get(be, dev_dx, l, n, c, h, w, got);
         snprintf(what, sizeof what, "bn%d.dx", i);
         check(what, got, dx, nx, 1e-4);

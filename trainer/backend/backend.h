@@ -17,6 +17,14 @@
 
 typedef struct ConvOp ConvOp;
 
+/* SyncBN: the batch statistics of a data-parallel run, summed over its processes (each with an equal share of the
+ * batch) between a batch norm's passes. NULL: this process's batch alone. */
+typedef struct BnSync {
+    void (*allreduce)(void *ctx, double *sums, int n); /* in place, host memory */
+    void *ctx;
+    int world;
+} BnSync;
+
 typedef struct Backend {
     const char *name;
     bool host_memory; /* its pointers are host memory (ref, cpu): callers may pass host buffers directly */
@@ -41,20 +49,23 @@ typedef struct Backend {
     /* Tells the op its weights changed (after an optimiser step), so cached copies are stale. */
     void (*conv_weights_changed)(ConvOp *op);
 
-    /* Batch norm with an optional ReLU after it (y = max(0, bn(x))); the ReLU's mask is read from y. */
+    /* Batch norm with an optional ReLU after it (y = max(0, bn(x))). With sync, mean and variance are over all
+     * processes' batches. */
     void (*bn_forward_train)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                              const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
-                             float *running_mean, float *running_var);
+                             float *running_mean, float *running_var, const BnSync *sync);
     void (*bn_forward_eval)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                             const float *beta, const float *running_mean, const float *running_var, float *y);
     /* Normalises with given batch statistics (no update): rebuilds a training-mode output in backward; must
      * reproduce bn_forward_train's y bit for bit from its save_mean and save_invstd. */
     void (*bn_apply)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
                      const float *save_mean, const float *save_invstd, float *y);
-    /* y is the forward output (its ReLU mask); a backend may instead rebuild the mask from x, gamma and beta. */
+    /* y is the forward output (its ReLU mask); a backend may instead rebuild the mask from x, gamma and beta.
+     * With sync, dx uses the sums over all processes and dgamma/dbeta get this process's share (the gradient
+     * all-reduce adds the shares), as torch's SyncBatchNorm. */
     void (*bn_backward)(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
                         const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
-                        float *dx, float *dgamma, float *dbeta);
+                        float *dx, float *dgamma, float *dbeta, const BnSync *sync);
 
     void (*relu_forward)(size_t n, const float *x, float *y);
     void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx);

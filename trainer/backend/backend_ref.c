@@ -61,9 +61,9 @@ static void ref_conv_weights_changed(ConvOp *op) { (void)op; }
 
 static void ref_bn_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                                  const float *beta, float *y, float *mean, float *invstd, float momentum, float *rm,
-                                 float *rv) {
+                                 float *rv, const BnSync *sync) {
     RSA_ASSERT(l == LAYOUT_NCHW);
-    batchnorm_forward_train_ref(s, x, gamma, beta, y, mean, invstd, momentum, rm, rv);
+    batchnorm_forward_train_ref(s, x, gamma, beta, y, mean, invstd, momentum, rm, rv, sync);
     if (relu) relu_forward_ref((size_t)s->n * s->c * s->hw, y, y);
 }
 
@@ -83,7 +83,7 @@ static void ref_bn_apply(const BnShape *s, Layout l, bool relu, const float *x, 
 
 static void ref_bn_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
                             const float *gamma, const float *beta, const float *mean, const float *invstd, float *dx,
-                            float *dgamma, float *dbeta) {
+                            float *dgamma, float *dbeta, const BnSync *sync) {
     (void)beta;
     RSA_ASSERT(l == LAYOUT_NCHW);
     size_t count = (size_t)s->n * s->c * s->hw;
@@ -94,7 +94,7 @@ static void ref_bn_backward(const BnShape *s, Layout l, bool relu, const float *
         relu_backward_ref(count, y, dy, masked);
         dy = masked;
     }
-    batchnorm_backward_ref(s, x, dy, gamma, mean, invstd, dx, dgamma, dbeta);
+    batchnorm_backward_ref(s, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, sync);
     free(masked);
 }
 

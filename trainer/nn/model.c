@@ -381,7 +381,7 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
             w = model_bn_gamma(m, nd), b = model_bn_beta(m, nd);
             if (train) {
                 be->bn_forward_train(&s, xt->layout, nd->relu, x, w, b, y, saved, saved + bi->c, m->bn_momentum, stats,
-                                     stats + bi->c);
+                                     stats + bi->c, m->bn_sync);
                 bi->batches_tracked++;
             } else {
                 be->bn_forward_eval(&s, xt->layout, nd->relu, x, w, b, stats, stats + bi->c, y);
@@ -472,7 +472,7 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
             const BnInfo *bi = &m->bns[nd->bn];
             const float *saved = ws->bn_saved + bi->save_offset;
             be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, model_bn_gamma(m, nd), model_bn_beta(m, nd), saved,
-                            saved + bi->c, dx, dw, db);
+                            saved + bi->c, dx, dw, db, m->bn_sync);
             break;
         }
         case NODE_RELU:

@@ -77,6 +77,7 @@ typedef struct Model {
     size_t max_tensor;  /* floats of the largest activation at max_batch */
     float bn_momentum;  /* 0.1 as torch */
     float bn_eps;       /* 1e-5 as torch */
+    const BnSync *bn_sync; /* SyncBN over a data-parallel run's processes (training-mode BN); NULL: local */
 } Model;
 
 typedef struct Workspace {

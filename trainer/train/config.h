@@ -53,6 +53,7 @@ typedef struct {
     int warmup_epochs;
     double weight_decay, momentum, lars_trust;
     bool decay_1d;        /* apply weight decay to 1-D parameters (biases, BN): the small-data protocol does */
+    bool sync_bn;         /* data-parallel runs: BN statistics over the global batch (the official ImageNet-1K setting) */
 
     /* evaluation */
     LinearProtocol linear;

@@ -90,6 +90,7 @@ Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64
     Learner *l = calloc(1, sizeof *l);
     if (!l) rsa_fatal("free memory", "out of memory");
     l->cfg = cfg, l->be = be, l->total_steps = total_steps, l->out_dim = cfg->proj_out;
+    l->dist = dist_single();
     if (!(l->online = build_online(l, batch))) goto fail;
     if (has_target(cfg->method)) {
         if (!(l->target = build_target(l, batch))) goto fail;
@@ -123,8 +124,46 @@ fail:
     return NULL;
 }
 
+static void bn_allreduce(void *ctx, double *sums, int n) {
+    Dist *d = ctx;
+    d->allreduce_f64(d, sums, (size_t)n);
+}
+
+int learner_set_dist(Learner *l, Dist *d, bool sync_bn) {
+    l->dist = d;
+    if (d->world > 1 && (l->cfg->method == METHOD_SIMCLR || l->cfg->method == METHOD_MOCOV2))
+        return rsa_fail("run SimCLR and MoCo v2 in one process, or use rsa, byol or simsiam for data parallel runs",
+                        "%s over %d processes would need the other processes' samples as negatives, which are not "
+                        "exchanged", method_name(l->cfg->method), d->world);
+    l->bn_sync = (BnSync){bn_allreduce, d, d->world};
+    const BnSync *sync = sync_bn && d->world > 1 ? &l->bn_sync : NULL;
+    l->online->bn_sync = sync;
+    if (l->target) l->target->bn_sync = sync;
+    if (d->world > 1 && !l->be->host_memory && !l->host_grads) {
+        l->host_grads = malloc(sizeof(float) * l->online->n_weights);
+        if (!l->host_grads) rsa_fatal("free memory", "out of memory");
+    }
+    return 0;
+}
+
+/* Averages the online gradients over the processes (every rank then takes the same optimiser step). */
+static void average_gradients(Learner *l) {
+    Dist *d = l->dist;
+    Model *m = l->online;
+    if (d->world == 1) return;
+    if (l->be->host_memory) {
+        d->allreduce_f32(d, m->g, m->n_weights);
+    } else {
+        l->be->download(l->host_grads, m->g, sizeof(float) * m->n_weights);
+        d->allreduce_f32(d, l->host_grads, m->n_weights);
+        l->be->upload(m->g, l->host_grads, sizeof(float) * m->n_weights);
+    }
+    l->be->axpby(m->n_weights, 1.0f / (float)d->world, m->g, 0.0f, m->g);
+}
+
 void learner_free(Learner *l) {
     if (!l) return;
+    free(l->host_grads);
     size_t batch = l->online ? (size_t)l->online->max_batch : 0;
     size_t out = batch * l->out_dim, image = batch * 3 * l->cfg->image_size * l->cfg->image_size;
     for (int v = 0; v < 4; v++) {
@@ -232,6 +271,11 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
         loss_simsiam(n, l->out_dim, o1, o2, o3, o4, g1, g2, &t);
         break;
     }
+    if (l->dist->world > 1) { /* the logged loss is the global batch's */
+        double terms[3] = {t.loss, t.loss_w, t.loss_a};
+        l->dist->allreduce_f64(l->dist, terms, 3);
+        t.loss = terms[0] / l->dist->world, t.loss_w = terms[1] / l->dist->world, t.loss_a = terms[2] / l->dist->world;
+    }
     out->loss = t.loss, out->loss_w = t.loss_w, out->loss_a = t.loss_a;
     if (!isfinite(out->loss))
         return rsa_fail("lower the learning rate, or resume from the last checkpoint with another seed",
@@ -241,6 +285,7 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
         be->upload(l->dev_grad[s], l->host_grad[s], sizeof(float) * n * l->out_dim);
         model_backward(l->online, l->ws[s], l->online_out, l->dev_grad[s]);
     }
+    average_gradients(l);
     optimizer_step(&l->opt, lr);
     if (c->method == METHOD_MOCOV2) enqueue(l, o3, n);
     return 0;

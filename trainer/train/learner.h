@@ -20,6 +20,7 @@
 #ifndef RSA_LEARNER_H
 #define RSA_LEARNER_H
 
+#include "../dist/dist.h"
 #include "../nn/model.h"
 #include "config.h"
 #include "optim.h"
@@ -39,6 +40,9 @@ typedef struct {
     int out_dim;                         /* width of the loss inputs */
     float *queue;                        /* MoCo: queue_size normalised keys (host), oldest at queue_next */
     int64_t queue_next;
+    Dist *dist;                          /* data-parallel world (a world of one by default) */
+    BnSync bn_sync;                      /* SyncBN through dist, when asked for */
+    float *host_grads;                   /* gradients on the host for the all-reduce (device backends) */
     Workspace *ws[2];                    /* online passes kept for backward */
     Workspace *target_ws;
     Optimizer opt;
@@ -52,6 +56,12 @@ typedef struct {
  * copy of the online encoder and projector, as the official code does). NULL with rsa_fail. */
 Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64_t total_steps);
 void learner_free(Learner *l);
+
+/* Joins a data-parallel world: gradients are averaged over its processes after each backward pass, and with
+ * sync_bn the online and target networks' batch norms use the statistics of the whole global batch (SyncBN). Each
+ * process steps on its own share of the global batch. -1 with rsa_fail for methods whose loss needs the other
+ * processes' samples (SimCLR's negatives, MoCo's keys), which are not exchanged yet. */
+int learner_set_dist(Learner *l, Dist *d, bool sync_bn);
 
 /* One step on n images; views[v] are NCHW float in host memory, in the method's view order. */
 int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics *out);

@@ -79,6 +79,16 @@ static const char *non_finite_param(const Model *m) {
     return "(a padding element)";
 }
 
+/* Stop (signal or test limit) only when every process does, so none is left waiting in a collective. */
+static bool agreed_stop(Dist *dist, const TrainHooks *hooks, int64_t steps_this_call) {
+    bool stop = hooks && ((hooks->stop && *hooks->stop) ||
+                          (hooks->max_steps > 0 && steps_this_call >= hooks->max_steps));
+    if (dist->world == 1) return stop;
+    double any = stop;
+    dist->allreduce_f64(dist, &any, 1);
+    return any > 0;
+}
+
 typedef struct {
     const TrainHooks *hooks;
     TrainProgress *p;
@@ -97,8 +107,13 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     memset(result, 0, sizeof *result);
     result->knn_top1 = -1;
     if (train_config_check(cfg) != 0) return -1;
+    Dist *dist = hooks && hooks->dist ? hooks->dist : dist_single();
+    const bool lead = dist->rank == 0; /* the one process that writes and evaluates */
+    if (cfg->batch % dist->world != 0)
+        return rsa_fail("make the global batch a multiple of the number of processes", "batch %d over %d processes",
+                        cfg->batch, dist->world);
     const Backend *be = backend_by_name(cfg->backend);
-    if (!be || make_dirs(dir) != 0) return -1;
+    if (!be || (lead && make_dirs(dir) != 0)) return -1;
     DataOptions opt = {.root = cfg->data_root[0] ? cfg->data_root : NULL};
     bool stl = strcmp(cfg->dataset, "stl10") == 0;
     Dataset *full = NULL, *train = NULL, *labelled = NULL, *eval_train = NULL, *test = NULL;
@@ -121,7 +136,8 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
 
     LoaderSpec spec;
     if (loader_spec_default(cfg->dataset, cfg->views, cfg->seed, &spec) != 0) goto done;
-    spec.size = cfg->image_size, spec.batch = cfg->batch, spec.threads = cfg->loader_threads;
+    spec.size = cfg->image_size, spec.batch = cfg->batch / dist->world, spec.threads = cfg->loader_threads;
+    spec.rank = dist->rank, spec.world = dist->world;
     if (!(ld = loader_new(train, &spec))) goto done;
     int64_t spe = loader_steps_per_epoch(ld), total = (int64_t)cfg->epochs * spe;
     if (spe < 1) {
@@ -129,18 +145,18 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
                  dataset_count(train), cfg->batch);
         goto done;
     }
-    int max_batch = cfg->batch > cfg->linear_batch ? cfg->batch : cfg->linear_batch;
-    if (!(l = learner_new(cfg, be, max_batch, total))) goto done;
+    int max_batch = spec.batch > cfg->linear_batch ? spec.batch : cfg->linear_batch;
+    if (!(l = learner_new(cfg, be, max_batch, total)) || learner_set_dist(l, dist, cfg->sync_bn) != 0) goto done;
 
     RunPosition pos = {0, 0, 0};
     if (access(ckpt, F_OK) == 0) {
         if (checkpoint_load(l, config_hash, ckpt, &pos) != 0) goto done;
     }
-    if (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
-        truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0)
+    if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
+                 truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
         goto done;
-    steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
-    if (!steps_f || !epochs_f) {
+    if (lead) steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
+    if (lead && (!steps_f || !epochs_f)) {
         rsa_fail("check the permissions of the run directory", "cannot append to %s: %s", steps_path,
                  strerror(errno));
         goto done;
@@ -186,20 +202,22 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             epoch_data += t1 - t0, epoch_compute += t2 - t1;
             sums[0] += m.loss, sums[1] += m.loss_w, sums[2] += m.loss_a;
             done_steps++, steps_this_call++;
-            fprintf(steps_f, "%lld\t%d\t%.7g\t%.7g\t%.7g\t%.7g\t%.9g\t%.7g\t%.4f\t%.4f\n", (long long)l->step,
-                    epoch + 1, m.loss, m.loss_w, m.loss_a, m.beta, m.tau, m.lr, t1 - t0, t2 - t1);
+            if (lead)
+                fprintf(steps_f, "%lld\t%d\t%.7g\t%.7g\t%.7g\t%.7g\t%.9g\t%.7g\t%.4f\t%.4f\n", (long long)l->step,
+                        epoch + 1, m.loss, m.loss_w, m.loss_a, m.beta, m.tau, m.lr, t1 - t0, t2 - t1);
             p.epoch = epoch + 1, p.step = l->step, p.step_in_epoch = s + 1, p.m = m;
             p.images_per_s = (double)done_steps * cfg->batch / (epoch_data + epoch_compute);
             p.data_share = epoch_data / (epoch_data + epoch_compute);
             p.eta_seconds = (double)(total - l->step) * (epoch_data + epoch_compute) / (double)done_steps;
             if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
-            bool stop = hooks && ((hooks->stop && *hooks->stop) ||
-                                  (hooks->max_steps > 0 && steps_this_call >= hooks->max_steps));
+            bool stop = agreed_stop(dist, hooks, steps_this_call);
             bool periodic = cfg->checkpoint_every > 0 && l->step % cfg->checkpoint_every == 0;
             if ((stop || periodic) && s + 1 < spe) {
                 RunPosition here = {epoch, s + 1, pos.train_seconds};
-                fflush(steps_f), fsync(fileno(steps_f));
-                if (checkpoint_save(l, here, config_hash, ckpt) != 0) goto done;
+                if (lead) {
+                    fflush(steps_f), fsync(fileno(steps_f));
+                    if (checkpoint_save(l, here, config_hash, ckpt) != 0) goto done;
+                }
                 if (stop) {
                     rc = 1;
                     goto done;
@@ -207,7 +225,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             }
         }
         double knn = -1;
-        if (cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
+        if (lead && cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
             p.phase = "knn";
             if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
             Features bank, tf;
@@ -221,23 +239,30 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             p.knn_top1 = knn, p.phase = "train";
         }
         double secs = epoch_data + epoch_compute, n = done_steps ? (double)done_steps : 1;
-        fprintf(epochs_f, "%d\t%.7g\t%.7g\t%.7g\t%.4f\t%.3f\t%.2f\t%.4f\n", epoch + 1, sums[0] / n, sums[1] / n,
-                sums[2] / n, knn, secs, secs > 0 ? done_steps * cfg->batch / secs : 0,
-                secs > 0 ? epoch_data / secs : 0);
-        fflush(steps_f), fsync(fileno(steps_f));
-        fflush(epochs_f), fsync(fileno(epochs_f));
         RunPosition next = {epoch + 1, 0, pos.train_seconds};
-        if (checkpoint_save(l, next, config_hash, ckpt) != 0) goto done;
+        if (lead) {
+            fprintf(epochs_f, "%d\t%.7g\t%.7g\t%.7g\t%.4f\t%.3f\t%.2f\t%.4f\n", epoch + 1, sums[0] / n,
+                    sums[1] / n, sums[2] / n, knn, secs, secs > 0 ? done_steps * cfg->batch / secs : 0,
+                    secs > 0 ? epoch_data / secs : 0);
+            fflush(steps_f), fsync(fileno(steps_f));
+            fflush(epochs_f), fsync(fileno(epochs_f));
+            if (checkpoint_save(l, next, config_hash, ckpt) != 0) goto done;
+        }
         result->final_loss = sums[0] / n;
         if (knn >= 0) result->knn_top1 = knn;
-        bool stop = hooks && ((hooks->stop && *hooks->stop) ||
-                              (hooks->max_steps > 0 && steps_this_call >= hooks->max_steps));
+        bool stop = agreed_stop(dist, hooks, steps_this_call);
         if (stop && epoch + 1 < cfg->epochs) {
             rc = 1;
             goto done;
         }
     }
     result->train_seconds = pos.train_seconds;
+    if (!lead) { /* evaluation and the result file are rank 0's */
+        rc = 0;
+        goto done;
+    }
+    /* the evaluation runs in this process alone: no statistics to share */
+    l->online->bn_sync = NULL;
     if (cfg->linear_epochs > 0) {
         char lin_path[1024];
         snprintf(lin_path, sizeof lin_path, "%s/linear.tsv", dir);

@@ -35,6 +35,9 @@ typedef struct {
     volatile sig_atomic_t *stop;
     /* Tests: stop after this many steps of this call (0: no limit), as if stop were set. */
     int64_t max_steps;
+    /* The data-parallel world (NULL: one process). cfg->batch is the global batch; each rank loads and steps on
+     * batch / world images. Rank 0 alone writes the run directory and evaluates. */
+    Dist *dist;
 } TrainHooks;
 
 typedef struct {
@@ -45,7 +48,7 @@ typedef struct {
     double final_loss;
 } TrainResult;
 
-/* 0: finished (result filled, result.txt written); 1: stopped at a step boundary with a checkpoint written;
+/* 0: finished (result filled, result.txt written by rank 0); 1: stopped at a step boundary with a checkpoint written;
  * -1: failed (rsa_fail; the last good checkpoint is left in place). */
 int train_run(const TrainConfig *cfg, const char *run_dir, const char *config_hash, const TrainHooks *hooks,
               TrainResult *result);

@@ -2,6 +2,7 @@
 #ifndef RSA_OPS_CPU_H
 #define RSA_OPS_CPU_H
 
+#include "../../backend/backend.h"
 #include "../../core/layout.h"
 #include "../shapes.h"
 
@@ -10,14 +11,14 @@
 
 void bn_cpu_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                           const float *beta, float *y, float *save_mean, float *save_invstd, float momentum, float *rm,
-                          float *rv);
+                          float *rv, const BnSync *sync);
 void bn_cpu_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
                   const float *mean, const float *invstd, float *y);
 void bn_cpu_forward_eval(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                          const float *beta, const float *rm, const float *rv, float *y);
 void bn_cpu_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
                      const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
-                     float *dx, float *dgamma, float *dbeta);
+                     float *dx, float *dgamma, float *dbeta, const BnSync *sync);
 
 void relu_cpu_forward(size_t n, const float *x, float *y);
 void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx);

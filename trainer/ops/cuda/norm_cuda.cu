@@ -15,18 +15,67 @@ __device__ inline float bn_value(float x, float mean, float scale, float shift) 
 /* Per-channel scratch of one call, carved from the shared workspace ahead of the chunk sums. */
 typedef struct {
     double *mean; /* batch mean in double (train) */
+    double *sums; /* SyncBN: up to two sums per channel, between the local reduction and the all-reduce */
     float *f[4];  /* the scale gamma invstd, then the three coefficients of dx (backward) */
     float *partial;
 } BnScratch;
 
 static BnScratch bn_scratch(int k, size_t rows, int c) {
-    size_t per_channel = ((sizeof(double) + 4 * sizeof(float)) * (size_t)c + 255) & ~(size_t)255;
+    size_t per_channel = ((3 * sizeof(double) + 4 * sizeof(float)) * (size_t)c + 255) & ~(size_t)255;
     char *base = (char *)cuda_workspace(per_channel + reduce_partial_bytes(k, rows, c));
     BnScratch s;
     s.mean = (double *)base;
-    for (int i = 0; i < 4; i++) s.f[i] = (float *)(base + sizeof(double) * c) + (size_t)i * c;
+    s.sums = s.mean + c;
+    for (int i = 0; i < 4; i++) s.f[i] = (float *)(base + 3 * sizeof(double) * c) + (size_t)i * c;
     s.partial = (float *)(base + per_channel);
     return s;
+}
+
+/* SyncBN: the K per-channel sums are stored, summed over the processes on the host, and then finished. */
+template <int K>
+struct StoreSums {
+    double *out;
+    int c;
+    __device__ void operator()(int ch, const double s[K]) const {
+        for (int k = 0; k < K; k++) out[(size_t)k * c + ch] = s[k];
+    }
+};
+
+template <int K, class Finish>
+__global__ void finish_sums_kernel(int c, const double *sums, Finish finish) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double s[K];
+    for (int k = 0; k < K; k++) s[k] = sums[(size_t)k * c + ch];
+    finish(ch, s);
+}
+
+template <int K, class Finish>
+static void finish_sums(int c, const double *sums, Finish finish) {
+    finish_sums_kernel<K, Finish><<<(unsigned)((c + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS>>>(c, sums, finish);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* Sums the K x c doubles at dev over all processes. */
+static void allreduce_device(const BnSync *sync, double *dev, int n) {
+    double *host = (double *)malloc(sizeof(double) * (size_t)n);
+    if (!host) rsa_fatal("free memory", "out of memory");
+    CUDA_CHECK(cudaMemcpy(host, dev, sizeof(double) * (size_t)n, cudaMemcpyDeviceToHost));
+    sync->allreduce(sync->ctx, host, n);
+    CUDA_CHECK(cudaMemcpy(dev, host, sizeof(double) * (size_t)n, cudaMemcpyHostToDevice));
+    free(host);
+}
+
+/* channel_reduce, with the totals summed over the processes first when sync is set. */
+template <int K, class Load, class Finish>
+static void reduce_maybe_synced(size_t rows, int c, Load load, Finish finish, const BnScratch &t, const BnSync *sync) {
+    if (!sync) {
+        channel_reduce<K>(rows, c, load, finish, t.partial);
+        return;
+    }
+    channel_reduce<K>(rows, c, load, StoreSums<K>{t.sums, c}, t.partial);
+    allreduce_device(sync, t.sums, K * c);
+    finish_sums<K>(c, t.sums, finish);
 }
 
 /* scale = gamma invstd, one float product as norm_cpu.c forms it. */
@@ -93,14 +142,14 @@ struct FinishVariance {
 
 void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                            const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
-                           float *rm, float *rv) {
+                           float *rm, float *rv, const BnSync *sync) {
     cuda_require_nhwc(l, s->hw);
     const size_t rows = (size_t)s->n * s->hw;
-    const double count = (double)rows;
+    const double count = (double)rows * (sync ? sync->world : 1);
     BnScratch t = bn_scratch(1, rows, s->c);
-    channel_reduce<1>(rows, s->c, LoadValue{x, s->c}, FinishMean{count, t.mean, save_mean}, t.partial);
-    channel_reduce<1>(rows, s->c, LoadCentredSquare{x, save_mean, s->c},
-                      FinishVariance{count, s->eps, momentum, t.mean, save_invstd, rm, rv}, t.partial);
+    reduce_maybe_synced<1>(rows, s->c, LoadValue{x, s->c}, FinishMean{count, t.mean, save_mean}, t, sync);
+    reduce_maybe_synced<1>(rows, s->c, LoadCentredSquare{x, save_mean, s->c},
+                           FinishVariance{count, s->eps, momentum, t.mean, save_invstd, rm, rv}, t, sync);
     bn_scale(s->c, gamma, save_invstd, t.f[0]);
     channel_map(rows, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu});
 }
@@ -149,19 +198,37 @@ struct LoadGrad {
     }
 };
 
-struct FinishGrad {
+/* This process's share of dgamma and dbeta (SyncBN: from the local sums). */
+struct FinishParamGrad {
+    const float *save_invstd;
+    float *dgamma, *dbeta;
+    __device__ void operator()(int ch, const double s[2]) const {
+        if (dgamma) dgamma[ch] += (float)(s[1] * (double)save_invstd[ch]);
+        if (dbeta) dbeta[ch] += (float)s[0];
+    }
+};
+
+/* The coefficients of dx (SyncBN: from the sums over all processes). */
+struct FinishCoefficients {
     double count;
     const float *gamma, *save_invstd;
-    float *dgamma, *dbeta, *a, *k, *c0;
+    float *a, *k, *c0;
     __device__ void operator()(int ch, const double s[2]) const {
         double invstd = save_invstd[ch];
-        if (dgamma) dgamma[ch] += (float)(s[1] * invstd);
-        if (dbeta) dbeta[ch] += (float)s[0];
         /* dx = gamma invstd (dy - mean(dy)) - (x - mean) gamma invstd^3 mean(dy (x - mean)) */
         double ad = gamma[ch] * invstd;
         a[ch] = (float)ad;
         k[ch] = (float)(ad * invstd * invstd * s[1] / count);
         c0[ch] = (float)(-ad * s[0] / count);
+    }
+};
+
+struct FinishGrad {
+    FinishParamGrad param;
+    FinishCoefficients coef;
+    __device__ void operator()(int ch, const double s[2]) const {
+        param(ch, s);
+        coef(ch, s);
     }
 };
 
@@ -176,14 +243,22 @@ struct InputGrad {
 
 void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
                       const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
-                      float *dx, float *dgamma, float *dbeta) {
+                      float *dx, float *dgamma, float *dbeta, const BnSync *sync) {
     (void)y; /* the mask comes from x: one tensor less to read */
     cuda_require_nhwc(l, s->hw);
     const size_t rows = (size_t)s->n * s->hw;
     BnScratch t = bn_scratch(2, rows, s->c);
     bn_scale(s->c, gamma, save_invstd, t.f[0]);
     MaskedGrad grad{x, dy, save_mean, t.f[0], beta, relu};
-    channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c},
-                      FinishGrad{(double)rows, gamma, save_invstd, dgamma, dbeta, t.f[1], t.f[2], t.f[3]}, t.partial);
+    FinishParamGrad param{save_invstd, dgamma, dbeta};
+    FinishCoefficients coef{(double)rows * (sync ? sync->world : 1), gamma, save_invstd, t.f[1], t.f[2], t.f[3]};
+    if (sync) {
+        channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c}, StoreSums<2>{t.sums, s->c}, t.partial);
+        finish_sums<2>(s->c, t.sums, param);
+        allreduce_device(sync, t.sums, 2 * s->c);
+        finish_sums<2>(s->c, t.sums, coef);
+    } else {
+        channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c}, FinishGrad{param, coef}, t.partial);
+    }
     if (dx) channel_map(rows, s->c, InputGrad{grad, t.f[1], t.f[2], t.f[3], dx});
 }

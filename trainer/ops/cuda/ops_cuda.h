@@ -16,14 +16,14 @@ void conv_cuda_weights_changed(ConvOp *op);
 
 void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                            const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
-                           float *rm, float *rv);
+                           float *rm, float *rv, const BnSync *sync);
 void bn_cuda_forward_eval(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                           const float *beta, const float *rm, const float *rv, float *y);
 void bn_cuda_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
                    const float *save_mean, const float *save_invstd, float *y);
 void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
                       const float *gamma, const float *beta, const float *save_mean, const float *save_invstd,
-                      float *dx, float *dgamma, float *dbeta);
+                      float *dx, float *dgamma, float *dbeta, const BnSync *sync);
 
 void relu_cuda_forward(size_t n, const float *x, float *y);
 void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx);

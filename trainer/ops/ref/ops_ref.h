@@ -8,6 +8,7 @@
 #ifndef RSA_OPS_REF_H
 #define RSA_OPS_REF_H
 
+#include "../../backend/backend.h"
 #include "../shapes.h"
 
 #include <stdbool.h>
@@ -22,14 +23,16 @@ void conv2d_backward_weights_ref(const ConvShape *s, const float *x, const float
  * mean and the UNBIASED batch variance, as torch.nn.BatchNorm does. */
 void batchnorm_forward_train_ref(const BnShape *s, const float *x, const float *gamma, const float *beta, float *y,
                                  float *save_mean, float *save_invstd, float momentum, float *running_mean,
-                                 float *running_var);
+                                 float *running_var, const BnSync *sync);
 /* y = (x - mean) * (gamma * invstd) + beta with given statistics, as training-mode forward computes it. */
 void batchnorm_apply_ref(const BnShape *s, const float *x, const float *gamma, const float *beta, const float *mean,
                          const float *invstd, float *y);
 void batchnorm_forward_eval_ref(const BnShape *s, const float *x, const float *gamma, const float *beta,
                                 const float *running_mean, const float *running_var, float *y);
+/* With sync (SyncBN): dx from the sums over all processes; dgamma/dbeta this process's share. */
 void batchnorm_backward_ref(const BnShape *s, const float *x, const float *dy, const float *gamma,
-                            const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta);
+                            const float *save_mean, const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                            const BnSync *sync);
 
 void relu_forward_ref(size_t n, const float *x, float *y);
 /* Uses the output y: dx = dy where y > 0, else 0 (as torch's threshold_backward on an in-place ReLU). */

@@ -1,0 +1,130 @@
+/* Data parallel on the CPU through Open MPI: `mpirun -np 2` training with the global batch split over two
+ * processes and SyncBN gives the run of one process with the whole batch. Not bit for bit: the two halves' sums
+ * (BN statistics, gradients, the loss) are added in another order, so per-step losses agree to 1e-5 and every
+ * tensor of the final checkpoint to 1e-4 (rel_l2).
+ * The test runs itself under mpirun (`test_mpi --rank-run DIR`) for the two-process part. */
+#include "tests/util/testlib.h"
+#include "trainer/core/error.h"
+#include "trainer/core/fileio.h"
+#include "trainer/dist/dist.h"
+#include "trainer/io/safetensors.h"
+#include "trainer/train/trainer.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static TrainConfig config(void) {
+    TrainConfig c;
+    if (train_config_defaults(&c, "fashionmnist") != 0) {
+        fprintf(stderr, "%s\n", rsa_error_message());
+        exit(1);
+    }
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 8, STEM_CIFAR};
+    c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
+    c.subset = 256, c.batch = 32, c.epochs = 1, c.lr_scaling = LR_SCALE_LINEAR;
+    c.method = METHOD_RSA, c.views = VIEWS_MA, c.sync_bn = true;
+    c.linear_epochs = 0, c.knn_every = 0, c.loader_threads = 1, c.seed = 3;
+    return c;
+}
+
+static int rank_run(const char *dir) {
+    omp_set_num_threads(1);
+    Dist *d = dist_init();
+    TrainConfig c = config();
+    TrainHooks h = {.dist = d};
+    TrainResult r;
+    int rc = train_run(&c, dir, "h", &h, &r);
+    if (rc != 0) fprintf(stderr, "rank %d: %s\n", d->rank, rsa_error_message());
+    dist_finalize(d);
+    return rc == 0 ? 0 : 1;
+}
+
+/* Loss column of steps.tsv, one value per step. */
+static int losses(const char *dir, double *out, int max) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/steps.tsv", dir);
+    char *text = read_file(path, NULL);
+    if (!text) return -1;
+    int n = 0;
+    for (char *line = strchr(text, '\n'); line && line[1] && n < max; line = strchr(line + 1, '\n')) {
+        long long step;
+        int epoch;
+        double loss;
+        if (sscanf(line + 1, "%lld\t%d\t%lf", &step, &epoch, &loss) == 3) out[n++] = loss;
+    }
+    free(text);
+    return n;
+}
+
+static void test_two_processes_equal_one(void) {
+    char one[600], two[600], cmd[2048], self[600];
+    snprintf(one, sizeof one, "%s/one", test_tmpdir());
+    snprintf(two, sizeof two, "%s/two", test_tmpdir());
+    omp_set_num_threads(1);
+    TrainConfig c = config();
+    TrainHooks none = {0};
+    TrainResult r;
+    CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(len > 0, "cannot find the test binary");
+    if (len <= 0) return;
+    self[len] = 0;
+    snprintf(cmd, sizeof cmd,
+             "mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np 2 -x OMP_NUM_THREADS=1 %s "
+             "--rank-run %s 2>&1",
+             self, two);
+    FILE *p = popen(cmd, "r");
+    char line[512];
+    while (p && fgets(line, sizeof line, p)) printf("  # mpirun: %s", line);
+    int status = p ? pclose(p) : -1;
+    CHECK(status == 0, "mpirun -np 2 failed (status %d; needs openmpi-bin: make deps)", status);
+    if (status != 0) return;
+    double a[64], b[64];
+    int na = losses(one, a, 64), nb = losses(two, b, 64);
+    CHECK(na == 8 && nb == na, "steps: one process %d, two processes %d (want 8)", na, nb);
+    for (int i = 0; i < na && i < nb; i++)
+        CHECK(fabs(a[i] - b[i]) <= 1e-5 * fabs(a[i]), "step %d loss: one process %.9g, two %.9g", i + 1, a[i], b[i]);
+    char ca[700], cb[700];
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", one);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", two);
+    StFile fa, fb;
+    CHECK(st_open(&fa, ca) == 0 && st_open(&fb, cb) == 0, "%s", rsa_error_message());
+    double worst = 0, all_sq = 0;
+    size_t all_n = 0;
+    const char *worst_name = "";
+    int compared = 0;
+    for (int i = 0; i < fa.n_tensors; i++) { /* the norm tensors would have if spread evenly, for the floor below */
+        const StTensor *t = &fa.tensors[i];
+        if (t->dtype != ST_F32 || strncmp(t->name, "optimizer.", 10) != 0) continue;
+        const float *v = st_data(&fa, t);
+        for (size_t k = 0; k < st_numel(t); k++) all_sq += (double)v[k] * v[k];
+        all_n += st_numel(t);
+    }
+    for (int i = 0; i < fa.n_tensors; i++) {
+        const StTensor *t = &fa.tensors[i], *u = st_find(&fb, t->name);
+        CHECK(u != NULL, "tensor %s missing from the two-process checkpoint", t->name);
+        if (!u || t->dtype != ST_F32) continue;
+        const float *x = st_data(&fb, u), *y = st_data(&fa, t);
+        double diff = 0, own = 0;
+        for (size_t k = 0; k < st_numel(t); k++) diff += ((double)x[k] - y[k]) * ((double)x[k] - y[k]), own += (double)y[k] * y[k];
+        /* momentum of a bias right before a BN is rounding noise (its true gradient is 0): measure it against 1e-2
+         * of the norm a momentum tensor of its size has on average */
+        double floor = strncmp(t->name, "optimizer.", 10) == 0 ? 1e-2 * sqrt(all_sq * st_numel(t) / all_n) : 0;
+        double e = sqrt(diff) / fmax(sqrt(own), fmax(floor, 1e-30));
+        if (e > worst) worst = e, worst_name = t->name;
+        compared++;
+    }
+    CHECK(worst <= 1e-4, "checkpoints differ: worst rel_l2 %.3g (%s)", worst, worst_name);
+    test_note("%d tensors compared, worst rel_l2 %.2g (%s)", compared, worst, worst_name);
+    st_close(&fa), st_close(&fb);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--rank-run") == 0) return rank_run(argv[2]);
+    RUN(test_two_processes_equal_one);
+    return test_finish();
+}

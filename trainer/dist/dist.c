@@ -1,0 +1,25 @@
+#include "dist.h"
+
+#include "../core/error.h"
+
+#include <stdlib.h>
+
+static void none_f32(Dist *d, float *buf, size_t n) { (void)d, (void)buf, (void)n; }
+static void none_f64(Dist *d, double *buf, size_t n) { (void)d, (void)buf, (void)n; }
+static void none_barrier(Dist *d) { (void)d; }
+
+static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL};
+
+Dist *dist_single(void) { return &SINGLE; }
+
+Dist *dist_mpi_init(void); /* dist_mpi.c: NULL when not under mpirun or built without MPI */
+void dist_mpi_finalize(Dist *d);
+
+Dist *dist_init(void) {
+    Dist *d = dist_mpi_init();
+    return d ? d : &SINGLE;
+}
+
+void dist_finalize(Dist *d) {
+    if (d && d != &SINGLE) dist_mpi_finalize(d);
+}

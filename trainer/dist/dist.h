@@ -1,0 +1,30 @@
+/* Data-parallel communication: one process per device (GPU, or a CPU socket), each training on its share of the
+ * global batch; gradients and (with SyncBN) batch-norm statistics are summed across processes.
+ *
+ * Backends: "none" (one process), "mpi" (Open MPI's MPI_Allreduce; host buffers, so the CPU backend's data-parallel
+ * engine), "nccl" (device buffers, for the cuda backend; the NCCL id is exchanged through MPI). Launch with
+ * `mpirun -np N bin/rsa run ...`, across nodes too; a process started without mpirun is a world of one. */
+#ifndef RSA_DIST_H
+#define RSA_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct Dist Dist;
+struct Dist {
+    const char *name;
+    int rank, world;
+    /* In place, summed over processes; identical bits on every rank. */
+    void (*allreduce_f32)(Dist *d, float *buf, size_t n);      /* host memory */
+    void (*allreduce_f64)(Dist *d, double *buf, size_t n);     /* host memory */
+    void (*barrier)(Dist *d);
+    void *impl;
+};
+
+/* The world this process runs in: MPI when launched by mpirun (and built with MPI), else a world of one. Never NULL
+ * (a failed MPI start is fatal: the other ranks could not go on). */
+Dist *dist_init(void);
+void dist_finalize(Dist *d);
+Dist *dist_single(void);
+
+#endif
