@@ -58,7 +58,7 @@ CUDA_SRC    := $(wildcard trainer/*/*.cu trainer/*/*/*.cu)
 ifeq ($(CUDA),1)
 TRAINER_SRC := $(filter-out trainer/backend/backend_nocuda.c,$(TRAINER_SRC))
 CFLAGS      += -DRSA_CUDA -I$(CUDA_HOME)/include
-NVCCFLAGS   := -O3 -g -std=c++17 -I. -DRSA_CUDA --compiler-options -Wall,-Wextra,-Werror,-Wno-unused-parameter \
+NVCCFLAGS   := -O3 -g -std=c++17 -I. -DRSA_CUDA -MMD -MP --compiler-options -Wall,-Wextra,-Werror,-Wno-unused-parameter \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                -gencode arch=compute_90,code=compute_90
 LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lnccl -lcudart -lstdc++
