@@ -45,9 +45,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", rsa_error_message());
         return 1;
     }
-    double base_used = 0;
 #ifdef RSA_CUDA
-    if (strcmp(argv[1], "cuda") == 0) base_used = (double)cuda_device_used_bytes();
+    double base_used = strcmp(argv[1], "cuda") == 0 ? (double)cuda_device_used_bytes() : 0;
 #endif
     bool r50 = strcmp(arch, "r50") == 0;
     TrainConfig cfg;
