@@ -6,6 +6,7 @@
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
 #include "trainer/io/safetensors.h"
+#include "trainer/train/checkpoint.h"
 #include "trainer/train/trainer.h"
 
 #include <stdio.h>
@@ -94,7 +95,41 @@ static void test_resume_rsa(void) { resume_matches(METHOD_RSA); }
 static void test_resume_byol(void) { resume_matches(METHOD_BYOL); }
 static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2); }
 
+/* A run can start from given weights: the official names (a checkpoint) or torchvision's (an export). */
+static void test_init_from(void) {
+    TrainConfig c = config(METHOD_RSA);
+    c.seed = 1;
+    Learner *a = learner_new(&c, backend_cpu(), 8, 10);
+    c.seed = 2;
+    Learner *b = learner_new(&c, backend_cpu(), 8, 10), *d = learner_new(&c, backend_cpu(), 8, 10);
+    CHECK(a && b && d, "%s", rsa_error_message());
+    if (!a || !b || !d) return;
+    char ckpt[600], tv[600];
+    snprintf(ckpt, sizeof ckpt, "%s/init.safetensors", test_tmpdir());
+    snprintf(tv, sizeof tv, "%s/init_tv.safetensors", test_tmpdir());
+    RunPosition pos = {0, 0, 0};
+    CHECK(checkpoint_save(a, pos, "h", ckpt) == 0, "%s", rsa_error_message());
+    CHECK(checkpoint_export_torchvision(ckpt, tv) == 0, "%s", rsa_error_message());
+    CHECK(learner_load_init(b, ckpt) == 0, "%s", rsa_error_message());
+    CHECK(learner_load_init(d, tv) == 0, "%s", rsa_error_message());
+    size_t enc = 0; /* floats of the encoder: the parameters named encoder_q.* come first */
+    for (int i = 0; i < a->online->n_params; i++)
+        if (strncmp(a->online->params[i].name, "encoder_q.", 10) == 0)
+            enc = a->online->params[i].offset + a->online->params[i].numel;
+    size_t all = a->online->n_weights;
+    CHECK(memcmp(b->online->w, a->online->w, all * sizeof(float)) == 0, "official names: online weights differ");
+    CHECK(memcmp(d->online->w, a->online->w, enc * sizeof(float)) == 0, "torchvision names: encoder differs");
+    CHECK(memcmp(d->online->w + enc, a->online->w + enc, (all - enc) * sizeof(float)) != 0,
+          "torchvision names must leave the heads at their initialisation");
+    CHECK(memcmp(b->target->w, b->online->w, b->target->n_weights * sizeof(float)) == 0,
+          "the target must start as the online network's copy");
+    CHECK(learner_load_init(b, "/no/such/file.safetensors") != 0 && strstr(rsa_error_message(), "/no/such/file"),
+          "missing file: %s", rsa_error_message());
+    learner_free(a), learner_free(b), learner_free(d);
+}
+
 int main(void) {
+    RUN(test_init_from);
     RUN(test_resume_rsa);
     RUN(test_resume_byol);
     RUN(test_resume_mocov2);

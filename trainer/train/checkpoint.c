@@ -3,7 +3,9 @@
 #include "../core/error.h"
 #include "../io/model_io.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +58,9 @@ static int meta_int(const StFile *f, const char *key, int64_t *out) {
     const char *v = st_meta(f, key);
     char *end;
     if (!v || !*v) return rsa_fail("the checkpoint is damaged; delete it to restart the run", "%s: no %s", f->path, key);
+    errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (*end || x < 0)
+    if (*end || x < 0 || errno == ERANGE)
         return rsa_fail("the checkpoint is damaged; delete it to restart the run", "%s: bad %s \"%s\"", f->path, key, v);
     *out = x;
     return 0;
@@ -66,8 +69,15 @@ static int meta_int(const StFile *f, const char *key, int64_t *out) {
 int checkpoint_load(Learner *l, const char *config_hash, const char *path, RunPosition *pos) {
     StFile f;
     if (st_open(&f, path) != 0) return -1;
+    int rc = checkpoint_load_from(l, config_hash, &f, pos);
+    st_close(&f);
+    return rc;
+}
+
+int checkpoint_load_from(Learner *l, const char *config_hash, const StFile *f, RunPosition *pos) {
+    const char *path = f->path;
     int rc = -1;
-    const char *fmt = st_meta(&f, "format"), *ver = st_meta(&f, "version"), *hash = st_meta(&f, "config_hash");
+    const char *fmt = st_meta(f, "format"), *ver = st_meta(f, "version"), *hash = st_meta(f, "config_hash");
     if (!fmt || strcmp(fmt, FORMAT) != 0) {
         rsa_fail("pass a checkpoint written by `rsa run`", "%s is not an rsa-repro checkpoint", path);
         goto done;
@@ -83,16 +93,21 @@ int checkpoint_load(Learner *l, const char *config_hash, const char *path, RunPo
         goto done;
     }
     int64_t step, epoch, in_epoch;
-    if (meta_int(&f, "step", &step) || meta_int(&f, "epoch", &epoch) || meta_int(&f, "step_in_epoch", &in_epoch))
+    if (meta_int(f, "step", &step) || meta_int(f, "epoch", &epoch) || meta_int(f, "step_in_epoch", &in_epoch))
         goto done;
-    if (model_state_load(l->online, &f, "", "", true) || model_state_load(l->target, &f, "", "", true)) goto done;
+    if (epoch > INT_MAX || in_epoch > INT_MAX) {
+        rsa_fail("the checkpoint is damaged; delete it to restart the run", "%s: epoch %" PRId64
+                 " / step in epoch %" PRId64 " out of range", path, epoch, in_epoch);
+        goto done;
+    }
+    if (model_state_load(l->online, f, "", "", true) || model_state_load(l->target, f, "", "", true)) goto done;
     Model *m = l->online;
     float *mom = calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
     if (!mom) rsa_fatal("free memory", "out of memory");
     char name[2 * MODEL_NAME_BYTES];
     for (int i = 0; i < m->n_params; i++) {
         snprintf(name, sizeof name, "optimizer.momentum.%s", m->params[i].name);
-        if (st_read(&f, name, ST_F32, m->params[i].ndim, m->params[i].shape, mom + m->params[i].offset) != 0) {
+        if (st_read(f, name, ST_F32, m->params[i].ndim, m->params[i].shape, mom + m->params[i].offset) != 0) {
             free(mom);
             goto done;
         }
@@ -101,18 +116,22 @@ int checkpoint_load(Learner *l, const char *config_hash, const char *path, RunPo
     free(mom);
     if (l->queue) {
         int64_t qshape[2] = {l->cfg->queue_size, l->out_dim}, next;
-        if (st_read(&f, "moco.queue", ST_F32, 2, qshape, l->queue) != 0 || meta_int(&f, "queue_next", &next) != 0)
+        if (st_read(f, "moco.queue", ST_F32, 2, qshape, l->queue) != 0 || meta_int(f, "queue_next", &next) != 0)
             goto done;
+        if (next >= l->cfg->queue_size) {
+            rsa_fail("the checkpoint is damaged; delete it to restart the run",
+                     "%s: queue_next %" PRId64 " is outside the queue of %d keys", path, next, l->cfg->queue_size);
+            goto done;
+        }
         l->queue_next = next;
     }
     l->step = step;
     pos->epoch = (int)epoch, pos->step_in_epoch = in_epoch;
-    const char *secs = st_meta(&f, "train_seconds");
+    const char *secs = st_meta(f, "train_seconds");
     pos->train_seconds = secs ? atof(secs) : 0;
     rc = 0;
 done:
     if (rc) rsa_error_context("resuming from %s", path);
-    st_close(&f);
     return rc;
 }
 

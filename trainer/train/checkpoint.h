@@ -8,6 +8,7 @@
 #ifndef RSA_CHECKPOINT_H
 #define RSA_CHECKPOINT_H
 
+#include "../io/safetensors.h"
 #include "learner.h"
 
 typedef struct {
@@ -20,6 +21,8 @@ int checkpoint_save(const Learner *l, RunPosition pos, const char *config_hash, 
 /* Loads into a learner built from the same config. Refuses (with the reason) a file of another format version or
  * config hash, and names any missing or misshapen tensor. */
 int checkpoint_load(Learner *l, const char *config_hash, const char *path, RunPosition *pos);
+/* The same from a parsed file (st_parse: the checkpoint's bytes in memory; the fuzzer uses it). */
+int checkpoint_load_from(Learner *l, const char *config_hash, const StFile *f, RunPosition *pos);
 
 /* Writes the online encoder alone under torchvision's names (conv1.weight, layer1.0.bn1.running_mean, ...). */
 int checkpoint_export_torchvision(const char *checkpoint_path, const char *out_path);

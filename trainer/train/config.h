@@ -66,6 +66,11 @@ typedef struct {
     int knn_k;
     double knn_t;
 
+    /* start from given weights instead of the initialisation: a safetensors file with the official names
+     * (encoder_q.*, encoder_q_head.*, pred.*; e.g. a checkpoint or `rsa export`) or torchvision's (conv1.weight, ...:
+     * the encoder alone). The target network starts as a copy, as it does from the initialisation. "": none. */
+    char init_from[512];
+
     /* run */
     uint64_t seed;
     char backend[16];        /* cpu, cuda, ref */

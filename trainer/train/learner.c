@@ -2,6 +2,7 @@
 
 #include "../core/error.h"
 #include "../core/rng.h"
+#include "../io/model_io.h"
 #include "losses.h"
 #include "schedule.h"
 
@@ -182,6 +183,29 @@ void learner_free(Learner *l) {
     model_free(l->target);
     free(l->queue);
     free(l);
+}
+
+int learner_load_init(Learner *l, const char *path) {
+    StFile f;
+    if (st_open(&f, path) != 0) return -1;
+    int rc;
+    if (st_find(&f, "encoder_q.conv1.weight")) {
+        /* official names: the encoder must be there; heads too when the file has them */
+        rc = model_state_load(l->online, &f, "encoder_q.", "encoder_q.", true);
+        char head[64];
+        snprintf(head, sizeof head, "encoder_q_head.%s", l->cfg->method == METHOD_MOCOV2 ? "2.weight" : "0.weight");
+        if (rc == 0 && st_find(&f, head)) rc = model_state_load(l->online, &f, "encoder_q_head.", "encoder_q_head.", true);
+        if (rc == 0 && st_find(&f, "pred.0.weight")) rc = model_state_load(l->online, &f, "pred.", "pred.", true);
+    } else {
+        rc = model_state_load(l->online, &f, "encoder_q.", "", true); /* torchvision's names */
+    }
+    st_close(&f);
+    if (rc != 0) return rsa_error_context("starting from %s", path);
+    if (l->target) {
+        l->be->copy(l->target->w, l->online->w, sizeof(float) * l->target->n_weights);
+        model_weights_changed(l->target);
+    }
+    return 0;
 }
 
 /* ---- the step ---- */

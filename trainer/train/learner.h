@@ -63,6 +63,10 @@ void learner_free(Learner *l);
  * processes' samples (SimCLR's negatives, MoCo's keys), which are not exchanged yet. */
 int learner_set_dist(Learner *l, Dist *d, bool sync_bn);
 
+/* Loads starting weights (TrainConfig.init_from): official names load every online tensor the file has (at least the
+ * encoder), torchvision names the encoder; the target is then the online network's copy. -1 with rsa_fail. */
+int learner_load_init(Learner *l, const char *path);
+
 /* One step on n images; views[v] are NCHW float in host memory, in the method's view order. */
 int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics *out);
 

@@ -151,6 +151,8 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     RunPosition pos = {0, 0, 0};
     if (access(ckpt, F_OK) == 0) {
         if (checkpoint_load(l, config_hash, ckpt, &pos) != 0) goto done;
+    } else if (cfg->init_from[0] && learner_load_init(l, cfg->init_from) != 0) {
+        goto done;
     }
     if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
                  truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
