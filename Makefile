@@ -47,6 +47,7 @@ MPI     ?= $(if $(HAVE_MPI),1,0)
 ifeq ($(MPI),1)
 CFLAGS  += -DRSA_MPI $(shell pkg-config --cflags ompi-c)
 LDLIBS  += $(shell pkg-config --libs ompi-c)
+NVCC_MPI := -DRSA_MPI $(shell pkg-config --cflags ompi-c)
 endif
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -104,7 +105,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(NVCC_MPI) -c $< -o $@
 
 $(LIB): $(TRAINER_OBJ)
 	@mkdir -p $(dir $@)

@@ -8,7 +8,7 @@ static void none_f32(Dist *d, float *buf, size_t n) { (void)d, (void)buf, (void)
 static void none_f64(Dist *d, double *buf, size_t n) { (void)d, (void)buf, (void)n; }
 static void none_barrier(Dist *d) { (void)d; }
 
-static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL};
+static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL};
 
 Dist *dist_single(void) { return &SINGLE; }
 
@@ -23,3 +23,11 @@ Dist *dist_init(void) {
 void dist_finalize(Dist *d) {
     if (d && d != &SINGLE) dist_mpi_finalize(d);
 }
+
+#if !(defined(RSA_CUDA) && defined(RSA_MPI))
+int dist_attach_gpu(Dist *d) {
+    if (d->world == 1) return 0; /* one process: the default GPU, nothing to share */
+    return rsa_fail("build with `make CUDA=1` on a machine with Open MPI and NCCL",
+                    "multi-GPU data parallel needs the CUDA, MPI and NCCL parts of the build");
+}
+#endif

@@ -18,6 +18,9 @@ struct Dist {
     void (*allreduce_f32)(Dist *d, float *buf, size_t n);      /* host memory */
     void (*allreduce_f64)(Dist *d, double *buf, size_t n);     /* host memory */
     void (*barrier)(Dist *d);
+    /* In place on device memory (NCCL), or NULL: device buffers then go through the host. */
+    void (*allreduce_device_f32)(Dist *d, float *buf, size_t n);
+    int local_rank; /* rank among the processes of this node (picks the GPU) */
     void *impl;
 };
 
@@ -26,5 +29,10 @@ struct Dist {
 Dist *dist_init(void);
 void dist_finalize(Dist *d);
 Dist *dist_single(void);
+
+/* For the cuda backend, before its first use: binds this process to GPU local_rank mod (GPUs on the node) and sets
+ * up NCCL for device all-reduces (the unique id goes from rank 0 to the others through MPI). Built with CUDA, MPI
+ * and NCCL; -1 with rsa_fail otherwise. */
+int dist_attach_gpu(Dist *d);
 
 #endif

@@ -55,6 +55,8 @@ Dist *dist_mpi_init(void) {
     world.allreduce_f32 = mpi_f32;
     world.allreduce_f64 = mpi_f64;
     world.barrier = mpi_barrier;
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    world.local_rank = local ? atoi(local) : world.rank;
     return &world;
 }
 

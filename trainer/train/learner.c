@@ -140,7 +140,7 @@ int learner_set_dist(Learner *l, Dist *d, bool sync_bn) {
     const BnSync *sync = sync_bn && d->world > 1 ? &l->bn_sync : NULL;
     l->online->bn_sync = sync;
     if (l->target) l->target->bn_sync = sync;
-    if (d->world > 1 && !l->be->host_memory && !l->host_grads) {
+    if (d->world > 1 && !l->be->host_memory && !d->allreduce_device_f32 && !l->host_grads) {
         l->host_grads = malloc(sizeof(float) * l->online->n_weights);
         if (!l->host_grads) rsa_fatal("free memory", "out of memory");
     }
@@ -154,6 +154,8 @@ static void average_gradients(Learner *l) {
     if (d->world == 1) return;
     if (l->be->host_memory) {
         d->allreduce_f32(d, m->g, m->n_weights);
+    } else if (d->allreduce_device_f32) {
+        d->allreduce_device_f32(d, m->g, m->n_weights);
     } else {
         l->be->download(l->host_grads, m->g, sizeof(float) * m->n_weights);
         d->allreduce_f32(d, l->host_grads, m->n_weights);

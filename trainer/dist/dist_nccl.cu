@@ -1,0 +1,44 @@
+/* NCCL for the cuda backend's data parallel runs: device-to-device gradient all-reduce, one GPU per process. The
+ * communicator's id is made by rank 0 and sent to the others through MPI, so the same mpirun command works on one
+ * node or many. Built with CUDA=1 and MPI; NCCL's all-reduce is deterministic for a fixed set of GPUs and settings. */
+#ifdef RSA_MPI
+extern "C" {
+#include "dist.h"
+}
+#include "../ops/cuda/cuda_util.h"
+
+#define OMPI_SKIP_MPICXX 1 /* the C API only: its C++ bindings do not build with -Werror */
+#include <mpi.h>
+#include <nccl.h>
+
+#define NCCL_CHECK(call)                                                                                         \
+    do {                                                                                                         \
+        ncclResult_t r_ = (call);                                                                                \
+        if (r_ != ncclSuccess)                                                                                   \
+            rsa_fatal("set NCCL_DEBUG=INFO to see why; every rank needs its own GPU", "%s failed: %s", #call,    \
+                      ncclGetErrorString(r_));                                                                   \
+    } while (0)
+
+static ncclComm_t comm;
+
+static void nccl_f32(Dist *d, float *buf, size_t n) {
+    (void)d;
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, comm, 0));
+    CUDA_CHECK(cudaStreamSynchronize(0));
+}
+
+extern "C" int dist_attach_gpu(Dist *d) {
+    if (d->world == 1) return 0;
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
+        return rsa_fail("run the cuda backend on a machine with NVIDIA GPUs", "rank %d sees no GPU", d->rank);
+    CUDA_CHECK(cudaSetDevice(d->local_rank % count));
+    ncclUniqueId id;
+    if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    if (MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return rsa_fail("check the mpirun command line", "rank %d could not receive the NCCL id", d->rank);
+    NCCL_CHECK(ncclCommInitRank(&comm, d->world, id, d->rank));
+    d->allreduce_device_f32 = nccl_f32;
+    return 0;
+}
+#endif
