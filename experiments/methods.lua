@@ -1,0 +1,53 @@
+-- The methods compared in Tables 2 and 3, as sweep overlays. BYOL and RSA follow the official RSA code
+-- (methods/BYOL.py, methods/RSA.py) under the protocol of the data set's base file. The baselines keep that
+-- protocol's optimiser and schedule (one framework for every method, as the paper's tables compare them; the paper
+-- does not list the baselines' settings, so this is our assumption) and take their method-specific settings from
+-- their original papers, cited per value. Settings TrainConfig cannot express are noted.
+local M = {}
+
+-- CIFAR-10/100, STL-10, Tiny ImageNet (ResNet-18)
+M.small = {
+  { label = "SimCLR", method = "simclr", views = "aa", paper = { method = "SimCLR" },
+    temperature = 0.5,        -- SimCLR (Chen et al., ICML 2020), Appendix B.9: tau 0.5 is best on CIFAR-10
+    proj_out = 128,           -- SimCLR Sec. 4.2 / B.9: 128-d projection output
+  },
+  { label = "MoCo v2", method = "mocov2", views = "aa", paper = { method = "MoCo v2" },
+    proj_hidden = 512,        -- MoCo v2's MLP head: hidden = the encoder's width (512 for ResNet-18)
+    temperature = 0.1,        -- MoCo's official CIFAR-10 demo (facebookresearch/moco, colab/moco_cifar10_demo.ipynb): t 0.1
+    tau_base = 0.99,          -- same demo: momentum 0.99
+    queue_size = 4096,        -- same demo: K 4096
+    proj_out = 128,           -- same demo: moco-dim 128
+  },
+  { label = "SimSiam", method = "simsiam", views = "aa", paper = { method = "SimSiam" },
+    lr = 0.03, lr_scaling = "linear", -- SimSiam (Chen & He, CVPR 2021), Appendix: CIFAR lr 0.03 x batch / 256
+    weight_decay = 5e-4,      -- same: weight decay 5e-4
+    proj_hidden = 2048, proj_out = 2048, -- same: 2-layer 2048-d projector for CIFAR (the trainer's simsiam form)
+    pred_hidden = 512,        -- SimSiam Sec. 4.1: the predictor's 512-d bottleneck
+  },
+  { label = "BYOL", method = "byol", views = "aa", paper = { method = "BYOL" } },
+  { label = "RSA", method = "rsa", views = "ma", beta_schedule = "decay", paper = { method = "RSA" } },
+}
+
+-- ImageNet-100 (ResNet-50)
+M.imagenet = {
+  { label = "SimCLR", method = "simclr", views = "aa", paper = { method = "SimCLR" },
+    temperature = 0.1,        -- SimCLR Sec. 5.1 / Table 5: tau 0.1 for ImageNet (with large batches)
+    proj_out = 128,           -- SimCLR Sec. 4.2: 128-d projection output
+  },
+  { label = "MoCo v2", method = "mocov2", views = "aa", paper = { method = "MoCo v2" },
+    temperature = 0.2,        -- MoCo v2 (Chen et al., arXiv:2003.04297), Sec. 2: tau 0.2
+    tau_base = 0.999,         -- MoCo (He et al., CVPR 2020) Sec. 3.2 / MoCo v2 code: m 0.999
+    queue_size = 65536,       -- MoCo v2: K 65536
+    proj_hidden = 2048, proj_out = 128, -- MoCo v2 Sec. 2: 2-layer MLP head, 2048 hidden, 128 out
+  },
+  { label = "SimSiam", method = "simsiam", views = "aa", paper = { method = "SimSiam" },
+    lr = 0.05, lr_scaling = "linear", -- SimSiam Sec. 4 (Baseline settings): lr 0.05 x batch / 256
+    weight_decay = 1e-4,      -- same: weight decay 1e-4
+    proj_hidden = 2048, proj_out = 2048, -- same: 2048-d projector (3 layers in the paper; the trainer builds 2)
+    pred_hidden = 512,        -- SimSiam Sec. 4.1: the predictor's 512-d bottleneck
+  },
+  { label = "BYOL", method = "byol", views = "aa", paper = { method = "BYOL" } },
+  { label = "RSA", method = "rsa", views = "ma", beta_schedule = "decay", paper = { method = "RSA" } },
+}
+
+return M

@@ -1,0 +1,19 @@
+-- Table 3: the five methods on ImageNet-100 (ResNet-50, Mean-Shift linear protocol) at 100 and 200 epochs, one run
+-- each; linear top-1.
+local S = include("scales.lua")
+local methods = include("methods.lua")
+return {
+  extends = "base_imagenet100.lua",
+  title = "Table 3: ImageNet-100, linear top-1 (%)",
+  report = { kind = "table", table = "T3", rows = "arm", cols = { "length" } },
+  sweep = {
+    { length = { { label = "100 ep", epochs = 100 }, { label = "200 ep", epochs = 200 } } },
+    { arm = methods.imagenet },
+  },
+  scales = {
+    quick = { extends = S.quick,
+              sweep = { length = { { label = "100 ep", epochs = 4 }, { label = "200 ep", epochs = 8 } } } },
+    smoke = { extends = S.smoke,
+              sweep = { length = { { label = "100 ep", epochs = 1 }, { label = "200 ep", epochs = 2 } } } },
+  },
+}

@@ -1,0 +1,293 @@
+#include "provenance.h"
+
+#include "lua/lua_exp.h"
+#include "lua/sha256.h"
+#include "trainer/core/error.h"
+#include "trainer/core/fileio.h"
+#include "trainer/data/data.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#if defined(__has_include)
+#if __has_include(<jconfig.h>)
+#include <jconfig.h>
+#endif
+#endif
+#ifdef RSA_CUDA
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <nccl.h>
+#endif
+
+#ifndef RSA_BUILD_CFLAGS
+#define RSA_BUILD_CFLAGS "unknown"
+#endif
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+static const char *FASHION_DEBIAN = "/usr/share/datasets/fashion-mnist";
+
+const char *config_data_root(const TrainConfig *c) {
+    if (c && c->data_root[0]) return c->data_root;
+    const char *env = getenv("RSA_DATA");
+    return env && env[0] ? env : "data";
+}
+
+/* The files (and folders, ending in '/') a data set reads, relative to the root; NULL-terminated. */
+static const char *const *dataset_paths(const char *name) {
+    static const char *const cifar10[] = {"cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/data_batch_2.bin",
+                                          "cifar-10-batches-bin/data_batch_3.bin", "cifar-10-batches-bin/data_batch_4.bin",
+                                          "cifar-10-batches-bin/data_batch_5.bin", "cifar-10-batches-bin/test_batch.bin",
+                                          NULL};
+    static const char *const cifar100[] = {"cifar-100-binary/train.bin", "cifar-100-binary/test.bin", NULL};
+    static const char *const stl10[] = {"stl10_binary/train_X.bin", "stl10_binary/train_y.bin",
+                                        "stl10_binary/test_X.bin",  "stl10_binary/test_y.bin",
+                                        "stl10_binary/unlabeled_X.bin", NULL};
+    static const char *const tiny[] = {"tiny-imagenet-200/wnids.txt", "tiny-imagenet-200/val/val_annotations.txt",
+                                       "tiny-imagenet-200/train/", "tiny-imagenet-200/val/images/", NULL};
+    static const char *const imagenet[] = {"imagenet/train/", "imagenet/val/", NULL};
+    static const char *const fashion[] = {"fashion-mnist/train-images-idx3-ubyte.gz",
+                                          "fashion-mnist/train-labels-idx1-ubyte.gz",
+                                          "fashion-mnist/t10k-images-idx3-ubyte.gz",
+                                          "fashion-mnist/t10k-labels-idx1-ubyte.gz", NULL};
+    if (strcmp(name, "cifar10") == 0) return cifar10;
+    if (strcmp(name, "cifar100") == 0) return cifar100;
+    if (strcmp(name, "stl10") == 0) return stl10;
+    if (strcmp(name, "tinyimagenet") == 0) return tiny;
+    if (strcmp(name, "imagenet") == 0 || strcmp(name, "imagenet100") == 0) return imagenet;
+    if (strcmp(name, "fashionmnist") == 0) return fashion;
+    return NULL;
+}
+
+/* Full path of relative path rel for data set name under root (Fashion-MNIST falls back to Debian's copy). */
+static char *data_file(const char *name, const char *root, const char *rel) {
+    char *p = xasprintf("%s/%s", root, rel);
+    if (strcmp(name, "fashionmnist") == 0 && !file_exists(p)) {
+        char *alt = xasprintf("%s/%s", FASHION_DEBIAN, rel + strlen("fashion-mnist/"));
+        if (file_exists(alt)) {
+            free(p);
+            return alt;
+        }
+        free(alt);
+    }
+    return p;
+}
+
+bool dataset_present(const char *name, const char *root, char **missing) {
+    const char *const *paths = dataset_paths(name);
+    if (!paths) return false;
+    for (int i = 0; paths[i]; i++) {
+        char *p = data_file(name, root, paths[i]);
+        size_t n = strlen(p);
+        bool ok = p[n - 1] == '/' ? dir_exists(p) : file_exists(p);
+        if (!ok) {
+            if (missing) *missing = p;
+            else free(p);
+            return false;
+        }
+        free(p);
+    }
+    return true;
+}
+
+/* ---- checksums ---- */
+
+static int file_sha256(const char *path, char out[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    Sha256 s;
+    sha256_init(&s);
+    static unsigned char buf[1 << 20];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&s, buf, n);
+    bool err = ferror(f);
+    fclose(f);
+    if (err) return -1;
+    sha256_hex_final(&s, out);
+    return 0;
+}
+
+/* SHA-256 of a file, through the cache (path, size, mtime -> digest). */
+static void cached_sha256(const char *cache_dir, const char *path, const struct stat *st, char out[65]) {
+    char *cache_path = xasprintf("%s/checksums.tsv", cache_dir);
+    char *text = slurp(cache_path);
+    char *key = xasprintf("%s\t%lld\t%lld\t", path, (long long)st->st_size, (long long)st->st_mtime);
+    char *hit = text ? strstr(text, key) : NULL;
+    if (hit && (hit == text || hit[-1] == '\n') && strlen(hit + strlen(key)) >= 64) {
+        memcpy(out, hit + strlen(key), 64);
+        out[64] = 0;
+    } else if (file_sha256(path, out) == 0) {
+        char *line = xasprintf("%s%s%s\n", text ? text : "", key, out);
+        if (make_dirs(cache_dir) == 0) atomic_write_text(cache_path, line); /* a cache: failure only costs time */
+        free(line);
+    } else {
+        snprintf(out, 65, "unreadable");
+    }
+    free(key), free(text), free(cache_path);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Adds "relpath size mtime" lines of every file under dir (sorted) to the hash; counts files. */
+static void hash_tree(Sha256 *s, const char *dir, const char *rel, long long *files) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t n = 0, cap = 64;
+    char **names = xcalloc(cap, sizeof *names);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        if (n == cap) {
+            cap *= 2;
+            names = realloc(names, cap * sizeof *names);
+            if (!names) abort();
+        }
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char *full = xasprintf("%s/%s", dir, names[i]);
+        char *r = xasprintf("%s%s%s", rel, rel[0] ? "/" : "", names[i]);
+        struct stat st;
+        if (stat(full, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+                hash_tree(s, full, r, files);
+            } else {
+                char line[4200];
+                int len = snprintf(line, sizeof line, "%s\t%lld\t%lld\n", r, (long long)st.st_size,
+                                   (long long)st.st_mtime);
+                sha256_update(s, line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1));
+                (*files)++;
+            }
+        }
+        free(full), free(r), free(names[i]);
+    }
+    free(names);
+}
+
+static void dataset_checksums(Str *b, const char *name, const char *root, const char *cache_dir) {
+    const char *const *paths = dataset_paths(name);
+    if (!paths) return;
+    for (int i = 0; paths[i]; i++) {
+        char *p = data_file(name, root, paths[i]);
+        struct stat st;
+        if (stat(p, &st) != 0) {
+            str_addf(b, "data.%s = %s missing\n", name, p);
+        } else if (S_ISDIR(st.st_mode)) {
+            Sha256 s;
+            sha256_init(&s);
+            long long files = 0;
+            hash_tree(&s, p, "", &files);
+            char hex[65];
+            sha256_hex_final(&s, hex);
+            str_addf(b, "data.%s = %s folder files=%lld listing_sha256=%s (names, sizes, mtimes)\n", name, p, files,
+                     hex);
+        } else {
+            char hex[65];
+            cached_sha256(cache_dir, p, &st, hex);
+            str_addf(b, "data.%s = %s size=%lld mtime=%lld sha256=%s\n", name, p, (long long)st.st_size,
+                     (long long)st.st_mtime, hex);
+        }
+        free(p);
+    }
+}
+
+/* ---- versions and machine ---- */
+
+char *library_versions(void) {
+    const dnnl_version_t *v = dnnl_version();
+    Str b = {0};
+    str_addf(&b, "%s, oneDNN %d.%d.%d (%s), zlib %s", luaexp_lua_release(), v->major, v->minor, v->patch,
+             v->hash ? v->hash : "?", zlibVersion());
+#ifdef LIBJPEG_TURBO_VERSION
+    str_addf(&b, ", libjpeg-turbo %s", STR(LIBJPEG_TURBO_VERSION));
+#else
+    str_add(&b, ", libjpeg-turbo (version unknown)");
+#endif
+    str_add(&b, ", OpenBLAS not linked (oneDNN's sgemm does the matmuls)");
+#ifdef RSA_CUDA
+    int rt = 0;
+    if (cudaRuntimeGetVersion(&rt) == cudaSuccess) str_addf(&b, ", CUDA runtime %d.%d", rt / 1000, (rt % 1000) / 10);
+    size_t dn = cudnnGetVersion();
+    size_t dmajor = dn >= 90000 ? dn / 10000 : dn / 1000, dminor = dn >= 90000 ? (dn % 10000) / 100 : (dn % 1000) / 100;
+    str_addf(&b, ", cuDNN %zu.%zu.%zu", dmajor, dminor, dn % 100);
+    int nv = 0;
+    if (ncclGetVersion(&nv) == ncclSuccess) str_addf(&b, ", NCCL %d.%d.%d", nv / 10000, (nv % 10000) / 100, nv % 100);
+#else
+    str_add(&b, ", CUDA not built");
+#endif
+    return b.s;
+}
+
+static char *cpu_model(void) {
+    char *text = slurp("/proc/cpuinfo");
+    char *m = text ? kv_get(text, "model name") : NULL;
+    if (m) {
+        char *v = m;
+        while (*v == ':' || *v == ' ' || *v == '\t') v++;
+        char *r = xstrdup(v);
+        free(m);
+        m = r;
+    }
+    free(text);
+    return m ? m : xstrdup("unknown CPU");
+}
+
+char *hardware_line(const char *backend) {
+    char *cpu = cpu_model();
+    char *r = xasprintf("%s, %ld cores online, backend %s, %d compute threads", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+                        backend, omp_get_max_threads());
+    free(cpu);
+    return r;
+}
+
+char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command) {
+    Str b = {0};
+    char when[64];
+    utc_now(when, sizeof when);
+    str_addf(&b, "[session %s]\n", when);
+    str_addf(&b, "command = %s\n", command);
+    char *git_head[] = {"git", "-C", (char *)home, "rev-parse", "HEAD", NULL};
+    char *git_dirty[] = {"git", "-C", (char *)home, "status", "--porcelain", "--untracked-files=no", NULL};
+    char *head = command_line(NULL, git_head);
+    char *dirty = head ? command_line(NULL, git_dirty) : NULL;
+    str_addf(&b, "git_commit = %s\n", head ? head : "unknown (not a git checkout)");
+    str_addf(&b, "git_dirty = %s\n", !head ? "unknown" : dirty && dirty[0] ? "true (uncommitted changes)" : "false");
+    free(head), free(dirty);
+    str_addf(&b, "compiler = gcc-compatible %s\n", __VERSION__);
+    str_addf(&b, "cflags = %s\n", RSA_BUILD_CFLAGS);
+    char *libs = library_versions();
+    str_addf(&b, "libraries = %s\n", libs);
+    free(libs);
+    char *cpu = cpu_model();
+    str_addf(&b, "cpu = %s\n", cpu);
+    free(cpu);
+    str_addf(&b, "cores_online = %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+    str_addf(&b, "compute_threads = %d\n", omp_get_max_threads());
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    str_addf(&b, "omp_wait_policy = %s\n", wait ? wait : "default");
+    str_addf(&b, "loader_threads = %d\n", c->loader_threads);
+    str_addf(&b, "backend = %s\n", c->backend);
+    char host[256] = "";
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = 0;
+    str_addf(&b, "host = %s\n", host);
+    str_addf(&b, "determinism = counter-based Philox streams keyed by (seed %llu, purpose, epoch, sample, view): data "
+                 "order and augmentations do not depend on thread counts; resume is bit-exact; floating-point "
+                 "reductions of the %s backend may differ in the last bits with another thread count or machine\n",
+             (unsigned long long)c->seed, c->backend);
+    const char *root = config_data_root(c);
+    str_addf(&b, "data_root = %s\n", root);
+    dataset_checksums(&b, c->dataset, root, cache_dir);
+    str_add(&b, "\n");
+    return b.s;
+}

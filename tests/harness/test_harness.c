@@ -1,0 +1,497 @@
+/* The rsa harness end to end: `make reproduce-table1 SCALE=smoke`, skip-if-done (a rerun trains nothing), the lock,
+ * Ctrl-C and resume, provenance, export, schedule functions through the trainer, `rsa check` and `rsa help config`,
+ * and the reports' contents: ours | paper | gap at the paper scale (from fabricated finished runs), reduced scales
+ * labelled and never holding a paper number in an "ours" cell, Table 4's quoted rows, Table 7's ratio, Tables 5/6
+ * without and with detectron2 metrics. */
+#include "harness/harness.h"
+#include "harness/util.h"
+#include "tests/util/testlib.h"
+#include "trainer/core/error.h"
+#include "trainer/core/fileio.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char results[600];  /* the smoke results directory */
+static const char *rsa_bin;
+static LuaExp *L;
+
+#define CHECK_HAS(text, needle)                                                                                    \
+    CHECK((text) && strstr((text), (needle)) != NULL, "expected \"%s\" in:\n%.3000s", (needle), (text) ? (text) : "(null)")
+
+static const char *home(void) {
+    const char *h = getenv("RSA_HOME");
+    return h && h[0] ? h : ".";
+}
+
+/* Runs `rsa ARGS...` with output to out_path; returns the exit status. */
+static int rsa(const char *out_path, const char *a1, const char *a2, const char *a3, const char *a4, const char *a5,
+               const char *a6, const char *a7, const char *a8) {
+    char *argv[12] = {(char *)rsa_bin};
+    const char *args[] = {a1, a2, a3, a4, a5, a6, a7, a8};
+    int n = 1;
+    for (int i = 0; i < 8 && args[i]; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    return run_command(NULL, argv, out_path);
+}
+
+static char *out_file(const char *name) { return xasprintf("%s/%s.out", test_tmpdir(), name); }
+
+static Ctx ctx_for(const char *res) {
+    Ctx c = {0};
+    c.home = home();
+    c.results = res;
+    c.command = "test";
+    return c;
+}
+
+static int count_lines(const char *text) {
+    int n = 0;
+    for (const char *p = text; p && *p; p++) n += *p == '\n';
+    return n;
+}
+
+/* ---- make reproduce-table1 SCALE=smoke, then a rerun ---- */
+
+static void test_make_reproduce_table1_smoke(void) {
+    char *flags = xasprintf("RSA_FLAGS=--results %s", results);
+    char *out = out_file("make_smoke");
+    unsetenv("MAKEFLAGS"), unsetenv("MAKELEVEL"), unsetenv("MFLAGS");
+    char *argv[] = {"make", "-s", "--no-print-directory", "reproduce-table1", "SCALE=smoke", flags, NULL};
+    double t0 = now_seconds();
+    int rc = run_command(home(), argv, out);
+    double secs = now_seconds() - t0;
+    char *text = slurp(out);
+    CHECK(rc == 0, "make reproduce-table1 SCALE=smoke exited %d:\n%.4000s", rc, text ? text : "");
+    test_note("make reproduce-table1 SCALE=smoke: %.1f s (5 runs, 2 cores in CI)", secs);
+    CHECK(secs < 120, "took %.0f s (the target is well under a minute on 2 idle cores)", secs);
+    CHECK_HAS(text, "REDUCED SCALE \"smoke\"");
+    CHECK(!strchr(text ? text : "", '\r'), "carriage returns in output that is not a terminal");
+    CHECK_HAS(text, "[5/5] done in");
+    char *md = xasprintf("%s/table1-smoke.md", results);
+    CHECK(file_exists(md), "no %s", md);
+    free(md);
+    free(text), free(out), free(flags);
+}
+
+static void test_rerun_trains_nothing(void) {
+    char *runs = xasprintf("%s/runs", results);
+    /* the newest steps.tsv before */
+    Experiment e;
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    ExpandOptions o = {.scale = "smoke"};
+    CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
+    struct stat before[8];
+    for (int i = 0; i < e.n_runs && i < 8; i++) {
+        char *p = xasprintf("%s/%s/log.txt", runs, e.runs[i].id);
+        CHECK(stat(p, &before[i]) == 0, "no log for %s", e.runs[i].id);
+        char *done = xasprintf("%s/%s/DONE", runs, e.runs[i].id);
+        CHECK(file_exists(done), "run %s not DONE", e.runs[i].id);
+        free(done), free(p);
+    }
+    char *out = out_file("rerun");
+    double t0 = now_seconds();
+    int rc = rsa(out, "run", file, "--scale", "smoke", "--results", results, NULL, NULL);
+    double secs = now_seconds() - t0;
+    char *text = slurp(out);
+    CHECK(rc == 0, "rerun exited %d:\n%s", rc, text);
+    CHECK_HAS(text, "nothing to train: every selected run is done");
+    CHECK_HAS(text, "(5 done, 0 to resume");
+    CHECK(!strstr(text ? text : "", "training fashionmnist"), "a done run was trained again");
+    CHECK(secs < 10, "a rerun took %.1f s", secs);
+    for (int i = 0; i < e.n_runs && i < 8; i++) {
+        char *p = xasprintf("%s/%s/log.txt", runs, e.runs[i].id);
+        struct stat now;
+        CHECK(stat(p, &now) == 0 && now.st_mtime == before[i].st_mtime && now.st_size == before[i].st_size,
+              "run %s was touched", e.runs[i].id);
+        free(p);
+    }
+    experiment_free(&e);
+    free(text), free(out), free(file), free(runs);
+}
+
+static void test_smoke_report_contents(void) {
+    char *md = xasprintf("%s/table1-smoke.md", results), *csv = xasprintf("%s/table1-smoke.csv", results);
+    char *tex = xasprintf("%s/table1-smoke.tex", results), *index = xasprintf("%s/REPORT.md", results);
+    char *m = slurp(md), *c = slurp(csv), *t = slurp(tex), *r = slurp(index);
+    CHECK_HAS(m, "**Scale: smoke. NOT comparable with the paper.**");
+    CHECK_HAS(m, "paper (submission text)");
+    CHECK_HAS(m, "| Fashion-MNIST [smoke] |");
+    /* a paper column: the paper's number sits in the paper part, ours says not run */
+    CHECK_HAS(m, "| not run at this scale \\| 90.3 ± 0.1 \\| – |");
+    CHECK_HAS(m, "Random init");
+    CHECK_HAS(m, "- **Hardware**:");
+    CHECK_HAS(m, "- **Wall time**:");
+    CHECK_HAS(m, "epochs 1, 0");
+    CHECK_HAS(t, "\\begin{tabular}");
+    CHECK_HAS(t, "NOT comparable with the paper");
+    CHECK_HAS(r, "[Table 1: BYOL (AA, AW) against RSA (fixed and decaying beta), linear top-1 (%)](table1-smoke.md) | "
+                 "smoke | **no** |");
+    /* every CSV row: a stand-in cell has ours and no paper; a paper cell has a paper number and no ours */
+    int standin = 0, paper = 0;
+    char *copy = xstrdup(c ? c : "");
+    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "table1,", 7) != 0) continue;
+        char *f[16] = {0};
+        int n = 0;
+        for (char *p = line; n < 16;) { /* split on commas outside quotes */
+            f[n++] = p;
+            bool q = false;
+            while (*p && (q || *p != ',')) q ^= *p++ == '"';
+            if (!*p) break;
+            *p++ = 0;
+        }
+        if (n < 13) continue;
+        bool is_standin = strstr(f[3], "[smoke]") != NULL;
+        CHECK(strcmp(f[4], "no") == 0, "smoke row marked comparable: %s", f[3]);
+        if (is_standin) {
+            standin++;
+            CHECK(f[9][0] == 0 && f[11][0] == 0, "a paper number or gap in a stand-in cell: %s / %s", f[2], f[3]);
+            CHECK(f[7][0] != 0, "no ours in %s / %s", f[2], f[3]);
+        } else {
+            paper++;
+            CHECK(f[7][0] == 0 && f[11][0] == 0, "ours or a gap in a paper column at the smoke scale: %s / %s", f[2],
+                  f[3]);
+        }
+    }
+    CHECK(standin == 5 && paper == 25, "cells: %d stand-in, %d paper", standin, paper);
+    free(copy);
+    char *plot = xasprintf("%s/plots/table1-smoke/curves_fashion-mnist_smoke.gp", results);
+    if (plot_available()) CHECK(file_exists(plot), "no curves script %s", plot);
+    free(plot);
+    free(m), free(c), free(t), free(r), free(md), free(csv), free(tex), free(index);
+}
+
+static void test_provenance_and_export(void) {
+    Experiment e;
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    ExpandOptions o = {.scale = "smoke"};
+    CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
+    if (e.n_runs < 1) return;
+    char *prov = xasprintf("%s/runs/%s/provenance.txt", results, e.runs[0].id);
+    char *p = slurp(prov);
+    CHECK_HAS(p, "git_commit = ");
+    CHECK_HAS(p, "git_dirty = ");
+    CHECK_HAS(p, "compiler = ");
+    CHECK_HAS(p, "cflags = ");
+    CHECK_HAS(p, "libraries = Lua 5.4");
+    CHECK_HAS(p, "oneDNN");
+    CHECK_HAS(p, "cpu = ");
+    CHECK_HAS(p, "compute_threads = ");
+    CHECK_HAS(p, "determinism = ");
+    CHECK_HAS(p, "data.fashionmnist = ");
+    CHECK_HAS(p, "sha256=");
+    char *cfg = xasprintf("%s/runs/%s/config.lua", results, e.runs[0].id);
+    char *sha = xasprintf("%s/runs/%s/config.sha256", results, e.runs[0].id);
+    char *ct = slurp(cfg), *st = slurp(sha);
+    CHECK(ct && strstr(ct, e.runs[0].canonical), "config.lua does not hold the canonical config");
+    CHECK(st && strncmp(st, e.runs[0].hash, 64) == 0, "config.sha256");
+    char *out = xasprintf("%s/encoder.safetensors", test_tmpdir());
+    char *log = out_file("export");
+    int rc = rsa(log, "export", e.runs[0].id, "--torchvision", out, "--results", results, NULL, NULL);
+    char *lt = slurp(log);
+    CHECK(rc == 0, "export exited %d: %s", rc, lt);
+    char *bytes = slurp(out);
+    CHECK(bytes && strstr(bytes + 8, "\"conv1.weight\""), "no conv1.weight in the export");
+    free(bytes), free(lt), free(log), free(out), free(ct), free(st), free(cfg), free(sha), free(p), free(prov);
+    experiment_free(&e);
+    free(file);
+}
+
+/* ---- the lock ---- */
+
+static void test_lock(void) {
+    char *res = xasprintf("%s/locked", test_tmpdir());
+    int fd = store_lock(res, "rsa run test-holder");
+    CHECK(fd >= 0, "first lock: %s", rsa_error_message());
+    int again = store_lock(res, "second");
+    CHECK(again < 0, "a second lock succeeded");
+    CHECK_HAS(rsa_error_message(), "another rsa process is using");
+    CHECK_HAS(rsa_error_message(), "rsa run test-holder");
+    char *out = out_file("locked");
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    int rc = rsa(out, "run", file, "--scale", "smoke", "--results", res, "--only", "Random");
+    char *text = slurp(out);
+    CHECK(rc == 1, "rsa run on a locked results directory exited %d", rc);
+    CHECK_HAS(text, "another rsa process is using");
+    CHECK_HAS(text, "--results DIR");
+    store_unlock(fd);
+    int fd2 = store_lock(res, "third");
+    CHECK(fd2 >= 0, "lock after unlock: %s", rsa_error_message());
+    store_unlock(fd2);
+    free(text), free(out), free(file), free(res);
+}
+
+/* ---- Ctrl-C and resume ---- */
+
+static void test_interrupt_and_resume(void) {
+    char *res = xasprintf("%s/interrupt", test_tmpdir());
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    char *out = out_file("interrupt");
+    char *argv[] = {(char *)rsa_bin, "run", file, "--scale", "smoke", "--results", res, "--only", "RSA, fixed",
+                    "--set", "epochs=6", "--set", "subset=1024", NULL};
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+        close(fd);
+        execv(rsa_bin, argv);
+        _exit(127);
+    }
+    /* wait for a few steps, then Ctrl-C */
+    char *runs = xasprintf("%s/runs", res);
+    double t0 = now_seconds();
+    bool sent = false;
+    while (now_seconds() - t0 < 60 && !sent) {
+        usleep(100000);
+        char *cmd_out = slurp(out);
+        char *id_start = cmd_out ? strstr(cmd_out, "training ") : NULL;
+        if (id_start) {
+            char id[128] = "";
+            sscanf(id_start + 9, "%127s", id);
+            char *steps = xasprintf("%s/%s/steps.tsv", runs, id);
+            char *s = slurp(steps);
+            if (s && count_lines(s) >= 4) {
+                kill(pid, SIGINT);
+                sent = true;
+            }
+            free(s), free(steps);
+        }
+        free(cmd_out);
+    }
+    CHECK(sent, "the run never made steps");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    char *text = slurp(out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d after SIGINT:\n%s", status, text);
+    CHECK_HAS(text, "stopping at the next step boundary");
+    CHECK_HAS(text, "resume with: rsa run");
+    CHECK(!strchr(text ? text : "", '\r'), "carriage returns in plain output");
+    /* resume: the same command finishes the run */
+    char *out2 = out_file("resume");
+    int rc = run_command(NULL, argv, out2);
+    char *text2 = slurp(out2);
+    CHECK(rc == 0, "resume exited %d:\n%s", rc, text2);
+    CHECK_HAS(text2, "(0 done, 1 to resume");
+    CHECK_HAS(text2, "resuming fashionmnist-rsa-ma-e6");
+    CHECK_HAS(text2, "[1/1] done in");
+    free(text), free(text2), free(out2), free(out), free(runs), free(file), free(res);
+}
+
+/* ---- schedule functions reach the trainer ---- */
+
+static void test_schedule_function_run(void) {
+    char *dir = xasprintf("%s/sched", test_tmpdir());
+    make_dirs(dir);
+    char *file = xasprintf("%s/sched.lua", dir);
+    char *scales = xasprintf("%s/experiments/scales.lua", home());
+    char *text = xasprintf("local S = include(\"%s\")\n"
+                           "return {\n  extends = S.smoke,\n  sweep = {},\n  knn_every = 0,\n"
+                           "  beta_schedule = function(p) return 0.25 + 0.5 * p end,\n}\n", scales);
+    atomic_write_text(file, text);
+    char *res = xasprintf("%s/res", dir);
+    char *out = out_file("sched");
+    int rc = rsa(out, "run", file, "--results", res, NULL, NULL, NULL, NULL);
+    char *log = slurp(out);
+    CHECK(rc == 0, "exited %d:\n%s", rc, log);
+    Experiment e;
+    ExpandOptions o = {0};
+    CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
+    if (e.n_runs == 1) {
+        char *steps = xasprintf("%s/runs/%s/steps.tsv", res, e.runs[0].id);
+        char *sched = xasprintf("%s/runs/%s/schedule.tsv", res, e.runs[0].id);
+        char *s = slurp(steps);
+        CHECK(file_exists(sched), "no schedule.tsv");
+        /* 256 images / 64 = 4 steps: beta = 0.25 + 0.5 k/4 */
+        int k = 0;
+        char *copy = xstrdup(s ? s : "");
+        for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            if (!isdigit((unsigned char)line[0])) continue;
+            double beta = 0;
+            char *f = line;
+            for (int col = 0; col < 5 && f; col++) f = strchr(f, '\t') ? strchr(f, '\t') + 1 : NULL;
+            if (f) beta = atof(f);
+            k++;
+            CHECK(fabs(beta - (0.25 + 0.5 * k / 4.0)) < 1e-6, "step %d beta %g", k, beta);
+        }
+        CHECK(k == 4, "%d steps", k);
+        free(copy), free(s), free(steps), free(sched);
+    }
+    experiment_free(&e);
+    free(log), free(out), free(res), free(text), free(scales), free(file), free(dir);
+}
+
+/* ---- the CLI's check and help ---- */
+
+static void test_check_and_help(void) {
+    char *bad = xasprintf("%s/bad_exp.lua", test_tmpdir());
+    atomic_write_text(bad, "return {\n  dataset = \"cifar10\",\n  epochz = 3,\n}\n");
+    char *out = out_file("check_bad");
+    int rc = rsa(out, "check", bad, NULL, NULL, NULL, NULL, NULL, NULL);
+    char *text = slurp(out);
+    CHECK(rc == 1, "check of a bad file exited %d", rc);
+    char *want = xasprintf("%s:3: epochz: unknown key (did you mean 'epochs'?)", bad);
+    CHECK_HAS(text, want);
+    free(want), free(text), free(out);
+    char *file = xasprintf("%s/experiments/table2.lua", home());
+    out = out_file("check_t2");
+    rc = rsa(out, "check", file, NULL, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0, "check table2 exited %d:\n%.2000s", rc, text);
+    CHECK_HAS(text, "scale paper: 80 runs");
+    CHECK_HAS(text, "per GPU at world size");
+    CHECK_HAS(text, "how the other runs differ from run 1:");
+    free(text), free(out), free(file);
+    out = out_file("help");
+    rc = rsa(out, "help", "config", NULL, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0, "help config exited %d", rc);
+    CHECK_HAS(text, "beta_schedule");
+    CHECK_HAS(text, "linear_best_epoch");
+    free(text), free(out), free(bad);
+}
+
+/* ---- reports at the paper scale, from fabricated finished runs ---- */
+
+static void fake_done(const char *res, const char *id, double top1, double train_seconds) {
+    char *d = xasprintf("%s/runs/%s", res, id);
+    make_dirs(d);
+    char *r = xasprintf("%s/result.txt", d), *done = xasprintf("%s/DONE", d);
+    char *text = xasprintf("linear_top1 = %.4f\nlinear_top5 = 99\nlinear_best_top1 = %.4f\nknn_top1 = -1\n"
+                           "train_seconds = %.3f\n", top1, top1, train_seconds);
+    atomic_write_text(r, text);
+    atomic_write_text(done, "finished = test\n");
+    free(text), free(r), free(done), free(d);
+}
+
+/* Expands experiments/<name>.lua at a scale (e is empty on failure). */
+static void expand_shipped(const char *name, const char *scale, Experiment *e) {
+    char *file = xasprintf("%s/experiments/%s.lua", home(), name);
+    ExpandOptions o = {.scale = scale};
+    if (luaexp_expand(L, file, &o, e) != 0) {
+        CHECK(0, "%s", luaexp_error(L));
+        memset(e, 0, sizeof *e);
+    }
+    free(file);
+}
+
+static void test_report_paper_scale_gap(void) {
+    char *res = xasprintf("%s/fake1", test_tmpdir());
+    Experiment e;
+    expand_shipped("table1", "paper", &e);
+    int seeds = 0;
+    double vals[] = {90.0, 90.2, 90.4};
+    for (int i = 0; i < e.n_runs; i++)
+        if (strcmp(e.runs[i].row, "BYOL (AA)") == 0 && strcmp(e.runs[i].col, "CIFAR-10") == 0 && seeds < 3)
+            fake_done(res, e.runs[i].id, vals[seeds++], 100);
+    CHECK(seeds == 3, "3 seeds expected, %d", seeds);
+    Ctx c = ctx_for(res);
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    char *md = xasprintf("%s/table1.md", res);
+    char *m = slurp(md);
+    CHECK_HAS(m, "| 90.2 ± 0.2 \\| 90.3 ± 0.1 \\| -0.1 |");
+    CHECK_HAS(m, "| not run yet \\| 92.2 ± 0.1 \\| – |");
+    CHECK(!strstr(m ? m : "", "NOT comparable"), "the paper scale is labelled not comparable");
+    CHECK_HAS(m, "<!-- rsa-report scale=paper comparable=yes");
+    /* a partial cell says how many seeds */
+    experiment_free(&e);
+    free(m), free(md), free(res);
+}
+
+static void test_report_quoted_rows(void) {
+    char *res = xasprintf("%s/fake4", test_tmpdir());
+    Experiment e;
+    expand_shipped("table4", "paper", &e);
+    if (e.n_runs == 2) fake_done(res, e.runs[1].id, 72.0, 3600);
+    Ctx c = ctx_for(res);
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    char *md = xasprintf("%s/table4.md", res);
+    char *m = slurp(md);
+    CHECK_HAS(m, "| RSA (200 ep) | 72.0 (1 run) \\| 73.1 \\| -1.1 |");
+    CHECK_HAS(m, "| | ImageNet-1K |");
+    CHECK_HAS(m, "| RSA (100 ep) | not run yet \\| 71.4 \\| – |");
+    CHECK_HAS(m, "| Supervised (100 ep; quoted) | quoted, not run \\| 76.2 \\| – |");
+    CHECK_HAS(m, "| BYOL (200 ep; quoted) | quoted, not run \\| 70.6 \\| – |");
+    experiment_free(&e);
+    free(m), free(md), free(res);
+}
+
+static void test_report_walltime_ratio(void) {
+    char *res = xasprintf("%s/fake7", test_tmpdir());
+    Experiment e;
+    expand_shipped("table7", "paper", &e);
+    for (int i = 0; i < e.n_runs; i++) {
+        if (strcmp(e.runs[i].col, "CIFAR-100") != 0) continue;
+        fake_done(res, e.runs[i].id, 70, strcmp(e.runs[i].row, "RSA") == 0 ? 3600 * 2.2 : 3600 * 2.0);
+    }
+    Ctx c = ctx_for(res);
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    char *md = xasprintf("%s/table7.md", res);
+    char *m = slurp(md);
+    CHECK_HAS(m, "| RSA / BYOL | 1.100 \\| 1.018 \\| +0.082 |");
+    CHECK_HAS(m, "| BYOL | 2.00 h (1 run) \\| 11.3 h \\| -9.30 h |");
+    experiment_free(&e);
+    free(m), free(md), free(res);
+}
+
+static void test_report_coco(void) {
+    char *res = xasprintf("%s/fake5", test_tmpdir());
+    Experiment e;
+    expand_shipped("table5", "paper", &e);
+    Ctx c = ctx_for(res);
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    char *md = xasprintf("%s/table5.md", res);
+    char *m = slurp(md);
+    CHECK_HAS(m, "not run: needs detectron2 and COCO");
+    CHECK_HAS(m, "| Random init (quoted) | 32.8 |");
+    char *yaml = xasprintf("%s/table5/detectron2/coco_R_50_FPN_1x.yaml", res);
+    CHECK(file_exists(yaml), "no detectron2 config");
+    char *metrics_dir = xasprintf("%s/table5/detectron2/output/coco_R_50_FPN_1x", res);
+    make_dirs(metrics_dir);
+    char *metrics = xasprintf("%s/metrics.json", metrics_dir);
+    atomic_write_text(metrics, "{\"iteration\": 10, \"loss\": 1.0}\n{\"bbox/AP\": 41.5, \"bbox/AP50\": 61.0, "
+                               "\"segm/AP\": 37.0, \"iteration\": 89999}\n");
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    free(m);
+    m = slurp(md);
+    CHECK_HAS(m, "| **RSA (ours, paper)** | 41.5 (gap +0.4) | 61.0 (gap -0.4) | not run |");
+    experiment_free(&e);
+    free(metrics), free(metrics_dir), free(yaml), free(m), free(md), free(res);
+}
+
+int main(void) {
+    rsa_bin = getenv("RSA_BIN") ? getenv("RSA_BIN") : "bin/rsa";
+    snprintf(results, sizeof results, "%s/results", test_tmpdir());
+    char lua_dir[512], exp_dir[512];
+    snprintf(lua_dir, sizeof lua_dir, "%s/lua", home());
+    snprintf(exp_dir, sizeof exp_dir, "%s/experiments", home());
+    char *err = NULL;
+    L = luaexp_new(lua_dir, exp_dir, &err);
+    if (!L) {
+        printf("FAIL luaexp_new: %s\n", err);
+        return 1;
+    }
+    RUN(test_check_and_help);
+    RUN(test_lock);
+    RUN(test_report_paper_scale_gap);
+    RUN(test_report_quoted_rows);
+    RUN(test_report_walltime_ratio);
+    RUN(test_report_coco);
+    RUN(test_make_reproduce_table1_smoke);
+    RUN(test_rerun_trains_nothing);
+    RUN(test_smoke_report_contents);
+    RUN(test_provenance_and_export);
+    RUN(test_schedule_function_run);
+    RUN(test_interrupt_and_resume);
+    luaexp_free(L);
+    return test_finish();
+}
