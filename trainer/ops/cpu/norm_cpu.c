@@ -40,9 +40,11 @@ static inline __attribute__((always_inline)) void sums_group(const BnShape *s, i
         float part[16] = {0};
         if (mode == 0) {
             for (int p = 0; p < hw; p++)
+#pragma omp simd
                 for (int l = 0; l < L; l++) part[l] += xp[(size_t)p * L + l];
         } else {
             for (int p = 0; p < hw; p++)
+#pragma omp simd
                 for (int l = 0; l < L; l++) {
                     float d = xp[(size_t)p * L + l] - meanf[g * L + l];
                     part[l] += d * d;
@@ -69,6 +71,7 @@ static inline __attribute__((always_inline)) void apply_group(const BnShape *s, 
         const float *xp = GROUP(x, n, g);
         float *yp = GROUP(y, n, g);
         for (int p = 0; p < hw; p++)
+#pragma omp simd
             for (int l = 0; l < L; l++) {
                 float v = (xp[(size_t)p * L + l] - meanf[l]) * scale[l] + shift[l];
                 yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
@@ -93,6 +96,7 @@ static inline __attribute__((always_inline)) void grad_sums_group(const BnShape 
         const float *xp = GROUP(x, n, g), *dyp = GROUP(dy, n, g);
         float pd[16] = {0}, pdx[16] = {0};
         for (int p = 0; p < hw; p++)
+#pragma omp simd
             for (int l = 0; l < L; l++) {
                 size_t i = (size_t)p * L + l;
                 float xc = xp[i] - meanf[l];
@@ -121,6 +125,7 @@ static inline __attribute__((always_inline)) void dx_group(const BnShape *s, int
         const float *xp = GROUP(x, n, g), *dyp = GROUP(dy, n, g);
         float *dxp = GROUP(dx, n, g);
         for (int p = 0; p < hw; p++)
+#pragma omp simd
             for (int l = 0; l < L; l++) {
                 size_t i = (size_t)p * L + l;
                 float xc = xp[i] - meanf[l];
