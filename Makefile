@@ -139,8 +139,13 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 tests-build: $(TEST_BIN) $(RSA_BIN)
 
+# SAN=1 reuses the plain variant's generated PyTorch fixtures (the same data) instead of generating its own, and
+# suppresses Open MPI's process-lifetime allocations (tests/reliability/lsan.supp says why)
+SAN_ENV := RSA_FIXTURES=$${RSA_FIXTURES:-build/$(VARIANT:%-san=%)/fixtures} \
+           ASAN_OPTIONS=$${ASAN_OPTIONS:-fast_unwind_on_malloc=0} \
+           LSAN_OPTIONS=$${LSAN_OPTIONS:-suppressions=$(CURDIR)/tests/reliability/lsan.supp:print_suppressions=0}
 test: summary tests-build
-	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) tests/run.sh
+	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) tests/run.sh
 
 bench: all
 	@BUILD=$(BUILD) bench/run.sh
@@ -183,6 +188,85 @@ reproduce-all: $(REPRO_TABLES:%=reproduce-%) reproduce-fig3
 
 report: repro-build
 	$(RSA_BIN) report $(RSA_FLAGS)
+
+# ---- reliability (tests/reliability; the fast parts run in `make test`) ----
+# test-slow: the reliability tests with their slow parts (killer seeds 5-20, BYOL, 3 and 4 compute threads), the
+# fuzzers' regression inputs (clang) and the Valgrind smoke run. .ci/run runs it.
+RELIABILITY_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/reliability/test_*.c))
+VALGRIND       ?= valgrind
+VALGRIND_FLAGS := --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,possible \
+                  --errors-for-leak-kinds=definite --num-callers=40 --suppressions=tests/reliability/valgrind.supp
+.PHONY: test-slow test-reliability-slow valgrind
+
+test-reliability-slow: $(RELIABILITY_BIN)
+	@mkdir -p $(BUILD)/tmp; fail=0; for t in $(RELIABILITY_BIN); do echo "== $${t#$(BUILD)/tests/} (RSA_TEST_SLOW=1)"; \
+	  RSA_TEST_SLOW=1 RSA_TEST_TMP=$(BUILD)/tmp $$t || fail=1; done; test $$fail = 0
+
+# A short training run (tests/reliability/smoke.c) under Memcheck; third-party noise is suppressed in
+# tests/reliability/valgrind.supp (each entry says why).
+valgrind: $(BUILD)/tests/reliability/smoke
+	OMP_NUM_THREADS=2 $(VALGRIND) $(VALGRIND_FLAGS) --log-file=$(BUILD)/valgrind.log \
+	  $(BUILD)/tests/reliability/smoke $(BUILD)/valgrind-smoke \
+	  && echo "valgrind: clean ($$(grep -h 'ERROR SUMMARY' $(BUILD)/valgrind.log))" \
+	  || { grep -v '^==[0-9]*== *$$' $(BUILD)/valgrind.log | tail -60; \
+	       echo "valgrind: errors (log: $(BUILD)/valgrind.log)"; exit 1; }
+
+test-slow: test-reliability-slow fuzz-regress valgrind
+
+# ---- fuzzing (tests/fuzz): libFuzzer targets for every parser of outside bytes, built with clang + ASan/UBSan ----
+# `make fuzz` runs each target for FUZZ_SECONDS (default 600) from its seed corpus (tests/fuzz/corpus/<target>) and
+# its past findings (tests/fuzz/regressions/<target>); new inputs go to build/fuzz/corpus, crashes to
+# build/fuzz/findings. `make -j2 fuzz` runs two at a time. `make fuzz-regress` replays the seeds and the regressions
+# once (seconds; CI runs it). `make fuzz-seeds` rewrites the seed corpora (tests/fuzz/make_seeds.c).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_BUILD   := build/fuzz
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas \
+                -D_GNU_SOURCE -I. -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out $(wildcard trainer/*/*_cuda.c trainer/*/*/*_cuda.c),\
+                  $(wildcard trainer/*/*.c trainer/*/*/*.c)))
+FUZZ_LIBS    := -ldnnl -lturbojpeg -lz -lm -lpthread
+FUZZ_OPTS    := -timeout=30 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+.PHONY: fuzz fuzz-build fuzz-regress fuzz-seeds $(FUZZ_TARGETS:%=fuzz-run-%)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libtrainer.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/fuzz_model.h $(FUZZ_BUILD)/libtrainer.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libtrainer.a $(FUZZ_LIBS) -o $@
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_TARGETS:%=fuzz-run-%): fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
+	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/findings/$* tests/fuzz/regressions/$*
+	$(FUZZ_BUILD)/fuzz_$* $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
+	  $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) \
+	  -artifact_prefix=$(FUZZ_BUILD)/findings/$*/ $(FUZZ_BUILD)/corpus/$* tests/fuzz/corpus/$* tests/fuzz/regressions/$* \
+	  >$(FUZZ_BUILD)/$*.log 2>&1; rc=$$?; \
+	  grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|==[0-9]+==ERROR|SUMMARY|stat::number_of_executed_units)' \
+	    $(FUZZ_BUILD)/$*.log | sed 's/^/$*: /'; \
+	  test $$rc = 0 || { echo "fuzz $*: FINDING (log: $(FUZZ_BUILD)/$*.log, input in $(FUZZ_BUILD)/findings/$*)"; exit 1; }
+
+fuzz: $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-regress: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  files=$$(find tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t -type f 2>/dev/null); \
+	  $(FUZZ_BUILD)/fuzz_$$t $$files >$(FUZZ_BUILD)/$$t-regress.log 2>&1 \
+	    && echo "ok fuzz-regress $$t ($$(echo $$files | wc -w) inputs)" \
+	    || { echo "FAIL fuzz-regress $$t: see $(FUZZ_BUILD)/$$t-regress.log"; exit 1; }; done
+
+fuzz-seeds: $(BUILD)/tests/fuzz/make_seeds
+	$(BUILD)/tests/fuzz/make_seeds tests/fuzz/corpus
+
+$(BUILD)/tests/fuzz/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_model.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 clean:
 	rm -rf build bin

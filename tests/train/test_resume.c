@@ -94,6 +94,8 @@ static void resume_matches(MethodKind method) {
 static void test_resume_rsa(void) { resume_matches(METHOD_RSA); }
 static void test_resume_byol(void) { resume_matches(METHOD_BYOL); }
 static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2); }
+/* no target network: checkpoints hold the online network alone */
+static void test_resume_simsiam(void) { resume_matches(METHOD_SIMSIAM); }
 
 /* A run can start from given weights: the official names (a checkpoint) or torchvision's (an export). */
 static void test_init_from(void) {
@@ -133,5 +135,6 @@ int main(void) {
     RUN(test_resume_rsa);
     RUN(test_resume_byol);
     RUN(test_resume_mocov2);
+    RUN(test_resume_simsiam);
     return test_finish();
 }

@@ -71,12 +71,14 @@ Dataset *data_cache_load(const char *path, uint64_t fingerprint, const char *nam
     Dataset *ds = NULL;
     if (read_exact(fd, h, HEADER) == 0 && memcmp(h, MAGIC, 8) == 0 && get64(h + 8) == CACHE_VERSION &&
         get64(h + 56) == fingerprint) {
-        size_t n = get64(h + 16);
-        int hh = (int)get64(h + 24), ww = (int)get64(h + 32), classes = (int)get64(h + 40);
+        uint64_t n = get64(h + 16), hh = get64(h + 24), ww = get64(h + 32), classes = get64(h + 40);
         struct stat st;
-        size_t want = HEADER + n * 4 + n * (size_t)hh * ww * 3;
-        if (fstat(fd, &st) == 0 && (size_t)st.st_size == want && hh > 0 && ww > 0) {
-            ds = dataset_alloc_memory(name, split, n, hh, ww, classes);
+        /* a damaged header must not overflow the size computation below */
+        bool sane = hh >= 1 && hh <= 65536 && ww >= 1 && ww <= 65536 && classes >= 1 && classes <= 1u << 20 &&
+                    n <= (SIZE_MAX - HEADER) / (4 + hh * ww * 3);
+        size_t want = sane ? HEADER + n * 4 + n * hh * ww * 3 : 0;
+        if (sane && fstat(fd, &st) == 0 && (uint64_t)st.st_size == want) {
+            ds = dataset_alloc_memory(name, split, n, (int)hh, (int)ww, (int)classes);
             if (ds) {
                 uint8_t *lab = malloc(n * 4 + 1);
                 if (!lab) rsa_fatal("free memory", "out of memory");
@@ -84,10 +86,17 @@ Dataset *data_cache_load(const char *path, uint64_t fingerprint, const char *nam
                     dataset_close(ds);
                     ds = NULL;
                 } else {
-                    for (size_t i = 0; i < n; i++)
+                    bool labels_ok = true;
+                    for (size_t i = 0; i < n; i++) {
                         ds->labels[i] = (int32_t)((uint32_t)lab[4 * i] | (uint32_t)lab[4 * i + 1] << 8 |
                                                   (uint32_t)lab[4 * i + 2] << 16 | (uint32_t)lab[4 * i + 3] << 24);
+                        labels_ok &= ds->labels[i] >= -1 && ds->labels[i] < (int32_t)classes;
+                    }
                     atomic_store(&ds->skipped, (size_t)get64(h + 48));
+                    if (!labels_ok) { /* damaged: rebuilt */
+                        dataset_close(ds);
+                        ds = NULL;
+                    }
                 }
                 free(lab);
             }

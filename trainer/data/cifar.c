@@ -15,14 +15,9 @@
 
 static const char *const HINT = "the file is truncated or corrupt: download and extract the archive again";
 
-static int read_records(Dataset *ds, size_t first, size_t count, const char *path, int label_bytes, int classes) {
+int cifar_parse(Dataset *ds, size_t first, size_t count, const uint8_t *buf, size_t size, const char *path,
+                int label_bytes, int classes) {
     size_t record = (size_t)label_bytes + 3072;
-    uint8_t *buf = NULL;
-    size_t cap = 0, size = 0;
-    if (data_read_whole(path, &buf, &cap, &size)) {
-        free(buf);
-        return -1;
-    }
     if (size != count * record) {
         size_t whole = size / record;
         int rc;
@@ -32,23 +27,18 @@ static int read_records(Dataset *ds, size_t first, size_t count, const char *pat
         else
             rc = rsa_fail(HINT, "%s: %zu bytes: unexpected data after the %zu records of %zu bytes, from byte %zu", path,
                           size, count, record, count * record);
-        free(buf);
         return rc;
     }
     for (size_t r = 0; r < count; r++) {
         const uint8_t *rec = buf + r * record;
         int label = rec[label_bytes - 1];
         if (label_bytes == 2 && rec[0] >= 20) {
-            int rc = rsa_fail(HINT, "%s: byte %zu: coarse label %d of record %zu is outside 0..19", path, r * record,
-                              rec[0], r);
-            free(buf);
-            return rc;
+            return rsa_fail(HINT, "%s: byte %zu: coarse label %d of record %zu is outside 0..19", path, r * record,
+                            rec[0], r);
         }
         if (label >= classes) {
-            int rc = rsa_fail(HINT, "%s: byte %zu: label %d of record %zu is outside 0..%d", path,
-                              r * record + label_bytes - 1, label, r, classes - 1);
-            free(buf);
-            return rc;
+            return rsa_fail(HINT, "%s: byte %zu: label %d of record %zu is outside 0..%d", path,
+                            r * record + label_bytes - 1, label, r, classes - 1);
         }
         ds->labels[first + r] = label;
         const uint8_t *px = rec + label_bytes;
@@ -59,8 +49,16 @@ static int read_records(Dataset *ds, size_t first, size_t count, const char *pat
             out[3 * p + 2] = px[2048 + p];
         }
     }
-    free(buf);
     return 0;
+}
+
+static int read_records(Dataset *ds, size_t first, size_t count, const char *path, int label_bytes, int classes) {
+    uint8_t *buf = NULL;
+    size_t cap = 0, size = 0;
+    int rc = data_read_whole(path, &buf, &cap, &size);
+    if (rc == 0) rc = cifar_parse(ds, first, count, buf, size, path, label_bytes, classes);
+    free(buf);
+    return rc;
 }
 
 Dataset *cifar_open(const char *name, const char *split, const char *root) {

@@ -78,6 +78,9 @@ typedef struct {
 } JpegScale;
 #define JPEG_FULL ((JpegScale){1, 1})
 
+/* Larger images are refused as corrupt: PIL raises DecompressionBombError above 2 x Image.MAX_IMAGE_PIXELS. */
+#define JPEG_MAX_PIXELS 178956970
+
 typedef struct JpegDecoder JpegDecoder; /* one per thread */
 JpegDecoder *jpeg_decoder_new(void);    /* NULL with rsa_fail */
 void jpeg_decoder_free(JpegDecoder *d);

@@ -54,6 +54,16 @@ int data_fingerprint(char **paths, size_t n, const char *tag, uint64_t *out);
 Dataset *data_cache_load(const char *path, uint64_t fingerprint, const char *name, const char *split);
 int data_cache_save(const char *path, uint64_t fingerprint, const Dataset *ds);
 
+/* The parsers behind the file readers, on bytes in memory (the fuzzers in tests/fuzz call them); names are used in
+ * messages. CIFAR: `count` records of (label_bytes + 3072) bytes into images first.. of ds. STL-10: a labelled
+ * split from its X and y files. Fashion-MNIST: the gzipped IDX images and labels. */
+int cifar_parse(Dataset *ds, size_t first, size_t count, const uint8_t *buf, size_t size, const char *name,
+                int label_bytes, int classes);
+Dataset *stl10_parse(const uint8_t *x, size_t x_size, const uint8_t *y, size_t y_size, const char *x_name,
+                     const char *y_name);
+Dataset *fashion_mnist_parse(const uint8_t *img_gz, size_t img_gz_size, const uint8_t *lab_gz, size_t lab_gz_size,
+                             const char *img_name, const char *lab_name, const char *split);
+
 Dataset *cifar_open(const char *name, const char *split, const char *root);
 Dataset *stl10_open(const char *split, const char *root);
 Dataset *fashion_mnist_open(const char *split, const char *root);

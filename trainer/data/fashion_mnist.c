@@ -14,18 +14,16 @@
 static const char *const HINT = "the file is truncated or corrupt: reinstall dataset-fashion-mnist or download it "
                                 "again";
 
-/* Inflates the gzip file path into *out. -1 with rsa_fail naming the compressed offset on corrupt data. */
-static int gunzip(const char *path, uint8_t **out, size_t *out_size) {
-    uint8_t *gz = NULL;
-    size_t cap = 0, size = 0;
-    if (data_read_whole(path, &gz, &cap, &size)) return -1;
+/* Inflates the gzip data (gz, size) of file `path` into *out. -1 with rsa_fail naming the compressed offset on
+ * corrupt data. */
+static int gunzip(const char *path, const uint8_t *gz, size_t size, uint8_t **out, size_t *out_size) {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) rsa_fatal("check zlib", "inflateInit2 failed");
     size_t ocap = size * 4 + 1024, used = 0;
     uint8_t *o = malloc(ocap);
     if (!o) rsa_fatal("free memory", "out of memory");
-    zs.next_in = gz;
+    zs.next_in = (Bytef *)gz;
     zs.avail_in = (uInt)size;
     int zr;
     do {
@@ -41,7 +39,6 @@ static int gunzip(const char *path, uint8_t **out, size_t *out_size) {
     } while (zr == Z_OK);
     size_t at = (size_t)(zs.next_in - gz);
     inflateEnd(&zs);
-    free(gz);
     if (zr != Z_STREAM_END) {
         free(o);
         if (zr == Z_BUF_ERROR)
@@ -69,6 +66,9 @@ static int idx_header(const char *path, const uint8_t *data, size_t size, int di
     size_t count = 1;
     for (int d = 0; d < dims; d++) {
         shape[d] = be32(data + 4 + 4 * d);
+        if (shape[d] > INT32_MAX || (shape[d] && count > SIZE_MAX / shape[d]))
+            return rsa_fail(HINT, "%s: byte %d (decompressed): dimension %d of %u is too large", path, 4 + 4 * d, d,
+                            shape[d]);
         count *= shape[d];
     }
     size_t start = 4 + 4 * (size_t)dims;
@@ -79,27 +79,13 @@ static int idx_header(const char *path, const uint8_t *data, size_t size, int di
     return 0;
 }
 
-Dataset *fashion_mnist_open(const char *split, const char *root) {
-    bool train = strcmp(split, "train") == 0;
-    const char *prefix = train ? "train" : "t10k";
-    char dir[4096], img_path[4200], lab_path[4200];
-    data_path(dir, sizeof dir, root, "fashion-mnist");
-    snprintf(img_path, sizeof img_path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    if (!data_file_exists(img_path)) snprintf(dir, sizeof dir, "/usr/share/datasets/fashion-mnist");
-    snprintf(img_path, sizeof img_path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(lab_path, sizeof lab_path, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    if (!data_file_exists(img_path) || !data_file_exists(lab_path)) {
-        char looked[8600];
-        snprintf(looked, sizeof looked, "%s/fashion-mnist/%s-*-ubyte.gz and %s", root, prefix,
-                 data_file_exists(img_path) ? lab_path : img_path);
-        data_missing("fashionmnist", root, looked);
-        return NULL;
-    }
+Dataset *fashion_mnist_parse(const uint8_t *img_gz, size_t img_gz_size, const uint8_t *lab_gz, size_t lab_gz_size,
+                             const char *img_path, const char *lab_path, const char *split) {
     uint8_t *img = NULL, *lab = NULL;
     size_t img_size = 0, lab_size = 0;
     uint32_t ishape[3] = {0, 0, 0}, lshape[1] = {0};
-    if (gunzip(img_path, &img, &img_size) || idx_header(img_path, img, img_size, 3, ishape) ||
-        gunzip(lab_path, &lab, &lab_size) || idx_header(lab_path, lab, lab_size, 1, lshape)) {
+    if (gunzip(img_path, img_gz, img_gz_size, &img, &img_size) || idx_header(img_path, img, img_size, 3, ishape) ||
+        gunzip(lab_path, lab_gz, lab_gz_size, &lab, &lab_size) || idx_header(lab_path, lab, lab_size, 1, lshape)) {
         free(img), free(lab);
         return NULL;
     }
@@ -124,6 +110,32 @@ Dataset *fashion_mnist_open(const char *split, const char *root) {
         uint8_t *dst = ds->pixels + i * ishape[1] * ishape[2] * 3;
         for (size_t p = 0; p < (size_t)ishape[1] * ishape[2]; p++) dst[3 * p] = dst[3 * p + 1] = dst[3 * p + 2] = src[p];
     }
+    free(img), free(lab);
+    return ds;
+}
+
+Dataset *fashion_mnist_open(const char *split, const char *root) {
+    bool train = strcmp(split, "train") == 0;
+    const char *prefix = train ? "train" : "t10k";
+    char dir[4096], img_path[4200], lab_path[4200];
+    data_path(dir, sizeof dir, root, "fashion-mnist");
+    snprintf(img_path, sizeof img_path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    if (!data_file_exists(img_path)) snprintf(dir, sizeof dir, "/usr/share/datasets/fashion-mnist");
+    snprintf(img_path, sizeof img_path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(lab_path, sizeof lab_path, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    if (!data_file_exists(img_path) || !data_file_exists(lab_path)) {
+        char looked[8600];
+        snprintf(looked, sizeof looked, "%s/fashion-mnist/%s-*-ubyte.gz and %s", root, prefix,
+                 data_file_exists(img_path) ? lab_path : img_path);
+        data_missing("fashionmnist", root, looked);
+        return NULL;
+    }
+    uint8_t *img = NULL, *lab = NULL;
+    size_t img_cap = 0, lab_cap = 0, img_size = 0, lab_size = 0;
+    Dataset *ds = NULL;
+    if (data_read_whole(img_path, &img, &img_cap, &img_size) == 0 &&
+        data_read_whole(lab_path, &lab, &lab_cap, &lab_size) == 0)
+        ds = fashion_mnist_parse(img, img_size, lab, lab_size, img_path, lab_path, split);
     free(img), free(lab);
     return ds;
 }

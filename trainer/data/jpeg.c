@@ -75,6 +75,9 @@ static int read_header(JpegDecoder *d, const uint8_t *data, size_t size, const c
     if (*w <= 0 || *h <= 0) /* tables only, or the data end inside the header */
         return rsa_fail(HINT, "%s (%zu bytes): bad JPEG header after byte 0: no frame header (SOF) before the data end "
                         "at byte %zu", name, size, size);
+    if ((int64_t)*w * *h > JPEG_MAX_PIXELS) /* a damaged header must not make a worker allocate gigabytes */
+        return rsa_fail(HINT, "%s (%zu bytes): the header claims %dx%d pixels, more than the %d that PIL (and so "
+                        "torchvision's loader) accepts as a decompression bomb", name, size, *w, *h, JPEG_MAX_PIXELS);
     return 0;
 }
 

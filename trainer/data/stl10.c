@@ -24,6 +24,27 @@ static int file_size(const char *path, size_t *size) {
     return 0;
 }
 
+/* Converts `count` images (column-major planes) into ds's HWC pixels from image `first`. */
+static void convert(Dataset *ds, size_t first, size_t count, const uint8_t *images) {
+    for (size_t k = 0; k < count; k++) {
+        const uint8_t *src = images + k * IMAGE_BYTES;
+        uint8_t *dst = ds->pixels + (first + k) * (size_t)IMAGE_BYTES;
+        for (int c = 0; c < 3; c++)
+            for (int x = 0; x < SIDE; x++)
+                for (int y = 0; y < SIDE; y++) dst[3 * (y * SIDE + x) + c] = src[c * SIDE * SIDE + x * SIDE + y];
+    }
+}
+
+/* The number of images in an X file of `size` bytes. */
+static int image_count(size_t size, const char *name, size_t *count) {
+    if (size == 0 || size % IMAGE_BYTES != 0)
+        return rsa_fail(HINT,
+                        "%s: %zu bytes is not a whole number of %d-byte images: image %zu is cut short at byte %zu", name,
+                        size, IMAGE_BYTES, size / IMAGE_BYTES, size / IMAGE_BYTES * IMAGE_BYTES);
+    *count = size / IMAGE_BYTES;
+    return 0;
+}
+
 /* Reads `count` images of path into ds from image `first`, converting to HWC. */
 static int read_images(Dataset *ds, size_t first, size_t count, const char *path) {
     FILE *f = fopen(path, "rb");
@@ -39,13 +60,7 @@ static int read_images(Dataset *ds, size_t first, size_t count, const char *path
                           done + got, (done + got) * (size_t)IMAGE_BYTES, count, IMAGE_BYTES);
             break;
         }
-        for (size_t k = 0; k < got; k++) {
-            const uint8_t *src = chunk + k * IMAGE_BYTES;
-            uint8_t *dst = ds->pixels + (first + done + k) * (size_t)IMAGE_BYTES;
-            for (int c = 0; c < 3; c++)
-                for (int x = 0; x < SIDE; x++)
-                    for (int y = 0; y < SIDE; y++) dst[3 * (y * SIDE + x) + c] = src[c * SIDE * SIDE + x * SIDE + y];
-        }
+        convert(ds, first + done, got, chunk);
         done += got;
     }
     free(chunk);
@@ -53,22 +68,39 @@ static int read_images(Dataset *ds, size_t first, size_t count, const char *path
     return rc;
 }
 
+static int parse_labels(Dataset *ds, size_t first, size_t count, const uint8_t *buf, size_t size, const char *path) {
+    if (size != count)
+        return rsa_fail(HINT, "%s: %zu bytes, expected one label byte for each of the %zu images%s", path, size, count,
+                        size < count ? " (the file is cut short)" : "");
+    for (size_t i = 0; i < count; i++) {
+        if (buf[i] < 1 || buf[i] > 10)
+            return rsa_fail(HINT, "%s: byte %zu: label %d is outside 1..10", path, i, buf[i]);
+        ds->labels[first + i] = buf[i] - 1;
+    }
+    return 0;
+}
+
 static int read_labels(Dataset *ds, size_t first, size_t count, const char *path) {
     uint8_t *buf = NULL;
     size_t cap = 0, size = 0;
-    if (data_read_whole(path, &buf, &cap, &size)) return -1;
-    int rc = 0;
-    if (size != count)
-        rc = rsa_fail(HINT, "%s: %zu bytes, expected one label byte for each of the %zu images%s", path, size, count,
-                      size < count ? " (the file is cut short)" : "");
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        if (buf[i] < 1 || buf[i] > 10)
-            rc = rsa_fail(HINT, "%s: byte %zu: label %d is outside 1..10", path, i, buf[i]);
-        else
-            ds->labels[first + i] = buf[i] - 1;
-    }
+    int rc = data_read_whole(path, &buf, &cap, &size);
+    if (rc == 0) rc = parse_labels(ds, first, count, buf, size, path);
     free(buf);
     return rc;
+}
+
+Dataset *stl10_parse(const uint8_t *x, size_t x_size, const uint8_t *y, size_t y_size, const char *x_name,
+                     const char *y_name) {
+    size_t count = 0;
+    if (image_count(x_size, x_name, &count)) return NULL;
+    Dataset *ds = dataset_alloc_memory("stl10", "memory", count, SIDE, SIDE, 10);
+    if (!ds) return NULL;
+    convert(ds, 0, count, x);
+    if (parse_labels(ds, 0, count, y, y_size, y_name)) {
+        dataset_close(ds);
+        return NULL;
+    }
+    return ds;
 }
 
 Dataset *stl10_open(const char *split, const char *root) {
@@ -99,13 +131,7 @@ Dataset *stl10_open(const char *split, const char *root) {
     }
     for (int p = 0; p < parts; p++) {
         size_t size = 0;
-        if (file_size(x[p], &size)) return NULL;
-        if (size == 0 || size % IMAGE_BYTES != 0) {
-            rsa_fail(HINT, "%s: %zu bytes is not a whole number of %d-byte images: image %zu is cut short at byte %zu",
-                     x[p], size, IMAGE_BYTES, size / IMAGE_BYTES, size / IMAGE_BYTES * IMAGE_BYTES);
-            return NULL;
-        }
-        counts[p] = size / IMAGE_BYTES;
+        if (file_size(x[p], &size) || image_count(size, x[p], &counts[p])) return NULL;
     }
     Dataset *ds = dataset_alloc_memory("stl10", split, counts[0] + counts[1], SIDE, SIDE, 10);
     if (!ds) return NULL;

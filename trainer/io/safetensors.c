@@ -183,7 +183,9 @@ static int parse_tensor(Json *j, StTensor *t) {
     if (peek(j, '}')) return json_fail(j, "empty tensor entry");
     for (;;) {
         char *key;
-        if (parse_string(j, &key) || expect(j, ':')) {
+        if (parse_string(j, &key)) return -1;
+        if (expect(j, ':')) {
+            free(key);
             return -1;
         }
         int rc = 0;

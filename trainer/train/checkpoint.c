@@ -15,9 +15,9 @@ static const char *VERSION = "1";
 
 int checkpoint_save(const Learner *l, RunPosition pos, const char *config_hash, const char *path) {
     StWriter *w = st_writer_new();
-    ModelState on, tg;
+    ModelState on, tg = {0};
     model_state_add(l->online, w, "", "", &on);
-    model_state_add(l->target, w, "", "", &tg);
+    if (l->target) model_state_add(l->target, w, "", "", &tg); /* SimCLR and SimSiam have no target network */
     const Model *m = l->online;
     float *mom = malloc(sizeof(float) * (m->n_weights ? m->n_weights : 1));
     if (!mom) rsa_fatal("free memory", "out of memory");
@@ -100,7 +100,8 @@ int checkpoint_load_from(Learner *l, const char *config_hash, const StFile *f, R
                  " / step in epoch %" PRId64 " out of range", path, epoch, in_epoch);
         goto done;
     }
-    if (model_state_load(l->online, f, "", "", true) || model_state_load(l->target, f, "", "", true)) goto done;
+    if (model_state_load(l->online, f, "", "", true) || (l->target && model_state_load(l->target, f, "", "", true)))
+        goto done;
     Model *m = l->online;
     float *mom = calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
     if (!mom) rsa_fatal("free memory", "out of memory");

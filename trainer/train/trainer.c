@@ -8,6 +8,7 @@
 #include "schedule.h"
 #include "subset.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -77,6 +78,73 @@ static const char *non_finite_param(const Model *m) {
     for (int i = 0; i < m->n_params; i++)
         if (!isfinite(m->be->sumsq(m->params[i].numel, m->w + m->params[i].offset))) return m->params[i].name;
     return "(a padding element)";
+}
+
+/* Names the first tensor of what a checkpoint holds with a NaN or infinity, or returns NULL: the networks' parameters
+ * and batch-norm statistics (a running variance can overflow while every parameter is still finite), the optimiser's
+ * momentum. */
+static const char *non_finite_state(const Learner *l, char *buf, size_t size) {
+    const Model *models[2] = {l->online, l->target};
+    for (int k = 0; k < 2; k++) {
+        const Model *m = models[k];
+        if (!m) continue;
+        const char *p = non_finite_param(m);
+        if (p) return p;
+        for (int b = 0; b < m->n_bns && !isfinite(m->be->sumsq(m->n_buf, m->buf)); b++)
+            for (int v = 0; v < 2; v++) {
+                const BnInfo *bn = &m->bns[b];
+                if (isfinite(m->be->sumsq((size_t)bn->c, m->buf + bn->stat_offset + (size_t)v * bn->c))) continue;
+                snprintf(buf, size, "%s.%s", m->nodes[bn->node].name, v ? "running_var" : "running_mean");
+                return buf;
+            }
+    }
+    const Model *m = l->online;
+    if (isfinite(m->be->sumsq(m->n_weights, l->opt.momentum_buf))) return NULL;
+    for (int i = 0; i < m->n_params; i++)
+        if (!isfinite(m->be->sumsq(m->params[i].numel, l->opt.momentum_buf + m->params[i].offset))) {
+            snprintf(buf, size, "optimizer.momentum.%s", m->params[i].name);
+            return buf;
+        }
+    return "optimizer.momentum (a padding element)";
+}
+
+/* Flushes a metrics file to disk: a full disk must stop the run here, before a checkpoint claims rows that were
+ * never written. */
+static int flush_file(FILE *f, const char *path) {
+    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
+        int err = errno;
+        return rsa_fail(err == ENOSPC ? "the disk is full: free space and rerun; the last checkpoint is intact"
+                                      : "check the disk of the run directory",
+                        "cannot write %s: %s", path, strerror(err));
+    }
+    return 0;
+}
+
+/* Removes the temporary files of atomic writes (<name>.tmp.<pid>) that a killed run left in its directory. */
+static void remove_stale_temporaries(const char *dir) {
+    static const char *const names[] = {"checkpoint.safetensors", "steps.tsv", "epochs.tsv", "linear.tsv",
+                                        "result.txt"};
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            size_t k = strlen(names[i]);
+            if (strncmp(e->d_name, names[i], k) != 0 || strncmp(e->d_name + k, ".tmp.", 5) != 0) continue;
+            const char *pid = e->d_name + k + 5;
+            if (!*pid || strspn(pid, "0123456789") != strlen(pid)) continue;
+            char path[2048];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path); /* best effort: a leftover only wastes space */
+        }
+    closedir(d);
+}
+
+/* "PATH (step N)" of the last checkpoint written or loaded, or that there is none. */
+static const char *last_good(char *buf, size_t size, const char *ckpt, int64_t step) {
+    if (step < 0) snprintf(buf, size, "none yet: a rerun starts from the beginning");
+    else snprintf(buf, size, "%s (step %lld)", ckpt, (long long)step);
+    return buf;
 }
 
 /* Stop (signal or test limit) only when every process does, so none is left waiting in a collective. */
@@ -149,8 +217,12 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     if (!(l = learner_new(cfg, be, max_batch, total)) || learner_set_dist(l, dist, cfg->sync_bn) != 0) goto done;
 
     RunPosition pos = {0, 0, 0};
+    int64_t saved_step = -1; /* the step of the checkpoint on disk */
+    char good[1200];
+    if (lead) remove_stale_temporaries(dir);
     if (access(ckpt, F_OK) == 0) {
         if (checkpoint_load(l, config_hash, ckpt, &pos) != 0) goto done;
+        saved_step = l->step;
     } else if (cfg->init_from[0] && learner_load_init(l, cfg->init_from) != 0) {
         goto done;
     }
@@ -186,18 +258,22 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             StepMetrics m;
             double lr = schedule_lr(cfg, epoch, s, spe);
             if (learner_step(l, b->view, b->n, lr, &m) != 0) {
-                rsa_error_context("epoch %d step %lld (the last good checkpoint is %s)", epoch + 1,
-                                  (long long)l->step, ckpt);
+                char name[2 * MODEL_NAME_BYTES];
+                const char *bad = non_finite_state(l, name, sizeof name);
+                rsa_error_context("epoch %d step %lld%s%s (the last good checkpoint: %s)", epoch + 1,
+                                  (long long)l->step, bad ? ": not finite: " : "", bad ? bad : "",
+                                  last_good(good, sizeof good, ckpt, saved_step));
                 loader_release(ld, b);
                 goto done;
             }
             loader_release(ld, b);
             double t2 = now();
-            const char *bad = non_finite_param(l->online);
+            char name[2 * MODEL_NAME_BYTES];
+            const char *bad = non_finite_state(l, name, sizeof name);
             if (bad) {
                 rsa_fail("lower the learning rate; the last good checkpoint is left in place",
-                         "parameter %s is not finite after step %lld (last good checkpoint: %s)", bad,
-                         (long long)l->step, ckpt);
+                         "%s is not finite after step %lld (the last good checkpoint: %s)", bad,
+                         (long long)l->step, last_good(good, sizeof good, ckpt, saved_step));
                 goto done;
             }
             pos.train_seconds += t2 - t0;
@@ -216,10 +292,9 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             bool periodic = cfg->checkpoint_every > 0 && l->step % cfg->checkpoint_every == 0;
             if ((stop || periodic) && s + 1 < spe) {
                 RunPosition here = {epoch, s + 1, pos.train_seconds};
-                if (lead) {
-                    fflush(steps_f), fsync(fileno(steps_f));
-                    if (checkpoint_save(l, here, config_hash, ckpt) != 0) goto done;
-                }
+                if (lead && (flush_file(steps_f, steps_path) != 0 || checkpoint_save(l, here, config_hash, ckpt) != 0))
+                    goto done;
+                saved_step = l->step;
                 if (stop) {
                     rc = 1;
                     goto done;
@@ -246,10 +321,11 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             fprintf(epochs_f, "%d\t%.7g\t%.7g\t%.7g\t%.4f\t%.3f\t%.2f\t%.4f\n", epoch + 1, sums[0] / n,
                     sums[1] / n, sums[2] / n, knn, secs, secs > 0 ? done_steps * cfg->batch / secs : 0,
                     secs > 0 ? epoch_data / secs : 0);
-            fflush(steps_f), fsync(fileno(steps_f));
-            fflush(epochs_f), fsync(fileno(epochs_f));
-            if (checkpoint_save(l, next, config_hash, ckpt) != 0) goto done;
+            if (flush_file(steps_f, steps_path) != 0 || flush_file(epochs_f, epochs_path) != 0 ||
+                checkpoint_save(l, next, config_hash, ckpt) != 0)
+                goto done;
         }
+        saved_step = l->step;
         result->final_loss = sums[0] / n;
         if (knn >= 0) result->knn_top1 = knn;
         bool stop = agreed_stop(dist, hooks, steps_this_call);
