@@ -61,3 +61,37 @@ void features_free(Features *f) {
     free(f->label);
     memset(f, 0, sizeof *f);
 }
+
+int features_recalibrate_bn(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec) {
+    RSA_ASSERT(spec->batch <= m->max_batch);
+    const Backend *be = m->be;
+    Loader *ld = loader_new(ds, spec);
+    if (!ld) return rsa_error_context("loading %s for the BN statistics", dataset_name(ds));
+    Workspace *ws = workspace_new(m, false);
+    size_t image = (size_t)spec->batch * 3 * spec->size * spec->size;
+    float *dev = be->host_memory ? NULL : be->alloc(sizeof(float) * image);
+    const float momentum = m->bn_momentum;
+    int rc = -1;
+    if (!ws || (!be->host_memory && !dev)) goto done;
+    if (loader_start(ld, 0, 0) != 0) goto done;
+    for (int k = 0;; k++) {
+        Batch *b;
+        if (loader_next(ld, &b) != 0) goto done;
+        if (!b) break;
+        const float *x = b->view[0];
+        if (dev) {
+            be->upload(dev, x, sizeof(float) * (size_t)b->n * 3 * spec->size * spec->size);
+            x = dev;
+        }
+        m->bn_momentum = 1.0f / (float)(k + 1); /* running = mean of the k+1 batch statistics so far */
+        model_forward(m, ws, b->n, x, true, feature_tensor);
+        loader_release(ld, b);
+    }
+    rc = 0;
+done:
+    m->bn_momentum = momentum;
+    if (dev) be->release(dev, sizeof(float) * image);
+    workspace_free(ws);
+    loader_free(ld);
+    return rc;
+}

@@ -19,4 +19,10 @@ int features_compute(Model *m, int feature_tensor, const Dataset *ds, const Load
                      bool bn_train, bool normalize, Features *out);
 void features_free(Features *f);
 
+/* Re-estimate the running statistics of every BN layer up to the feature tensor from the data set's images: one
+ * pass in training mode with a cumulative average over batches (PyTorch's BN momentum=None). An encoder that was
+ * never trained still has the init statistics (mean 0, var 1), which describe nothing it computes; evaluating it in
+ * eval mode measures that mismatch, not its features. -1 with rsa_fail. */
+int features_recalibrate_bn(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec);
+
 #endif

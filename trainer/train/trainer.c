@@ -170,6 +170,20 @@ static void linear_epoch(void *ctx, int epoch, double loss, double top1) {
     if (c->hooks && c->hooks->progress) c->hooks->progress(c->hooks->ctx, c->p);
 }
 
+/* kNN top-1 of the online encoder: the labelled training images are the bank, the test set the queries. */
+static int knn_eval(Learner *l, const TrainConfig *cfg, const Dataset *bank_ds, const Dataset *test,
+                    const LoaderSpec *spec, double *top1) {
+    Features bank, tf;
+    if (features_compute(l->online, l->feature, bank_ds, spec, 0, false, true, &bank) != 0) return -1;
+    if (features_compute(l->online, l->feature, test, spec, 0, false, true, &tf) != 0) {
+        features_free(&bank);
+        return -1;
+    }
+    *top1 = knn_top1(&bank, &tf, dataset_num_classes(test), cfg->knn_k, cfg->knn_t);
+    features_free(&bank), features_free(&tf);
+    return 0;
+}
+
 int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, const TrainHooks *hooks,
               TrainResult *result) {
     memset(result, 0, sizeof *result);
@@ -305,14 +319,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
         if (lead && cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
             p.phase = "knn";
             if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
-            Features bank, tf;
-            if (features_compute(l->online, l->feature, eval_train, &knn_spec, 0, false, true, &bank) != 0) goto done;
-            if (features_compute(l->online, l->feature, test, &knn_spec, 0, false, true, &tf) != 0) {
-                features_free(&bank);
-                goto done;
-            }
-            knn = knn_top1(&bank, &tf, dataset_num_classes(test), cfg->knn_k, cfg->knn_t);
-            features_free(&bank), features_free(&tf);
+            if (knn_eval(l, cfg, eval_train, test, &knn_spec, &knn) != 0) goto done;
             p.knn_top1 = knn, p.phase = "train";
         }
         double secs = epoch_data + epoch_compute, n = done_steps ? (double)done_steps : 1;
@@ -341,6 +348,12 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     }
     /* the evaluation runs in this process alone: no statistics to share */
     l->online->bn_sync = NULL;
+    if (cfg->epochs == 0) { /* an untrained encoder (the random-init row): see features_recalibrate_bn */
+        p.phase = "bn-stats";
+        if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
+        if (features_recalibrate_bn(l->online, l->feature, eval_train, &knn_spec) != 0) goto done;
+        if (cfg->knn_every > 0 && knn_eval(l, cfg, eval_train, test, &knn_spec, &result->knn_top1) != 0) goto done;
+    }
     if (cfg->linear_epochs > 0) {
         char lin_path[1024];
         snprintf(lin_path, sizeof lin_path, "%s/linear.tsv", dir);

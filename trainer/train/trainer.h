@@ -22,7 +22,7 @@ typedef struct {
     double images_per_s;  /* over the current epoch */
     double data_share;    /* fraction of wall time waiting for data in the current epoch */
     double eta_seconds;
-    const char *phase;    /* "train", "knn", "linear" */
+    const char *phase;    /* "train", "knn", "bn-stats", "linear" */
     double knn_top1;      /* last kNN accuracy, -1 if none */
     double linear_top1;   /* linear phase: test accuracy of the last tested epoch */
     int linear_epoch, linear_epochs;
