@@ -13,7 +13,68 @@
 struct LuaExp {
     lua_State *S;
     char *error;
+    /* An experiment file is a program: a loop that never ends or a table that never stops growing must end in a
+     * message naming the file and line, not a hung or killed rsa. Both budgets count from each entry point. */
+    long long ticks, max_ticks; /* hook calls (every TICK instructions) so far, and the limit */
+    size_t bytes, max_bytes;    /* Lua's heap now, and the limit */
+    bool out_of_memory;         /* the allocator refused a block for the limit's sake */
+    const char *path;           /* the experiment file being expanded (for the memory message) */
 };
+
+enum { TICK = 100000 };
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    LuaExp *L = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        L->bytes -= old;
+        return NULL;
+    }
+    if (nsize > old && L->bytes - old + nsize > L->max_bytes) {
+        L->out_of_memory = true;
+        return NULL; /* Lua raises "not enough memory"; take_error explains it */
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) L->bytes = L->bytes - old + nsize;
+    return p;
+}
+
+static void count_hook(lua_State *S, lua_Debug *ar) {
+    void *ud;
+    lua_getallocf(S, &ud);
+    LuaExp *L = ud;
+    if (++L->ticks <= L->max_ticks) return;
+    /* the function running now (level 0 inside a hook) is where the loop is */
+    const char *where = "?";
+    int line = 0;
+    if (lua_getstack(S, 0, ar) && lua_getinfo(S, "Sl", ar)) {
+        where = ar->source[0] == '@' || ar->source[0] == '=' ? ar->source + 1 : ar->short_src;
+        line = ar->currentline;
+    }
+    lua_pushfstring(S, "%s:%d: the experiment ran more than %I million Lua instructions without finishing (a loop "
+                       "that never ends?)", where, line, (lua_Integer)(L->max_ticks * (TICK / 1000) / 1000));
+    lua_error(S);
+}
+
+/* An error outside any protected call: a bug of ours, not of the experiment file. */
+static int on_panic(lua_State *S) {
+    const char *m = lua_tostring(S, -1);
+    fprintf(stderr, "rsa: unprotected Lua error (a bug in lua/lua_exp.c): %s\n", m ? m : "?");
+    return 0; /* Lua aborts */
+}
+
+/* Every entry point starts with a fresh budget. */
+static void reset_budget(LuaExp *L) {
+    L->ticks = 0;
+    L->path = NULL;
+    L->out_of_memory = false;
+}
+
+void luaexp_set_limits(LuaExp *L, long long max_instructions, size_t max_bytes) {
+    L->max_ticks = max_instructions / TICK > 0 ? max_instructions / TICK : 1;
+    L->max_bytes = max_bytes;
+}
 
 static char *xstrdup(const char *s) {
     char *d = strdup(s ? s : "");
@@ -58,6 +119,14 @@ static int on_error(lua_State *S) {
 static int take_error(LuaExp *L) {
     lua_State *S = L->S;
     int err = lua_gettop(S);
+    if (L->out_of_memory) { /* whatever the message became on its way out (the DSL wraps errors) */
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s: the experiment needed more than %zu MiB of Lua memory (a table or string "
+                                  "that never stops growing?)", L->path ? L->path : "(schedule)", L->max_bytes >> 20);
+        set_error(L, buf);
+        lua_settop(S, err - 1);
+        return -1;
+    }
     if (lua_istable(S, err)) {
         lua_getfield(S, err, "rsa_errors");
         if (lua_istable(S, -1)) {
@@ -97,13 +166,16 @@ static int take_error(LuaExp *L) {
 LuaExp *luaexp_new(const char *lua_dir, const char *experiments_dir, char **err) {
     LuaExp *L = calloc(1, sizeof *L);
     if (!L) abort();
-    L->S = luaL_newstate();
+    luaexp_set_limits(L, 2000000000LL, (size_t)2 << 30);
+    L->S = lua_newstate(limited_alloc, L);
     if (!L->S) {
         *err = xstrdup("cannot create a Lua state (out of memory)");
         free(L);
         return NULL;
     }
     lua_State *S = L->S;
+    lua_atpanic(S, on_panic);
+    lua_sethook(S, count_hook, LUA_MASKCOUNT, TICK);
     luaL_openlibs(S);
     lua_getglobal(S, "package");
     char path[4096];
@@ -263,6 +335,8 @@ static void read_layout(LuaExp *L, Experiment *e) {
 
 int luaexp_expand(LuaExp *L, const char *path, const ExpandOptions *opt, Experiment *e) {
     lua_State *S = L->S;
+    reset_budget(L);
+    L->path = path;
     memset(e, 0, sizeof *e);
     int base = lua_gettop(S);
     lua_pushcfunction(S, on_error);
@@ -405,6 +479,7 @@ void experiment_free(Experiment *e) {
 
 int luaexp_sample(LuaExp *L, int index, const char *key, int64_t K, int64_t spe, double base_lr, float **out) {
     lua_State *S = L->S;
+    reset_budget(L);
     int base = lua_gettop(S);
     lua_pushcfunction(S, on_error);
     int handler = lua_gettop(S);
@@ -434,6 +509,7 @@ int luaexp_sample(LuaExp *L, int index, const char *key, int64_t K, int64_t spe,
 
 char *luaexp_help(LuaExp *L) {
     lua_State *S = L->S;
+    reset_budget(L);
     int base = lua_gettop(S);
     lua_pushcfunction(S, on_error);
     int handler = lua_gettop(S);

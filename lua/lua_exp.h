@@ -70,6 +70,9 @@ typedef struct LuaExp LuaExp;
  * reason in *err (malloc'd). */
 LuaExp *luaexp_new(const char *lua_dir, const char *experiments_dir, char **err);
 void luaexp_free(LuaExp *L);
+/* Budgets of every call into an experiment (defaults: 2e9 Lua instructions, about a minute; 2 GiB of Lua memory):
+ * past either the call fails with a message (file:line for the instruction budget) instead of hanging. */
+void luaexp_set_limits(LuaExp *L, long long max_instructions, size_t max_bytes);
 /* The last error (validation messages, one a line). */
 const char *luaexp_error(const LuaExp *L);
 

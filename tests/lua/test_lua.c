@@ -425,6 +425,26 @@ static void test_help(void) {
     free(h);
 }
 
+/* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
+static void test_runaway_budgets(void) {
+    luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
+    char *loop = put("loop.lua", "local n = 0\nwhile true do\n  n = n + 1\nend\nreturn {}\n");
+    const char *m = expect_error(loop, NULL);
+    CHECK_HAS(m, "loop.lua:3:");
+    CHECK_HAS(m, "million Lua instructions");
+    char *grow = put("grow.lua", "local t = {}\nfor i = 1, 1e9 do t[i] = string.rep('x', 100) .. i end\nreturn {}\n");
+    m = expect_error(grow, NULL);
+    CHECK_HAS(m, "more than 64 MiB of Lua memory");
+    char *big = put("big.lua", "local s = string.rep('x', 1 << 30)\nreturn {}\n");
+    m = expect_error(big, NULL);
+    CHECK_HAS(m, "more than 64 MiB of Lua memory");
+    luaexp_set_limits(L, 2000000000LL, (size_t)2 << 30);
+    Experiment e; /* still usable after the failures */
+    CHECK(expand("experiments/table1.lua", "smoke", &e) == 0, "table1.lua after the budget errors: %s", luaexp_error(L));
+    experiment_free(&e);
+    free(loop), free(grow), free(big);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/lua", test_tmpdir());
     if (make_dirs(dir) != 0) return 1;
@@ -447,6 +467,7 @@ int main(void) {
     RUN(test_schedule_functions);
     RUN(test_shipped_experiments);
     RUN(test_help);
+    RUN(test_runaway_budgets);
     luaexp_free(L);
     return test_finish();
 }
