@@ -22,6 +22,8 @@ struct Dist {
     void (*allreduce_device_f32)(Dist *d, float *buf, size_t n);
     int local_rank; /* rank among the processes of this node (picks the GPU) */
     void *impl;
+    /* recv[r * n .. (r + 1) * n) = rank r's send (n floats each, host memory); identical on every rank. */
+    void (*allgather_f32)(Dist *d, const float *send, size_t n, float *recv);
 };
 
 /* The world this process runs in: MPI when launched by mpirun (and built with MPI), else a world of one. Never NULL

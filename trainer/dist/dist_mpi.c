@@ -43,6 +43,13 @@ static void mpi_barrier(Dist *d) {
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
 }
 
+static void mpi_allgather(Dist *d, const float *send, size_t n, float *recv) {
+    if (n > (1u << 30))
+        rsa_fatal("use a smaller batch or embedding", "an all-gather of %zu floats per rank exceeds MPI's int count", n);
+    MPI_CHECK(MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, MPI_COMM_WORLD));
+    (void)d;
+}
+
 static Dist world;
 
 Dist *dist_mpi_init(void) {
@@ -55,6 +62,7 @@ Dist *dist_mpi_init(void) {
     world.allreduce_f32 = mpi_f32;
     world.allreduce_f64 = mpi_f64;
     world.barrier = mpi_barrier;
+    world.allgather_f32 = mpi_allgather;
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     world.local_rank = local ? atoi(local) : world.rank;
     return &world;

@@ -132,10 +132,14 @@ static void bn_allreduce(void *ctx, double *sums, int n) {
 
 int learner_set_dist(Learner *l, Dist *d, bool sync_bn) {
     l->dist = d;
-    if (d->world > 1 && (l->cfg->method == METHOD_SIMCLR || l->cfg->method == METHOD_MOCOV2))
-        return rsa_fail("run SimCLR and MoCo v2 in one process, or use rsa, byol or simsiam for data parallel runs",
-                        "%s over %d processes would need the other processes' samples as negatives, which are not "
-                        "exchanged", method_name(l->cfg->method), d->world);
+    if (d->world > 1 && (l->cfg->method == METHOD_SIMCLR || l->cfg->method == METHOD_MOCOV2)) {
+        /* the whole batch's outputs (SimCLR: both views and their gradients; MoCo: the keys to enqueue) */
+        size_t rows = (size_t)d->world * l->online->max_batch * l->out_dim;
+        int bufs = l->cfg->method == METHOD_SIMCLR ? 5 : 2;
+        for (int i = 0; i < bufs; i++)
+            if (!(l->gathered[i] = malloc(sizeof(float) * rows)))
+                rsa_fatal("free memory or use a smaller batch", "out of memory for the gathered batch");
+    }
     l->bn_sync = (BnSync){bn_allreduce, d, d->world};
     const BnSync *sync = sync_bn && d->world > 1 ? &l->bn_sync : NULL;
     l->online->bn_sync = sync;
@@ -167,6 +171,7 @@ static void average_gradients(Learner *l) {
 void learner_free(Learner *l) {
     if (!l) return;
     free(l->host_grads);
+    for (int i = 0; i < 5; i++) free(l->gathered[i]);
     size_t batch = l->online ? (size_t)l->online->max_batch : 0;
     size_t out = batch * l->out_dim, image = batch * 3 * l->cfg->image_size * l->cfg->image_size;
     for (int v = 0; v < 4; v++) {
@@ -246,6 +251,44 @@ static void enqueue(Learner *l, const float *k, int n) {
     free(kn), free(norm);
 }
 
+/* Data parallel: every rank's n rows of x (n x out_dim), in the order of the single-process batch. The loader
+ * deals the epoch's order to ranks in turn, so rank r's row i is row i W + r of the global batch. */
+static void gather_rows(Learner *l, const float *x, int n, float *out) {
+    Dist *d = l->dist;
+    int W = d->world, dim = l->out_dim;
+    float *by_rank = l->cfg->method == METHOD_SIMCLR ? l->gathered[4] : l->gathered[1];
+    d->allgather_f32(d, x, (size_t)n * dim, by_rank);
+    for (int r = 0; r < W; r++)
+        for (int i = 0; i < n; i++)
+            memcpy(out + ((size_t)i * W + r) * dim, by_rank + ((size_t)r * n + i) * dim, sizeof(float) * dim);
+}
+
+/* Data parallel needs the same n on every rank (the all-gathers exchange n rows each). */
+static int check_same_batch(Learner *l, int n) {
+    double total = n;
+    l->dist->allreduce_f64(l->dist, &total, 1);
+    if (total != (double)n * l->dist->world)
+        return rsa_fail("drop the last partial batch (training loaders do) so every rank steps with the same batch",
+                        "rank %d has %d samples in this step, the ranks %g together", l->dist->rank, n, total);
+    return 0;
+}
+
+/* SimCLR over W processes: NT-Xent of the whole batch (every other sample of every rank is a negative), computed
+ * identically on every rank; each backpropagates its own rows' gradient, times W because the gradients are then
+ * averaged over the ranks. */
+static void simclr_global(Learner *l, int n, const float *z1, const float *z2, float *dz1, float *dz2, LossTerms *t) {
+    int W = l->dist->world, r = l->dist->rank, dim = l->out_dim, N = n * W;
+    float *Z1 = l->gathered[0], *Z2 = l->gathered[1], *dZ1 = l->gathered[2], *dZ2 = l->gathered[3];
+    gather_rows(l, z1, n, Z1);
+    gather_rows(l, z2, n, Z2);
+    loss_ntxent(N, dim, l->cfg->temperature, Z1, Z2, dZ1, dZ2, t);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < dim; k++) {
+            size_t g = ((size_t)i * W + r) * dim + k, o = (size_t)i * dim + k;
+            dz1[o] = (float)W * dZ1[g], dz2[o] = (float)W * dZ2[g];
+        }
+}
+
 int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics *out) {
     const TrainConfig *c = l->cfg;
     const Backend *be = l->be;
@@ -261,6 +304,8 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
     float *o1 = l->host_out[0], *o2 = l->host_out[1], *o3 = l->host_out[2], *o4 = l->host_out[3];
     float *g1 = l->host_grad[0], *g2 = l->host_grad[1];
     int passes = 2; /* online passes to backpropagate */
+    bool gathers = l->dist->world > 1 && (c->method == METHOD_SIMCLR || c->method == METHOD_MOCOV2);
+    if (gathers && check_same_batch(l, n) != 0) return -1;
     LossTerms t;
     switch (c->method) {
     case METHOD_RSA:
@@ -283,7 +328,8 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
     case METHOD_SIMCLR:
         online_forward(l, 0, device_view(l, views[0], 0, n), n, o1, NULL);
         online_forward(l, 1, device_view(l, views[1], 1, n), n, o2, NULL);
-        loss_ntxent(n, l->out_dim, c->temperature, o1, o2, g1, g2, &t);
+        if (gathers) simclr_global(l, n, o1, o2, g1, g2, &t);
+        else loss_ntxent(n, l->out_dim, c->temperature, o1, o2, g1, g2, &t);
         break;
     case METHOD_MOCOV2:
         online_forward(l, 0, device_view(l, views[0], 0, n), n, o1, NULL);
@@ -313,6 +359,11 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
     }
     average_gradients(l);
     optimizer_step(&l->opt, lr);
-    if (c->method == METHOD_MOCOV2) enqueue(l, o3, n);
+    if (c->method == METHOD_MOCOV2 && gathers) { /* every rank's keys, in batch order: the queues stay equal */
+        gather_rows(l, o3, n, l->gathered[0]);
+        enqueue(l, l->gathered[0], n * l->dist->world);
+    } else if (c->method == METHOD_MOCOV2) {
+        enqueue(l, o3, n);
+    }
     return 0;
 }

@@ -14,6 +14,9 @@
  * SimCLR: online encoder + projector on v1 and v2 (two BN batches, as BYOL's), NT-Xent at temperature T.
  * MoCo v2: q = online(v1); momentum update of the key encoder (fixed m = tau_base); k = target(v2); InfoNCE
  *   against a queue of queue_size keys, which then takes k. No shuffling BN (one process; see REPRODUCE.md).
+ * Data parallel (learner_set_dist): SimCLR's negatives are the whole batch's (outputs all-gathered, the loss of the
+ *   global batch computed on every rank); MoCo's queue takes every rank's keys; so with SyncBN W processes compute
+ *   the step of one process with the whole batch, as for the other methods.
  * SimSiam: z_i, p_i from one network on v1 and v2; loss -(cos(p1, sg z2) + cos(p2, sg z1)) / 2; no target.
  * Losses and their gradients with respect to the heads' outputs are computed on the host in double precision
  * (losses.h) from the downloaded outputs; the networks, EMA and optimiser run on the backend. */
@@ -50,6 +53,7 @@ typedef struct {
     int64_t total_steps; /* K */
     float *dev_views[4]; /* device copies of the views when the backend does not compute in host memory */
     float *host_out[4], *host_grad[2], *dev_grad[2];
+    float *gathered[5];  /* data-parallel SimCLR (Z1, Z2, dZ1, dZ2, by rank) and MoCo (keys, by rank): whole batch */
 } Learner;
 
 /* Builds the networks for batches of `batch` images and initialises them from cfg->seed (the target starts as a
