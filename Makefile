@@ -147,6 +147,16 @@ SAN_ENV := RSA_FIXTURES=$${RSA_FIXTURES:-build/$(VARIANT:%-san=%)/fixtures} \
 test: summary tests-build
 	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) tests/run.sh
 
+# The GPU tests: the CUDA build's GPU tests, and the PyTorch parity tests of ops, ResNets and whole steps restricted
+# to the cuda backend. Without a GPU it builds them, says so and runs nothing (exit 0: nothing failed, nothing passed).
+GPU_TESTS := gpu/test_cuda gpu/test_cuda_model ops/test_ops_torch nn/test_resnet_torch train/test_step_torch
+.PHONY: test-gpu
+test-gpu:
+	@$(MAKE) --no-print-directory CUDA=1 tests-build
+	@if ! nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "test-gpu: NO GPU on this machine (nvidia-smi lists none): the GPU tests were built, none ran"; exit 0; fi; \
+	  BUILD=build/cuda RSA_BIN=build/cuda/rsa RSA_TEST_BACKENDS=cuda RSA_TEST_ONLY="$(GPU_TESTS)" tests/run.sh
+
 bench: all
 	@BUILD=$(BUILD) bench/run.sh
 
@@ -239,6 +249,13 @@ $(FUZZ_BUILD)/libtrainer.a: $(FUZZ_OBJ)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/fuzz_model.h $(FUZZ_BUILD)/libtrainer.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libtrainer.a $(FUZZ_LIBS) -o $@
+
+# the Lua bridge links the embedding (lua/*.c) and Debian's liblua5.4 (not instrumented: coverage is ours only)
+FUZZ_LUA_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(wildcard lua/*.c))
+$(FUZZ_LUA_OBJ): FUZZ_CFLAGS += -I/usr/include/lua5.4
+$(FUZZ_BUILD)/fuzz_lua: tests/fuzz/fuzz_lua.c tests/fuzz/fuzz.h $(FUZZ_LUA_OBJ) $(FUZZ_BUILD)/libtrainer.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I/usr/include/lua5.4 -fsanitize=fuzzer $< $(FUZZ_LUA_OBJ) $(FUZZ_BUILD)/libtrainer.a \
+	  $(FUZZ_LIBS) -llua5.4 -o $@
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 

@@ -28,7 +28,11 @@ fi
 
 passed=0 failed=0
 log=$RSA_TEST_TMP/last.log
+# RSA_TEST_ONLY: space-separated test names relative to $BUILD/tests (e.g. "gpu/test_cuda ops/test_ops_torch")
 for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
+    if [ -n "${RSA_TEST_ONLY:-}" ]; then
+        case " $RSA_TEST_ONLY " in *" ${t#$BUILD/tests/} "*) ;; *) continue ;; esac
+    fi
     echo "== ${t#$BUILD/tests/}"
     "$t" >"$log" 2>&1
     rc=$?
