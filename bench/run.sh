@@ -4,4 +4,6 @@ set -eu
 cd "$(dirname "$0")/.."
 echo "== ResNet-18 CIFAR forward + backward"
 bench/resnet.sh
+echo "== the quick scale's RSA and BYOL steps (Table 1 quick)"
+bench/quick.sh
 if [ -x bench/aug.sh ]; then echo "== 4-view MA augmentation"; bench/aug.sh; fi

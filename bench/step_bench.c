@@ -1,6 +1,7 @@
 /* Training-step throughput on any backend.
  * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest]
- *   ARCH r18c (ResNet-18, CIFAR stem, 32 px) or r50 (ResNet-50, 224 px); MODE fwdbwd (encoder forward + backward)
+ *   ARCH r18c (ResNet-18, CIFAR stem, 32 px), r50 (ResNet-50, 224 px) or quick (the quick scale's network:
+ *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward)
  *   or rsa (a whole RSA step: 4 views, EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
  * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory. */
 #include "trainer/core/error.h"
@@ -29,7 +30,7 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: step_bench BACKEND r18c|r50 fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest]\n");
+        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest]\n");
         return 2;
     }
     const char *arch = argv[2], *mode = argv[3];
@@ -51,6 +52,13 @@ int main(int argc, char **argv) {
     bool r50 = strcmp(arch, "r50") == 0;
     TrainConfig cfg;
     train_config_defaults(&cfg, r50 ? "imagenet100" : "cifar10");
+    if (strcmp(arch, "quick") == 0) { /* experiments/scales.lua, quick */
+        cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR};
+        cfg.proj_hidden = 256, cfg.proj_out = 64, cfg.image_size = 32;
+    } else if (!r50 && strcmp(arch, "r18c") != 0) {
+        fprintf(stderr, "unknown ARCH %s: r18c, r50 or quick\n", arch);
+        return 2;
+    }
     cfg.method = strcmp(mode, "byol") == 0 ? METHOD_BYOL : METHOD_RSA;
     cfg.views = cfg.method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
     int size = cfg.image_size, views = cfg.method == METHOD_RSA ? 4 : 2;

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch's side of bench/step_bench.c: the same step (ResNet-18 CIFAR or ResNet-50; encoder forward+backward, or
 the official RSA / BYOL step with SGD) on the same device.
-Usage: step_bench.py DEVICE r18c|r50 fwdbwd|rsa|byol BATCH STEPS PRECISION
+Usage: step_bench.py DEVICE r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS PRECISION
+  quick: the quick scale's network (experiments/scales.lua): ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64.
   PRECISION fp32 | tf32 | amp (autocast bf16 + channels_last, the usual fast PyTorch setting)."""
 import math
 import os
+import resource
 import sys
 import time
 
@@ -22,7 +24,28 @@ if dev == "cpu":
 size = 224 if arch == "r50" else 32
 
 
+def small_resnet(width=16):  # torchvision's ResNet with one BasicBlock per stage and a chosen width
+    from torchvision.models.resnet import BasicBlock, conv1x1
+    def stage(cin, cout, stride):
+        down = None
+        if stride != 1 or cin != cout:
+            down = nn.Sequential(conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))
+        block = BasicBlock(cin, cout, stride, down)
+        nn.init.zeros_(block.bn2.weight)  # zero_init_residual
+        return block
+    w = [width, 2 * width, 4 * width, 8 * width]
+    m = nn.Sequential(nn.Conv2d(3, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True),
+                      stage(w[0], w[0], 1), stage(w[0], w[1], 2), stage(w[1], w[2], 2), stage(w[2], w[3], 2),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    for mod in m.modules():
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+    return m
+
+
 def encoder():
+    if arch == "quick":
+        return small_resnet()
     m = torchvision.models.__dict__["resnet50" if arch == "r50" else "resnet18"](zero_init_residual=True)
     if arch != "r50":
         m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
@@ -38,7 +61,7 @@ def head(d, h, o):
 class Net(nn.Module):  # methods/BYOL.py + RSA.py
     def __init__(self):
         super().__init__()
-        d, h, o = (2048, 4096, 256) if arch == "r50" else (512, 1024, 128)
+        d, h, o = {"r50": (2048, 4096, 256), "r18c": (512, 1024, 128), "quick": (128, 256, 64)}[arch]
         self.encoder_q, self.encoder_k = encoder(), encoder()
         self.encoder_q_head, self.encoder_k_head, self.pred = head(d, h, o), head(d, h, o), head(o, h, o)
         for q, k in zip(list(self.encoder_q.parameters()) + list(self.encoder_q_head.parameters()),
@@ -73,7 +96,7 @@ fmt = torch.channels_last if prec == "amp" else torch.contiguous_format
 if mode == "fwdbwd":
     net = encoder().to(dev).to(memory_format=fmt).train()
     x = torch.randn(batch, 3, size, size, device=dev).to(memory_format=fmt)
-    dy = torch.randn(batch, 2048 if arch == "r50" else 512, device=dev)
+    dy = torch.randn(batch, {"r50": 2048, "r18c": 512, "quick": 128}[arch], device=dev)
 else:
     net = Net().to(dev).to(memory_format=fmt).train()
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -101,5 +124,6 @@ for s in range(steps + 2):
         times.append(time.perf_counter() - t0)
 times.sort()
 mem = torch.cuda.max_memory_allocated() / 2**20 if dev == "cuda" else 0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 print(f"torch {dev:4s} {mode:6s} {arch:4s} batch {batch:4d} {prec}: {batch / times[len(times) // 2]:8.1f} img/s  "
-      f"GPU peak allocated {mem:.0f} MiB")
+      f"host peak RSS {rss:.0f} MiB  GPU peak allocated {mem:.0f} MiB")
