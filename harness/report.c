@@ -656,6 +656,32 @@ static void write_header(const Ctx *ctx, const Table *t, Str *md) {
     str_add(md, "\n");
 }
 
+/* Table 7's ratio row: the ratio of the last row's metric to the first row's, paired by seed (the same seed's runs
+ * share their data order and initialisation), over the seeds where both are done. Returns the number of pairs. */
+static int paired_ratio(const Table *t, int col, double *mean, double *std) {
+    const Experiment *e = t->e;
+    const char *top = t->rows[t->n_rows - 1].label, *base = t->rows[0].label, *cl = t->cols[col].label;
+    double sum = 0, sq = 0, v[256];
+    int n = 0;
+    for (int i = 0; i < e->n_runs && n < 256; i++) {
+        if (strcmp(e->runs[i].row, top) != 0 || strcmp(e->runs[i].col, cl) != 0 || t->st[i].state != RUN_DONE) continue;
+        for (int j = 0; j < e->n_runs; j++) {
+            if (strcmp(e->runs[j].row, base) != 0 || strcmp(e->runs[j].col, cl) != 0 || e->runs[j].seed != e->runs[i].seed ||
+                t->st[j].state != RUN_DONE)
+                continue;
+            double b = run_metric(&t->st[j], t->metric);
+            if (b > 0) v[n++] = run_metric(&t->st[i], t->metric) / b, sum += v[n - 1];
+            break;
+        }
+    }
+    *mean = n ? sum / n : NAN, *std = NAN;
+    if (n >= 2) {
+        for (int k = 0; k < n; k++) sq += (v[k] - *mean) * (v[k] - *mean);
+        *std = sqrt(sq / (n - 1));
+    }
+    return n;
+}
+
 static void write_tables(const Ctx *ctx, const Table *t, const char *base, Str *md) {
     const Experiment *e = t->e;
     Str csv = {0}, tex = {0};
@@ -745,8 +771,10 @@ static void write_tables(const Ctx *ctx, const Table *t, const char *base, Str *
         for (int c = 0; c < t->n_cols; c++) {
             const Cell *a = cell_at((Table *)t, t->n_rows - 1, c), *b = cell_at((Table *)t, 0, c);
             char ours[64] = "–", paper[64] = "–", gap[64] = "–";
-            double ro = NAN, rp = NAN;
-            if (a->n_done && b->n_done && b->mean > 0) ro = a->mean / b->mean, snprintf(ours, sizeof ours, "%.3f", ro);
+            double ro = NAN, rp = NAN, rs = NAN;
+            int pairs = paired_ratio(t, c, &ro, &rs);
+            if (pairs >= 2) snprintf(ours, sizeof ours, "%.3f ± %.3f (%d seeds)", ro, rs, pairs);
+            else if (pairs == 1) snprintf(ours, sizeof ours, "%.3f", ro);
             if (a->paper && b->paper) rp = a->paper->mean / b->paper->mean, snprintf(paper, sizeof paper, "%.3f", rp);
             if (!isnan(ro) && !isnan(rp) && !a->col->standin) snprintf(gap, sizeof gap, "%+.3f", ro - rp);
             else if (!isnan(ro) && a->col->standin) snprintf(gap, sizeof gap, "n/a (%s)", e->scale);
@@ -755,9 +783,11 @@ static void write_tables(const Ctx *ctx, const Table *t, const char *base, Str *
             csv_field(&csv, e->name), str_add(&csv, ","), csv_field(&csv, e->scale);
             str_add(&csv, ",ratio,");
             csv_field(&csv, t->cols[c].label);
-            str_addf(&csv, ",%s,,,", a->col->standin || strcmp(e->scale, "paper") ? "no" : "yes");
+            str_addf(&csv, ",%s,%d,%d,", a->col->standin || strcmp(e->scale, "paper") ? "no" : "yes", pairs, pairs);
             if (!isnan(ro)) str_addf(&csv, "%.4f", ro);
-            str_add(&csv, ",,");
+            str_add(&csv, ",");
+            if (!isnan(rs)) str_addf(&csv, "%.4f", rs);
+            str_add(&csv, ",");
             if (!isnan(rp)) str_addf(&csv, "%.4f", rp);
             str_add(&csv, ",,");
             if (!isnan(ro) && !isnan(rp) && !a->col->standin) str_addf(&csv, "%.4f", ro - rp);
@@ -918,12 +948,21 @@ int report_write(const Ctx *ctx, const Experiment *e) {
     if (plots.len) str_addf(&md, "\n## Plots\n\nEach plot's gnuplot script and data sit beside it: edit, then "
                                  "`gnuplot NAME.gp` in that directory.\n\n%s", str_c(&plots));
     else if (!plot_available()) str_add(&md, "\n(No plots: gnuplot is not installed; `make deps` installs gnuplot-nox.)\n");
+    bool had_plots = plots.len > 0;
     str_free(&plots);
-    free(dir);
     write_runs(ctx, &t, &md);
     char *path = xasprintf("%s/%s.md", ctx->results, base);
-    if (atomic_write_text(path, str_c(&md)) != 0) rc = -1;
-    else printf("report: %s (also .csv, .tex)\n", path);
+    if (atomic_write_text(path, str_c(&md)) != 0) {
+        rc = -1;
+    } else {
+        printf("report: %s (also .csv, .tex)\n", path);
+        if (had_plots) printf("plots:  %s/ (PNG and SVG, each with its gnuplot script and data)\n", dir);
+        if (e->scale && e->scale[0] && strcmp(e->scale, "paper") != 0) /* fig3_beta.lua is reproduce-fig3 */
+            printf("this was the %s scale, not the paper's protocol: put the data sets under data/ (REPRODUCE.md, "
+                   "\"Data sets\"; `bin/rsa help data` lists what is present) and run `make reproduce-%.*s "
+                   "SCALE=paper`\n", e->scale, (int)strcspn(e->name ? e->name : "", "_"), e->name ? e->name : "");
+    }
+    free(dir);
     free(path);
     str_free(&md);
     table_free(&t);

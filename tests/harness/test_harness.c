@@ -441,6 +441,27 @@ static void test_report_walltime_ratio(void) {
     CHECK_HAS(m, "| BYOL | 2.00 h (1 run) \\| 11.3 h \\| -9.30 h |");
     experiment_free(&e);
     free(m), free(md), free(res);
+    /* with seeds: the ratio of each seed's pair, then their mean and spread (1.04, 1.05, 1.02: 1.0367 +- 0.0153;
+     * the ratio of the means would be 341.9 / 330 = 1.0361) */
+    res = xasprintf("%s/fake7q", test_tmpdir());
+    expand_shipped("table7", "quick", &e);
+    double byol[] = {100, 110, 120}, rsa[] = {104, 115.5, 122.4};
+    int pairs = 0;
+    for (int i = 0; i < e.n_runs; i++) {
+        int s = e.runs[i].seed;
+        if (s < 0 || s > 2) continue;
+        bool is_rsa = strcmp(e.runs[i].row, "RSA") == 0;
+        fake_done(res, e.runs[i].id, 70, is_rsa ? rsa[s] : byol[s]);
+        pairs += is_rsa;
+    }
+    CHECK(pairs == 3, "table7 quick: %d RSA runs, want 3 seeds", pairs);
+    c = ctx_for(res);
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    md = xasprintf("%s/table7-quick.md", res);
+    m = slurp(md);
+    CHECK_HAS(m, "| 1.037 ± 0.015 (3 seeds) \\| – \\| n/a (quick) |"); /* the stand-in column, last */
+    experiment_free(&e);
+    free(m), free(md), free(res);
 }
 
 static void test_report_coco(void) {
