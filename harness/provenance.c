@@ -277,6 +277,12 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
     str_addf(&b, "omp_wait_policy = %s\n", wait ? wait : "default");
     str_addf(&b, "loader_threads = %d\n", c->loader_threads);
     str_addf(&b, "backend = %s\n", c->backend);
+    if (strcmp(c->backend, "cuda") == 0)
+        str_addf(&b, "precision = %s\ncudnn_algorithms = %s\n", c->tf32 ? "tf32 (tensor-core math)" : "fp32 (strict)",
+                 c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)" :
+                                    "fastest (cudnnFind timing; may differ between runs)");
+    else
+        str_addf(&b, "precision = fp32%s\n", c->tf32 ? " (tf32 asked for: the cpu and ref backends have no tf32)" : "");
     char host[256] = "";
     if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = 0;

@@ -488,7 +488,9 @@ local function probe(f, vals, kind, loc)
 end
 
 -- The canonical text of a resolved run (identity keys only) and the text of its other settings. A data-parallel
--- world (world > 1) is part of the identity: per-process BN statistics change the numbers.
+-- world (world > 1) is part of the identity: per-process BN statistics change the numbers. A key added to the
+-- schema after runs existed (hash = "unless_default") joins the identity only away from its default, so the ids
+-- of runs that never set it stay what they were.
 local function canonical(vals, world)
   local ident, other = {}, {}
   if world and world > 1 then ident.world_size = world end
@@ -498,7 +500,8 @@ local function canonical(vals, world)
       local pt = probe(v, vals, e.key, fn_where(v))
       v = { source = fn_source(v), probe = M.host.sha256 and M.host.sha256(pt) or pt }
     end
-    if e.hash == false then other[e.key] = v else ident[e.key] = v end
+    if e.hash == false or (e.hash == "unless_default" and v == e.default) then other[e.key] = v
+    else ident[e.key] = v end
   end
   return ser(ident, ""), ser(other, "")
 end
@@ -998,7 +1001,8 @@ function M.help()
       p("  [" .. group .. "]")
     end
     p(string.format("  %-18s %-9s default %s%s", e.key, e.type, fmt_default(e), e.hash == false and
-      "   (not part of the run id)" or ""))
+      "   (not part of the run id)" or e.hash == "unless_default" and "   (part of the run id when not the default)"
+      or ""))
     if e.allowed then p(string.format("  %-18s           allowed: %s", "", table.concat(e.allowed, ", "))) end
     if e.min or e.max then
       p(string.format("  %-18s           range: %s", "", (e.min and (">= " .. e.min) or "") ..

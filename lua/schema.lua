@@ -5,7 +5,8 @@
 -- Two kinds of keys:
 --   run keys         define one training run; after resolution every run has every run key (defaults filled in);
 --                    the canonical serialisation of them is hashed into the run id (except keys with hash = false,
---                    which change where or how fast a run goes, never its numbers).
+--                    which change where or how fast a run goes, never its numbers; keys with hash =
+--                    "unless_default", added after runs existed, are hashed only when they differ from the default).
 --   structure keys   shape the experiment: extends, sweep, scales, seeds, report, ...; they are not hashed.
 --
 -- Field meanings: type = "string" | "integer" | "number" | "boolean" | "enum" | "list" | "struct" | "schedule"
@@ -153,6 +154,15 @@ S.run = {
     doc = "seed of initialisation, augmentations and order (counter-based; set by the seed axis, see seeds)" },
   { key = "backend", group = "run", type = "enum", allowed = { "auto", "cpu", "cuda", "ref" }, default = "auto",
     doc = "compute backend; auto: cuda when this build has a usable GPU, else cpu (resolved before hashing)" },
+  { key = "precision", group = "run", type = "enum", allowed = { "fp32", "tf32" }, default = "fp32",
+    hash = "unless_default",
+    doc = "math of convolutions and linear layers on the cuda backend: fp32 (strict) or tf32 (tensor cores, about " ..
+          "1e-3 relative); the cpu and ref backends compute fp32 either way. Mixed precision (bf16, fp16 with loss " ..
+          "scaling) is not implemented yet" },
+  { key = "deterministic", group = "run", type = "boolean", default = true, hash = false,
+    doc = "cuda: only the cuDNN algorithms it reports deterministic (the same bits on the same GPU and libraries); " ..
+          "false: the fastest by timing. The cpu backend is deterministic at a fixed thread count either way; " ..
+          "provenance.txt records which" },
   { key = "checkpoint_every", group = "run", type = "integer", min = 0, default = 0, hash = false,
     doc = "steps between checkpoints; 0: at epoch ends only (resume is exact either way)" },
 }

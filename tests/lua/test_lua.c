@@ -425,6 +425,38 @@ static void test_help(void) {
     free(h);
 }
 
+/* precision joins the run id only away from its default (ids made before the key existed stay valid);
+ * deterministic never does; both reach the TrainConfig. */
+static void test_precision_keys(void) {
+    char *a = put("prec_a.lua", "return { dataset = 'fashionmnist', epochs = 1 }\n");
+    char *b = put("prec_b.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'tf32', "
+                                "deterministic = false }\n");
+    char *c = put("prec_c.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp32', "
+                                "deterministic = false }\n");
+    char *d = put("prec_d.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16' }\n");
+    Experiment ea, eb, ec;
+    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
+    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
+    if (ra == 0 && rb == 0 && rc == 0) {
+        const TrainConfig *ca = &ea.runs[0].cfg, *cb = &eb.runs[0].cfg, *cc = &ec.runs[0].cfg;
+        CHECK(!ca->tf32 && ca->deterministic, "defaults: fp32, deterministic");
+        CHECK(cb->tf32 && !cb->deterministic, "precision = tf32, deterministic = false not read");
+        CHECK(!cc->tf32 && !cc->deterministic, "precision = fp32, deterministic = false not read");
+        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) != 0, "tf32 must change the run id");
+        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) == 0, "the default precision and deterministic changed the id");
+        CHECK(!strstr(ea.runs[0].canonical, "precision"), "the default precision is in the canonical text");
+        CHECK(strstr(eb.runs[0].canonical, "precision = \"tf32\""), "tf32 missing from the canonical text:\n%s",
+              eb.runs[0].canonical);
+    }
+    if (ra == 0) experiment_free(&ea);
+    if (rb == 0) experiment_free(&eb);
+    if (rc == 0) experiment_free(&ec);
+    const char *m = expect_error(d, NULL);
+    CHECK_HAS(m, "prec_d.lua:1:");
+    CHECK_HAS(m, "precision");
+    free(a), free(b), free(c), free(d);
+}
+
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
 static void test_runaway_budgets(void) {
     luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
@@ -468,6 +500,7 @@ int main(void) {
     RUN(test_shipped_experiments);
     RUN(test_help);
     RUN(test_runaway_budgets);
+    RUN(test_precision_keys);
     luaexp_free(L);
     return test_finish();
 }

@@ -74,6 +74,8 @@ typedef struct {
     /* run */
     uint64_t seed;
     char backend[16];        /* cpu, cuda, ref */
+    bool tf32;               /* cuda: TF32 tensor-core math in convolutions and linear layers */
+    bool deterministic;      /* cuda: deterministic cuDNN algorithms only (else the fastest by timing) */
     int64_t checkpoint_every; /* steps; 0: only at epoch ends */
 } TrainConfig;
 

@@ -1,4 +1,7 @@
 #include "trainer.h"
+#ifdef RSA_CUDA
+#include "../ops/cuda/cuda_backend.h"
+#endif
 
 #include "../core/error.h"
 #include "../core/fileio.h"
@@ -196,6 +199,9 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
                         cfg->batch, dist->world);
     const Backend *be = backend_by_name(cfg->backend);
     if (!be || (lead && make_dirs(dir) != 0)) return -1;
+#ifdef RSA_CUDA
+    if (strcmp(be->name, "cuda") == 0) cuda_set_tf32(cfg->tf32), cuda_set_deterministic(cfg->deterministic);
+#endif
     DataOptions opt = {.root = cfg->data_root[0] ? cfg->data_root : NULL};
     bool stl = strcmp(cfg->dataset, "stl10") == 0;
     Dataset *full = NULL, *train = NULL, *labelled = NULL, *eval_train = NULL, *test = NULL;
