@@ -232,7 +232,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   := build/fuzz
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas \
+FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-unknown-pragmas -MMD -MP \
                 -D_GNU_SOURCE -I. -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out $(wildcard trainer/*/*_cuda.c trainer/*/*/*_cuda.c),\
                   $(wildcard trainer/*/*.c trainer/*/*/*.c)))
