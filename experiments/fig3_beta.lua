@@ -20,7 +20,8 @@ return {
     { beta_base = betas },
   },
   scales = {
-    quick = { extends = S.quick, sweep = { beta_base = { 0.0, 0.2, 0.4, 0.6 } } },
+    -- 0.5 is Table 1 quick's RSA (decaying beta) run, seed 0: reused, not retrained
+    quick = { extends = S.quick, sweep = { beta_base = { 0.0, 0.2, 0.4, 0.5, 0.6, 0.8 } } },
     smoke = { extends = S.smoke, sweep = { beta_base = { 0.0, 0.4 } } },
   },
 }

@@ -18,17 +18,17 @@ local quick = merge(standin, {
   sweep = { dataset = { { label = "Fashion-MNIST", dataset = "fashionmnist" } } },
   subset = 8192,
   eval_subset = 5000,
-  epochs = 8,
+  epochs = 12,
   batch = 256,
   lr_scaling = "linear",
   linear_epochs = 10,
   linear_lr = 1.0,
   linear_milestones = { 6, 8 },
-  knn_every = 2,
+  knn_every = 3,
   knn_k = 50,
   warmup_epochs = 0,
   seeds = 1,
-  notes = "quick scale: Fashion-MNIST stand-in (32 px), ResNet {1,1,1,1} width 16, 8192-image subset, 8 epochs, " ..
+  notes = "quick scale: Fashion-MNIST stand-in (32 px), ResNet {1,1,1,1} width 16, 8192-image subset, 12 epochs, " ..
           "linear head 10 epochs (lr 1.0) on 5000 images; not comparable with the paper",
 })
 

@@ -17,5 +17,13 @@ return {
       { label = "RSA", method = "rsa", views = "ma", beta_schedule = "decay", paper = { method = "RSA" } },
     } },
   },
-  scales = { quick = { extends = S.quick, epochs = 4, linear_epochs = 1 }, smoke = S.smoke },
+  -- quick: the BYOL (AA) and RSA (decaying beta 0.5) runs of Table 1 quick, 3 seeds: the same resolved configs, so the
+  -- same run ids, and running either experiment reuses the other's runs (train_seconds counts the steps only).
+  scales = {
+    quick = { extends = S.quick, seeds = 3, sweep = { arm = {
+      { label = "BYOL", method = "byol", views = "aa", paper = { method = "BYOL" } },
+      { label = "RSA", method = "rsa", views = "ma", beta_schedule = "decay", beta_base = 0.5, paper = { method = "RSA" } },
+    } } },
+    smoke = S.smoke,
+  },
 }

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Reruns committed runs into a scratch store and compares their numbers with the committed ones, bit for bit: every
+# per-step and per-epoch metric (without the timing columns), the kNN and linear-evaluation results. The same machine
+# kind and thread count are needed (REPRODUCE.md, Guarantees: oneDNN's weight-gradient reductions depend on them).
+# usage: harness/tools/verify_results.sh RESULTS EXPERIMENT SCALE SEEDS [ONLY]
+#   e.g. harness/tools/verify_results.sh results/quick experiments/table1.lua quick 3 "decaying"
+set -eu
+cd "$(dirname "$0")/../.."
+[ $# -ge 4 ] || { echo "usage: $0 RESULTS EXPERIMENT SCALE SEEDS [ONLY]" >&2; exit 2; }
+results=$1 exp=$2 scale=$3 seeds=$4 only=${5:-}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsa-verify.XXXXXX")
+threads=$(sed -n 's/^compute_threads = //p' "$results"/runs/*/provenance.txt | sort -u | head -1)
+echo "rerunning into $tmp with ${threads:-default} compute threads"
+bin/rsa run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
+    ${only:+--only "$only"} >"$tmp/run.log" 2>&1 || { echo "rsa run failed: $tmp/run.log"; exit 1; }
+same=0 differ=0
+for d in "$tmp"/runs/*/; do
+    id=$(basename "$d") ref="$results/runs/$id"
+    if [ ! -d "$ref" ]; then echo "new   $id (not in $results)"; differ=$((differ + 1)); continue; fi
+    ok=1
+    [ "$(cut -f1-8 "$ref/steps.tsv")" = "$(cut -f1-8 "$d/steps.tsv")" ] || ok=0
+    [ "$(cut -f1-5 "$ref/epochs.tsv")" = "$(cut -f1-5 "$d/epochs.tsv")" ] || ok=0
+    [ "$(grep -v -e '^train_seconds' -e '^wall' "$ref/result.txt")" = \
+      "$(grep -v -e '^train_seconds' -e '^wall' "$d/result.txt")" ] || ok=0
+    if [ -f "$ref/linear.tsv" ]; then cmp -s "$ref/linear.tsv" "$d/linear.tsv" || ok=0; fi
+    if [ $ok = 1 ]; then echo "same  $id"; same=$((same + 1)); else echo "DIFF  $id"; differ=$((differ + 1)); fi
+done
+echo "$same runs identical, $differ differ (scratch store: $tmp)"
+[ $differ = 0 ]
