@@ -4,6 +4,8 @@ set -eu
 cd "$(dirname "$0")/.."
 echo "== ResNet-18 CIFAR forward + backward"
 bench/resnet.sh
+echo "== RSA and BYOL steps, ResNet-18 CIFAR"
+bench/step.sh r18c 64 256
 echo "== the quick scale's RSA and BYOL steps (Table 1 quick)"
-bench/quick.sh
+bench/step.sh quick 256
 if [ -x bench/aug.sh ]; then echo "== 4-view MA augmentation"; bench/aug.sh; fi
