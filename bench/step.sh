@@ -4,6 +4,7 @@
 # one command; then our RSA/BYOL time ratio (Table 7's point: RSA costs < 9 % more).
 # usage: bench/step.sh ARCH BATCH...   ARCH r18c (ResNet-18 CIFAR, 32 px) or quick (the quick scale's network:
 #        ResNet {1,1,1,1} of width 16, heads 256/64, 32 px; experiments/scales.lua)
+#        OURS_FLAGS: more step_bench flags, e.g. keep2 (low_memory off, as the quick scale runs)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build/cpu}
@@ -16,10 +17,10 @@ TUNED="glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
 echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), oneDNN $(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null)"
 for b in ${*:-256}; do
-    steps=$([ "$ARCH" = quick ] && echo 7 || echo 5)
+    steps=$([ "$ARCH" = quick ] && echo 15 || echo 5)
     rsa_ours=""
     for mode in rsa byol; do
-        ours=$("$BUILD/bench/step_bench" cpu "$ARCH" "$mode" "$b" "$steps" 2>/dev/null)
+        ours=$("$BUILD/bench/step_bench" cpu "$ARCH" "$mode" "$b" "$steps" ${OURS_FLAGS:-} 2>/dev/null)
         torch=$(/usr/bin/python3 bench/step_bench.py cpu "$ARCH" "$mode" "$b" "$steps" fp32)
         tuned=$(GLIBC_TUNABLES=$TUNED /usr/bin/python3 bench/step_bench.py cpu "$ARCH" "$mode" "$b" "$steps" fp32)
         echo "$ours"; echo "$torch"; echo "$tuned"

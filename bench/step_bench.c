@@ -1,5 +1,5 @@
 /* Training-step throughput on any backend.
- * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest]
+ * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest] [keep2]
  *   ARCH r18c (ResNet-18, CIFAR stem, 32 px), r50 (ResNet-50, 224 px) or quick (the quick scale's network:
  *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward)
  *   or rsa (a whole RSA step: 4 views, EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
@@ -30,13 +30,15 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest]\n");
+        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest] [keep2]\n");
         return 2;
     }
     const char *arch = argv[2], *mode = argv[3];
     int batch = atoi(argv[4]), steps = atoi(argv[5]);
-    bool tf32 = false, fastest = false;
-    for (int i = 6; i < argc; i++) tf32 |= strcmp(argv[i], "tf32") == 0, fastest |= strcmp(argv[i], "fastest") == 0;
+    bool tf32 = false, fastest = false, keep2 = false; /* keep2: low_memory off (both online passes kept) */
+    for (int i = 6; i < argc; i++)
+        tf32 |= strcmp(argv[i], "tf32") == 0, fastest |= strcmp(argv[i], "fastest") == 0,
+            keep2 |= strcmp(argv[i], "keep2") == 0;
 #ifdef RSA_CUDA
     cuda_set_tf32(tf32);
     cuda_set_deterministic(!fastest);
@@ -60,6 +62,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     cfg.method = strcmp(mode, "byol") == 0 ? METHOD_BYOL : METHOD_RSA;
+    cfg.low_memory = !keep2;
     cfg.views = cfg.method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
     int size = cfg.image_size, views = cfg.method == METHOD_RSA ? 4 : 2;
     size_t image = (size_t)batch * 3 * size * size;
@@ -114,8 +117,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "cuda") == 0) gpu_mib = ((double)cuda_device_used_bytes() - base_used) / 1048576.0;
 #endif
     qsort(t, (size_t)steps, sizeof *t, cmp);
-    printf("ours %-4s %-6s %-4s batch %4d%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f MiB\n",
-           argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", batch / t[steps / 2],
+    printf("ours %-4s %-6s %-4s batch %4d%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f MiB\n",
+           argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
+           batch / t[steps / 2],
            strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
     return 0;
 }

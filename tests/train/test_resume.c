@@ -97,6 +97,31 @@ static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2); }
 /* no target network: checkpoints hold the online network alone */
 static void test_resume_simsiam(void) { resume_matches(METHOD_SIMSIAM); }
 
+/* low_memory (the second online pass run again before its backward, BN running statistics left alone the second
+ * time) changes no bit: checkpoints (weights, BN statistics, optimiser state) and per-step metrics equal those of
+ * the run that keeps both passes. */
+static void low_memory_same_bits(MethodKind method) {
+    TrainConfig c = config(method);
+    char a[600], b[600], ca[700], cb[700];
+    snprintf(a, sizeof a, "%s/%s-keep2", test_tmpdir(), method_name(method));
+    snprintf(b, sizeof b, "%s/%s-lowmem", test_tmpdir(), method_name(method));
+    TrainResult r;
+    TrainHooks none = {0};
+    c.low_memory = false;
+    CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    c.low_memory = true;
+    CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    CHECK(same_tensors(ca, cb), "low_memory changed the checkpoint");
+    char *ma = metrics_without_timing(a), *mb = metrics_without_timing(b);
+    CHECK(ma && mb && strcmp(ma, mb) == 0, "low_memory changed the per-step metrics");
+    free(ma), free(mb);
+}
+static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA); }
+static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL); }
+static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM); }
+
 /* A run can start from given weights: the official names (a checkpoint) or torchvision's (an export). */
 static void test_init_from(void) {
     TrainConfig c = config(METHOD_RSA);
@@ -136,5 +161,8 @@ int main(void) {
     RUN(test_resume_byol);
     RUN(test_resume_mocov2);
     RUN(test_resume_simsiam);
+    RUN(test_low_memory_rsa);
+    RUN(test_low_memory_byol);
+    RUN(test_low_memory_simsiam);
     return test_finish();
 }

@@ -380,9 +380,10 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
             float *stats = m->buf + bi->stat_offset, *saved = ws->bn_saved + bi->save_offset;
             w = model_bn_gamma(m, nd), b = model_bn_beta(m, nd);
             if (train) {
-                be->bn_forward_train(&s, xt->layout, nd->relu, x, w, b, y, saved, saved + bi->c, m->bn_momentum, stats,
-                                     stats + bi->c, m->bn_sync);
-                bi->batches_tracked++;
+                /* momentum 0 keeps running statistics bit for bit: (1 - 0) r + 0 s = r */
+                be->bn_forward_train(&s, xt->layout, nd->relu, x, w, b, y, saved, saved + bi->c,
+                                     m->bn_stats_frozen ? 0.0f : m->bn_momentum, stats, stats + bi->c, m->bn_sync);
+                if (!m->bn_stats_frozen) bi->batches_tracked++;
             } else {
                 be->bn_forward_eval(&s, xt->layout, nd->relu, x, w, b, stats, stats + bi->c, y);
             }

@@ -76,6 +76,8 @@ typedef struct Model {
     size_t n_bn_saved;  /* floats a workspace keeps per forward for the BN batch statistics */
     size_t max_tensor;  /* floats of the largest activation at max_batch */
     float bn_momentum;  /* 0.1 as torch */
+    bool bn_stats_frozen; /* training-mode BN normalises with batch statistics but leaves the running statistics
+                             alone: a forward pass run again for its backward must not count its batch twice */
     float bn_eps;       /* 1e-5 as torch */
     const BnSync *bn_sync; /* SyncBN over a data-parallel run's processes (training-mode BN); NULL: local */
 } Model;

@@ -76,6 +76,7 @@ typedef struct {
     char backend[16];        /* cpu, cuda, ref */
     bool tf32;               /* cuda: TF32 tensor-core math in convolutions and linear layers */
     bool deterministic;      /* cuda: deterministic cuDNN algorithms only (else the fastest by timing) */
+    bool low_memory;         /* keep one online pass's activations, not two (the second pass runs again) */
     int64_t checkpoint_every; /* steps; 0: only at epoch ends */
 } TrainConfig;
 

@@ -101,8 +101,9 @@ Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64
         if (!(l->target_ws = workspace_new(l->target, false))) goto fail;
     }
     l->ws[0] = workspace_new(l->online, true);
-    l->ws[1] = workspace_new(l->online, true);
-    if (!l->ws[0] || !l->ws[1]) goto fail;
+    if (cfg->low_memory) l->ws_pass = workspace_new(l->online, false);
+    else l->ws[1] = workspace_new(l->online, true);
+    if (!l->ws[0] || (!l->ws[1] && !l->ws_pass)) goto fail;
     if (optimizer_init(&l->opt, l->online, cfg->optimizer, cfg->momentum, cfg->weight_decay, cfg->lars_trust,
                        cfg->decay_1d, false) != 0)
         goto fail;
@@ -185,6 +186,7 @@ void learner_free(Learner *l) {
     if (l->opt.m) optimizer_free(&l->opt);
     workspace_free(l->ws[0]);
     workspace_free(l->ws[1]);
+    workspace_free(l->ws_pass);
     workspace_free(l->target_ws);
     model_free(l->online);
     model_free(l->target);
@@ -224,12 +226,15 @@ static const float *device_view(Learner *l, float *host, int v, int n) {
     return l->dev_views[v];
 }
 
-/* Online forward of x in workspace `slot`; the loss input (and SimSiam's z into z_host) to the host. */
-static void online_forward(Learner *l, int slot, const float *x, int n, float *host, float *z_host) {
-    model_forward(l->online, l->ws[slot], n, x, true, l->online_out);
+/* Online forward of x, pass 0 or 1 of the step; the loss input (and SimSiam's z into z_host) to the host. With
+ * low_memory pass 1 keeps only its outputs (ws_pass): learner_step runs it again before its backward. */
+static void online_forward(Learner *l, int pass, const float *x, int n, float *host, float *z_host) {
+    Workspace *ws = pass == 1 && l->ws_pass ? l->ws_pass : l->ws[pass];
+    model_forward(l->online, ws, n, x, true, l->online_out);
     size_t bytes = sizeof(float) * n * l->out_dim;
-    l->be->download(host, l->ws[slot]->act[l->online_out], bytes);
-    if (z_host) l->be->download(z_host, l->ws[slot]->act[l->online_proj], bytes);
+    l->be->download(host, ws->act[l->online_out], bytes);
+    if (z_host) l->be->download(z_host, ws->act[l->online_proj], bytes);
+    l->pass_input[pass] = x;
 }
 
 static void target_forward(Learner *l, const float *x, int n, float *host) {
@@ -354,8 +359,15 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
                         "the loss is %g at step %lld", out->loss, (long long)k);
     model_zero_grad(l->online);
     for (int s = 0; s < passes; s++) {
+        Workspace *ws = l->ws[s];
+        if (s == 1 && l->ws_pass) { /* pass 1 again, now keeping its activations, where pass 0's were */
+            l->online->bn_stats_frozen = true;
+            model_forward(l->online, l->ws[0], n, l->pass_input[1], true, l->online_out);
+            l->online->bn_stats_frozen = false;
+            ws = l->ws[0];
+        }
         be->upload(l->dev_grad[s], l->host_grad[s], sizeof(float) * n * l->out_dim);
-        model_backward(l->online, l->ws[s], l->online_out, l->dev_grad[s]);
+        model_backward(l->online, ws, l->online_out, l->dev_grad[s]);
     }
     average_gradients(l);
     optimizer_step(&l->opt, lr);

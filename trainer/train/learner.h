@@ -46,7 +46,9 @@ typedef struct {
     Dist *dist;                          /* data-parallel world (a world of one by default) */
     BnSync bn_sync;                      /* SyncBN through dist, when asked for */
     float *host_grads;                   /* gradients on the host for the all-reduce (device backends) */
-    Workspace *ws[2];                    /* online passes kept for backward */
+    Workspace *ws[2];                    /* online passes kept for backward (ws[1] NULL with low_memory) */
+    Workspace *ws_pass;                  /* low_memory: the second online pass, outputs only */
+    const float *pass_input[2];          /* the online passes' inputs (backend memory) in this step */
     Workspace *target_ws;
     Optimizer opt;
     int64_t step;        /* k: steps taken (the official num_step) */
