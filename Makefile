@@ -81,7 +81,7 @@ BUILD_FLAGS_RECORD := $(CC) $(CFLAGS)
 
 TEST_SRC    := $(wildcard tests/*/test_*.c)
 TEST_BIN    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_UTIL   := $(BUILD)/tests/util/testlib.o $(BUILD)/tests/util/fixture.o
+TEST_UTIL   := $(BUILD)/tests/util/testlib.o $(BUILD)/tests/util/fixture.o $(BUILD)/tests/util/runcmp.o
 
 .PHONY: all summary test bench deps clean cuda-check
 all: summary $(RSA_BIN) $(LIB)

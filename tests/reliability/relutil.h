@@ -11,6 +11,7 @@
 #ifndef RSA_RELUTIL_H
 #define RSA_RELUTIL_H
 
+#include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
@@ -300,79 +301,7 @@ static inline int rel_run_child(const RelRun *r, const char *dir, int omp, char 
     return st;
 }
 
-/* ---- comparing runs ---- */
-
-/* The step rows without their two timing columns. NULL when the file is missing. */
-static inline char *rel_metrics(const char *dir) {
-    char path[800];
-    snprintf(path, sizeof path, "%s/steps.tsv", dir);
-    size_t n;
-    char *text = read_file(path, &n);
-    if (!text) return NULL;
-    char *out = calloc(n + 1, 1);
-    size_t o = 0;
-    for (char *line = text; *line;) {
-        char *end = strchr(line, '\n');
-        if (!end) break;
-        int tabs = 0;
-        for (char *c = line; c < end; c++) {
-            if (*c == '\t' && ++tabs == 8) break;
-            out[o++] = *c;
-        }
-        out[o++] = '\n';
-        line = end + 1;
-    }
-    free(text);
-    return out;
-}
-
-/* Compares two checkpoints tensor by tensor and their step; on a difference writes what differs into why. */
-static inline bool rel_same_checkpoint(const char *a, const char *b, char *why, size_t why_size) {
-    StFile fa, fb;
-    if (st_open(&fa, a) != 0) {
-        snprintf(why, why_size, "%s", rsa_error_message());
-        return false;
-    }
-    if (st_open(&fb, b) != 0) {
-        snprintf(why, why_size, "%s", rsa_error_message());
-        st_close(&fa);
-        return false;
-    }
-    bool same = fa.n_tensors == fb.n_tensors;
-    if (!same) snprintf(why, why_size, "%d vs %d tensors", fa.n_tensors, fb.n_tensors);
-    int differ = 0;
-    for (int i = 0; same && i < fa.n_tensors; i++) {
-        const StTensor *t = &fa.tensors[i], *u = st_find(&fb, t->name);
-        bool eq = u && t->end - t->begin == u->end - u->begin &&
-                  memcmp(st_data(&fa, t), st_data(&fb, u), t->end - t->begin) == 0;
-        if (!eq && differ++ == 0) snprintf(why, why_size, "tensor %s differs", t->name);
-    }
-    if (differ > 1) {
-        size_t k = strlen(why);
-        snprintf(why + k, why_size - k, " (and %d more of %d)", differ - 1, fa.n_tensors);
-    }
-    same = same && differ == 0;
-    const char *sa = st_meta(&fa, "step"), *sb = st_meta(&fb, "step");
-    if (same && (!sa || !sb || strcmp(sa, sb) != 0)) {
-        snprintf(why, why_size, "step %s vs %s", sa ? sa : "?", sb ? sb : "?");
-        same = false;
-    }
-    st_close(&fa), st_close(&fb);
-    return same;
-}
-
-/* Both run directories end with the same checkpoint tensors and the same per-step metrics. */
-#define CHECK_SAME_RUN(a, b)                                                                                        \
-    do {                                                                                                           \
-        char ca_[800], cb_[800], why_[512] = "";                                                                   \
-        snprintf(ca_, sizeof ca_, "%s/checkpoint.safetensors", a);                                                 \
-        snprintf(cb_, sizeof cb_, "%s/checkpoint.safetensors", b);                                                 \
-        CHECK(rel_same_checkpoint(ca_, cb_, why_, sizeof why_), "%s vs %s: %s", a, b, why_);                       \
-        char *ma_ = rel_metrics(a), *mb_ = rel_metrics(b);                                                         \
-        CHECK(ma_ && mb_ && strcmp(ma_, mb_) == 0, "%s vs %s: the per-step metrics differ", a, b);                 \
-        CHECK(ma_ && strlen(ma_) > 200, "%s: no metrics", a);                                                      \
-        free(ma_), free(mb_);                                                                                      \
-    } while (0)
+/* ---- comparing runs (tests/util/runcmp.h) ---- */
 
 /* Checkpoint step (metadata), -1 if there is no readable checkpoint. */
 static inline int64_t rel_checkpoint_step(const char *dir) {
@@ -389,7 +318,7 @@ static inline int64_t rel_checkpoint_step(const char *dir) {
 
 /* Number of complete step rows of steps.tsv and the step of the last one (0 if none). */
 static inline int64_t rel_last_row(const char *dir, int64_t *rows) {
-    char *m = rel_metrics(dir);
+    char *m = run_step_metrics(dir);
     int64_t last = 0, n = 0;
     for (char *line = m ? strchr(m, '\n') : NULL; line && line[1]; line = strchr(line + 1, '\n')) {
         last = atoll(line + 1);

@@ -368,7 +368,7 @@ static void diverge(int64_t every, const char *name) {
     CHECK(strstr(m, " is not finite after step ") || strstr(m, ": not finite: "), "message names no tensor: %s", m);
     CHECK(strstr(m, " step "), "message names no step: %s", m);
     CHECK(every == 0 ? ckpt == -1 : ckpt >= 1, "checkpoint at step %lld", (long long)ckpt);
-    char *text = rel_metrics(dir);
+    char *text = run_step_metrics(dir);
     CHECK(text && !strstr(text, "nan") && !strstr(text, "inf"), "steps.tsv holds a non-finite row:\n%s", text);
     free(text);
     if (ckpt >= 1) { /* the good checkpoint: finite */

@@ -269,7 +269,7 @@ static void test_compute_threads_training(void) {
     char ca[800], cb[800], why[512] = "";
     snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
     snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
-    bool same = rel_same_checkpoint(ca, cb, why, sizeof why);
+    bool same = run_same_checkpoint(ca, cb, why, sizeof why);
     test_note("cpu backend, OMP_NUM_THREADS 1 vs 2: %s", same ? "identical" : why);
     /* the reference backend: one short epoch of 4 steps (it is slow) */
     RelRun ref = rel_run(METHOD_RSA);

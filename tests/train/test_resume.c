@@ -2,6 +2,7 @@
  * same per-step metrics, bit for bit, as the run that was never stopped. Also: a rerun of a finished run changes
  * nothing, and the same seed gives the same run. Fashion-MNIST (Debian's dataset-fashion-mnist), a 512-image
  * subset and a two-stage ResNet of width 8 at 16 px keep it to seconds. */
+#include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
@@ -25,45 +26,6 @@ static TrainConfig config(MethodKind method) {
     return c;
 }
 
-/* The step rows without their two timing columns. */
-static char *metrics_without_timing(const char *dir) {
-    char path[700];
-    snprintf(path, sizeof path, "%s/steps.tsv", dir);
-    size_t n;
-    char *text = read_file(path, &n);
-    if (!text) return NULL;
-    char *out = calloc(n + 1, 1);
-    size_t o = 0;
-    for (char *line = text; *line;) {
-        char *end = strchr(line, '\n');
-        if (!end) break;
-        int tabs = 0;
-        for (char *c = line; c < end; c++) {
-            if (*c == '\t' && ++tabs == 8) break;
-            out[o++] = *c;
-        }
-        out[o++] = '\n';
-        line = end + 1;
-    }
-    free(text);
-    return out;
-}
-
-static bool same_tensors(const char *a, const char *b) {
-    StFile fa, fb;
-    if (st_open(&fa, a) != 0 || st_open(&fb, b) != 0) return false;
-    bool same = fa.n_tensors == fb.n_tensors;
-    for (int i = 0; same && i < fa.n_tensors; i++) {
-        const StTensor *t = &fa.tensors[i], *u = st_find(&fb, t->name);
-        same = u && t->end - t->begin == u->end - u->begin &&
-               memcmp(st_data(&fa, t), st_data(&fb, u), t->end - t->begin) == 0;
-        if (!same) test_note("tensor %s differs", t->name);
-    }
-    same = same && strcmp(st_meta(&fa, "step"), st_meta(&fb, "step")) == 0;
-    st_close(&fa), st_close(&fb);
-    return same;
-}
-
 static void resume_matches(MethodKind method) {
     TrainConfig c = config(method);
     char a[600], b[600], ca[700], cb[700];
@@ -76,16 +38,13 @@ static void resume_matches(MethodKind method) {
     CHECK(train_run(&c, b, "h", &three, &r) == 1, "first part did not stop: %s", rsa_error_message());
     CHECK(train_run(&c, b, "h", &five, &r) == 1, "second part did not stop: %s", rsa_error_message());
     CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
-    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
-    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
-    CHECK(same_tensors(ca, cb), "final checkpoints differ");
-    char *ma = metrics_without_timing(a), *mb = metrics_without_timing(b);
-    CHECK(ma && mb && strcmp(ma, mb) == 0, "per-step metrics differ");
-    CHECK(ma && strlen(ma) > 100, "no metrics written");
-    free(ma), free(mb);
+    CHECK_SAME_RUN(a, b);
     /* a finished run resumed again trains nothing and leaves the checkpoint as it was */
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
-    CHECK(same_tensors(ca, cb), "rerunning a finished run changed it");
+    char why[512] = "";
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    CHECK(run_same_checkpoint(ca, cb, why, sizeof why), "rerunning a finished run changed it: %s", why);
     /* another config hash refuses the checkpoint */
     CHECK(train_run(&c, a, "other", &none, &r) == -1 && strstr(rsa_error_message(), "written for config h"),
           "message: %s", rsa_error_message());
@@ -102,7 +61,7 @@ static void test_resume_simsiam(void) { resume_matches(METHOD_SIMSIAM); }
  * the run that keeps both passes. */
 static void low_memory_same_bits(MethodKind method) {
     TrainConfig c = config(method);
-    char a[600], b[600], ca[700], cb[700];
+    char a[600], b[600];
     snprintf(a, sizeof a, "%s/%s-keep2", test_tmpdir(), method_name(method));
     snprintf(b, sizeof b, "%s/%s-lowmem", test_tmpdir(), method_name(method));
     TrainResult r;
@@ -112,12 +71,7 @@ static void low_memory_same_bits(MethodKind method) {
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
     c.low_memory = true;
     CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
-    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
-    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
-    CHECK(same_tensors(ca, cb), "low_memory changed the checkpoint");
-    char *ma = metrics_without_timing(a), *mb = metrics_without_timing(b);
-    CHECK(ma && mb && strcmp(ma, mb) == 0, "low_memory changed the per-step metrics");
-    free(ma), free(mb);
+    CHECK_SAME_RUN(a, b); /* a: both passes kept, b: low_memory */
 }
 static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA); }
 static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL); }
