@@ -6,74 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
-                     bool bn_train, bool normalize, Features *out) {
-    memset(out, 0, sizeof *out);
+/* What a pass over a data set does: once it knows how many samples come (start: -1 stops the pass), and around
+ * each batch's forward pass (k: the batch's index). Any may be NULL. */
+typedef struct {
+    int (*start)(void *ctx, int64_t samples);
+    void (*before)(void *ctx, int k);
+    void (*after)(void *ctx, const Workspace *ws, const Batch *b);
+    void *ctx;
+} BatchHooks;
+
+/* Every batch of ds through the model up to tensor `until`; `purpose` names the pass in error messages. */
+static int forward_batches(Model *m, int until, const Dataset *ds, const LoaderSpec *spec, int epoch, bool bn_train,
+                           const BatchHooks *h, const char *purpose) {
     RSA_ASSERT(spec->batch <= m->max_batch);
     const Backend *be = m->be;
     Loader *ld = loader_new(ds, spec);
-    if (!ld) return rsa_error_context("loading %s for features", dataset_name(ds));
-    Workspace *ws = workspace_new(m, false);
-    int64_t cap = loader_samples_per_epoch(ld);
-    out->dim = m->tensors[feature_tensor].c;
-    out->x = malloc(sizeof(float) * (size_t)(cap ? cap : 1) * out->dim);
-    out->label = malloc(sizeof(int32_t) * (size_t)(cap ? cap : 1));
-    size_t image = (size_t)spec->batch * 3 * spec->size * spec->size;
-    float *dev = be->host_memory ? NULL : be->alloc(sizeof(float) * image);
-    int rc = -1;
-    if (!ws || !out->x || !out->label || (!be->host_memory && !dev)) goto done;
-    if (loader_start(ld, epoch, 0) != 0) goto done;
-    for (;;) {
-        Batch *b;
-        if (loader_next(ld, &b) != 0) goto done;
-        if (!b) break;
-        const float *x = b->view[0];
-        if (dev) {
-            be->upload(dev, x, sizeof(float) * (size_t)b->n * 3 * spec->size * spec->size);
-            x = dev;
-        }
-        model_forward(m, ws, b->n, x, bn_train, feature_tensor);
-        float *dst = out->x + (size_t)out->n * out->dim;
-        be->download(dst, ws->act[feature_tensor], sizeof(float) * (size_t)b->n * out->dim);
-        memcpy(out->label + out->n, b->label, sizeof(int32_t) * (size_t)b->n);
-        out->n += b->n;
-        loader_release(ld, b);
-    }
-    if (normalize)
-        for (int64_t r = 0; r < out->n; r++) {
-            float *v = out->x + (size_t)r * out->dim;
-            double s = 0;
-            for (int i = 0; i < out->dim; i++) s += (double)v[i] * v[i];
-            double den = fmax(sqrt(s), 1e-12);
-            for (int i = 0; i < out->dim; i++) v[i] = (float)(v[i] / den);
-        }
-    rc = 0;
-done:
-    if (dev) be->release(dev, sizeof(float) * image);
-    workspace_free(ws);
-    loader_free(ld);
-    if (rc) features_free(out);
-    return rc;
-}
-
-void features_free(Features *f) {
-    free(f->x);
-    free(f->label);
-    memset(f, 0, sizeof *f);
-}
-
-int features_recalibrate_bn(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec) {
-    RSA_ASSERT(spec->batch <= m->max_batch);
-    const Backend *be = m->be;
-    Loader *ld = loader_new(ds, spec);
-    if (!ld) return rsa_error_context("loading %s for the BN statistics", dataset_name(ds));
+    if (!ld) return rsa_error_context("loading %s for %s", dataset_name(ds), purpose);
     Workspace *ws = workspace_new(m, false);
     size_t image = (size_t)spec->batch * 3 * spec->size * spec->size;
     float *dev = be->host_memory ? NULL : be->alloc(sizeof(float) * image);
-    const float momentum = m->bn_momentum;
     int rc = -1;
     if (!ws || (!be->host_memory && !dev)) goto done;
-    if (loader_start(ld, 0, 0) != 0) goto done;
+    if (h->start && h->start(h->ctx, loader_samples_per_epoch(ld)) != 0) goto done;
+    if (loader_start(ld, epoch, 0) != 0) goto done;
     for (int k = 0;; k++) {
         Batch *b;
         if (loader_next(ld, &b) != 0) goto done;
@@ -83,15 +38,75 @@ int features_recalibrate_bn(Model *m, int feature_tensor, const Dataset *ds, con
             be->upload(dev, x, sizeof(float) * (size_t)b->n * 3 * spec->size * spec->size);
             x = dev;
         }
-        m->bn_momentum = 1.0f / (float)(k + 1); /* running = mean of the k+1 batch statistics so far */
-        model_forward(m, ws, b->n, x, true, feature_tensor);
+        if (h->before) h->before(h->ctx, k);
+        model_forward(m, ws, b->n, x, bn_train, until);
+        if (h->after) h->after(h->ctx, ws, b);
         loader_release(ld, b);
     }
     rc = 0;
 done:
-    m->bn_momentum = momentum;
     if (dev) be->release(dev, sizeof(float) * image);
     workspace_free(ws);
     loader_free(ld);
+    return rc;
+}
+
+typedef struct {
+    const Model *m;
+    int tensor;
+    Features *out;
+} Collect;
+
+static int collect_start(void *ctx, int64_t samples) {
+    Features *out = ((Collect *)ctx)->out;
+    out->x = malloc(sizeof(float) * (size_t)(samples ? samples : 1) * out->dim);
+    out->label = malloc(sizeof(int32_t) * (size_t)(samples ? samples : 1));
+    return out->x && out->label ? 0 : rsa_fail("free memory", "out of memory for %lld features", (long long)samples);
+}
+
+static void collect(void *ctx, const Workspace *ws, const Batch *b) {
+    Collect *c = ctx;
+    Features *out = c->out;
+    float *dst = out->x + (size_t)out->n * out->dim;
+    c->m->be->download(dst, ws->act[c->tensor], sizeof(float) * (size_t)b->n * out->dim);
+    memcpy(out->label + out->n, b->label, sizeof(int32_t) * (size_t)b->n);
+    out->n += b->n;
+}
+
+int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
+                     bool bn_train, bool normalize, Features *out) {
+    memset(out, 0, sizeof *out);
+    out->dim = m->tensors[feature_tensor].c;
+    Collect c = {m, feature_tensor, out};
+    BatchHooks h = {collect_start, NULL, collect, &c};
+    if (forward_batches(m, feature_tensor, ds, spec, epoch, bn_train, &h, "features") != 0) {
+        features_free(out);
+        return -1;
+    }
+    if (normalize)
+        for (int64_t r = 0; r < out->n; r++) {
+            float *v = out->x + (size_t)r * out->dim;
+            double s = 0;
+            for (int i = 0; i < out->dim; i++) s += (double)v[i] * v[i];
+            double den = fmax(sqrt(s), 1e-12);
+            for (int i = 0; i < out->dim; i++) v[i] = (float)(v[i] / den);
+        }
+    return 0;
+}
+
+void features_free(Features *f) {
+    free(f->x);
+    free(f->label);
+    memset(f, 0, sizeof *f);
+}
+
+/* running = mean of the k+1 batch statistics so far */
+static void cumulative_momentum(void *ctx, int k) { ((Model *)ctx)->bn_momentum = 1.0f / (float)(k + 1); }
+
+int features_recalibrate_bn(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec) {
+    const float momentum = m->bn_momentum;
+    BatchHooks h = {NULL, cumulative_momentum, NULL, m};
+    int rc = forward_batches(m, feature_tensor, ds, spec, 0, true, &h, "the BN statistics");
+    m->bn_momentum = momentum;
     return rc;
 }
