@@ -4,13 +4,9 @@
 # usage: bench/resnet.sh [BATCH...]   (default 64 256)
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build/cpu}
-THREADS=${OMP_NUM_THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$THREADS
+. bench/peer.sh
 make -s "$BUILD/bench/resnet_step"
-TUNED="glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295:glibc.malloc.top_pad=1073741824"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
-echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), oneDNN $(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null)"
+peer_header
 for b in ${*:-64 256}; do
     steps=$([ "$b" -ge 256 ] && echo 3 || echo 6)
     ours=$("$BUILD/bench/resnet_step" "$b" "$steps" 2>/dev/null)

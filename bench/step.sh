@@ -7,15 +7,11 @@
 #        OURS_FLAGS: more step_bench flags, e.g. keep2 (low_memory off, as the quick scale runs)
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build/cpu}
-THREADS=${OMP_NUM_THREADS:-$(nproc)}
-export OMP_NUM_THREADS=$THREADS
+. bench/peer.sh
 ARCH=${1:-quick}
 [ $# -gt 0 ] && shift
 make -s "$BUILD/bench/step_bench"
-TUNED="glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295:glibc.malloc.top_pad=1073741824"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads"
-echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), oneDNN $(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null)"
+peer_header
 for b in ${*:-256}; do
     steps=$([ "$ARCH" = quick ] && echo 15 || echo 5)
     rsa_ours=""
