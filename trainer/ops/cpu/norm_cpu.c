@@ -1,5 +1,5 @@
-/* Batch norm (+ fused ReLU) on the CPU backend's layouts. Each channel group is reduced by one thread in a fixed
- * order (float partial sums per image, double across images), so results do not depend on the thread count.
+/* Batch norm (+ fused ReLU) on the CPU backend's layouts. Reductions follow one fixed order (a float partial sum per
+ * image and channel, then a double sum across images), so results do not depend on the thread count.
  * The passes are separate parallel loops so that a data-parallel run can sum the per-channel statistics over its
  * processes between them (SyncBN); one process does the same arithmetic without that step. */
 #include "ops_cpu.h"
@@ -14,9 +14,12 @@
  * same bits; only the vector width differs. */
 #define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-/* Per-channel scratch of one call (a few KiB), kept across calls so a step allocates nothing. */
+/* Per-channel scratch of one call (a few KiB, or per-image partial sums: batch x channels floats), kept across calls
+ * so a step allocates nothing. */
 static _Thread_local double *scratch;
 static _Thread_local size_t scratch_len;
+static _Thread_local float *partials;
+static _Thread_local size_t partials_len;
 
 static double *channel_scratch(size_t n) {
     if (n > scratch_len) {
@@ -28,92 +31,100 @@ static double *channel_scratch(size_t n) {
     return scratch;
 }
 
-#define GROUP(ptr, n, g) ((ptr) + ((size_t)(n) * G + (g)) * hw * L)
-
-/* sum[c] over the batch of x (mode 0), of (x - mean)^2 (mode 1). */
-static inline __attribute__((always_inline)) void sums_group(const BnShape *s, int L, int g, int mode,
-                                                             const float *x, const float *meanf, double *out) {
-    const int G = s->c / L, hw = s->hw;
-    double acc[16] = {0};
-    for (int n = 0; n < s->n; n++) {
-        const float *xp = GROUP(x, n, g);
-        float part[16] = {0};
-        if (mode == 0) {
-            for (int p = 0; p < hw; p++)
-#pragma omp simd
-                for (int l = 0; l < L; l++) part[l] += xp[(size_t)p * L + l];
-        } else {
-            for (int p = 0; p < hw; p++)
-#pragma omp simd
-                for (int l = 0; l < L; l++) {
-                    float d = xp[(size_t)p * L + l] - meanf[g * L + l];
-                    part[l] += d * d;
-                }
-        }
-        for (int l = 0; l < L; l++) acc[l] += part[l];
+static float *partial_scratch(size_t n) {
+    if (n > partials_len) {
+        free(partials);
+        partials = malloc(sizeof(float) * n);
+        if (!partials) rsa_fatal("free memory", "out of memory");
+        partials_len = n;
     }
-    for (int l = 0; l < L; l++) out[g * L + l] = acc[l];
+    return partials;
+}
+
+/* Image n's slab of channel group g. */
+#define SLAB(ptr, n, g) ((ptr) + ((size_t)(n) * G + (g)) * hw * L)
+
+/* The reductions run in two steps so that every (image, channel group) slab is a separate piece of parallel work
+ * (a 16-channel layer has one group: per-group work kept one of two threads idle) while the bits stay those of one
+ * fixed order: each image's float partial sum over its pixels, then per channel a double sum over the images in
+ * order. */
+
+/* part[n][c] = sum over image n's pixels of x (mode 0) or of (x - mean)^2 (mode 1), for the lanes of group g. */
+static inline __attribute__((always_inline)) void sums_slab(const BnShape *s, int L, int n, int g, int mode,
+                                                            const float *x, const float *meanf, float *part) {
+    const int G = s->c / L, hw = s->hw;
+    const float *xp = SLAB(x, n, g);
+    float acc[16] = {0};
+    if (mode == 0) {
+        for (int p = 0; p < hw; p++)
+#pragma omp simd
+            for (int l = 0; l < L; l++) acc[l] += xp[(size_t)p * L + l];
+    } else {
+        for (int p = 0; p < hw; p++)
+#pragma omp simd
+            for (int l = 0; l < L; l++) {
+                float d = xp[(size_t)p * L + l] - meanf[g * L + l];
+                acc[l] += d * d;
+            }
+    }
+    for (int l = 0; l < L; l++) part[(size_t)n * s->c + g * L + l] = acc[l];
 }
 
 /* y = (x - mean) (gamma invstd) + beta from the saved float statistics, so that a recomputation in backward is bit
  * for bit the forward's output. (Folding the mean into a shift, x scale + (beta - mean scale), would cancel
  * catastrophically when |mean| >> std.) */
-static inline __attribute__((always_inline)) void apply_group(const BnShape *s, int L, int g, bool relu,
-                                                              const float *x, const float *gamma, const float *beta,
-                                                              const float *mean, const float *invstd, float *y) {
+static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, int L, int n, int g, bool relu,
+                                                             const float *x, const float *gamma, const float *beta,
+                                                             const float *mean, const float *invstd, float *y) {
     const int G = s->c / L, hw = s->hw;
     float meanf[16], scale[16], shift[16];
     for (int l = 0; l < L; l++) {
         int c = g * L + l;
         meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
     }
-    for (int n = 0; n < s->n; n++) {
-        const float *xp = GROUP(x, n, g);
-        float *yp = GROUP(y, n, g);
-        for (int p = 0; p < hw; p++)
+    const float *xp = SLAB(x, n, g);
+    float *yp = SLAB(y, n, g);
+    for (int p = 0; p < hw; p++)
 #pragma omp simd
-            for (int l = 0; l < L; l++) {
-                float v = (xp[(size_t)p * L + l] - meanf[l]) * scale[l] + shift[l];
-                yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
-            }
-    }
+        for (int l = 0; l < L; l++) {
+            float v = (xp[(size_t)p * L + l] - meanf[l]) * scale[l] + shift[l];
+            yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
+        }
 }
 
-/* sum(dy') and sum(dy' (x - mean)) per channel, dy' the gradient behind the ReLU. Its mask is recomputed from x
- * exactly as apply_group computed y (y > 0 iff v > 0), so y is never read. */
-static inline __attribute__((always_inline)) void grad_sums_group(const BnShape *s, int L, int g, bool relu,
-                                                                  const float *x, const float *dy, const float *gamma,
-                                                                  const float *beta, const float *mean,
-                                                                  const float *invstd, double *out) {
+/* Image n's sums of dy' and dy' (x - mean), dy' the gradient behind the ReLU, into part and part + N*C. The mask is
+ * recomputed from x exactly as apply_slab computed y (y > 0 iff v > 0), so y is never read. */
+static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *s, int L, int n, int g, bool relu,
+                                                                 const float *x, const float *dy, const float *gamma,
+                                                                 const float *beta, const float *mean,
+                                                                 const float *invstd, float *part) {
     const int G = s->c / L, hw = s->hw;
-    double sum_dy[16] = {0}, sum_dyx[16] = {0};
     float meanf[16], scale[16], shift[16];
     for (int l = 0; l < L; l++) {
         int c = g * L + l;
         meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
     }
-    for (int n = 0; n < s->n; n++) {
-        const float *xp = GROUP(x, n, g), *dyp = GROUP(dy, n, g);
-        float pd[16] = {0}, pdx[16] = {0};
-        for (int p = 0; p < hw; p++)
+    const float *xp = SLAB(x, n, g), *dyp = SLAB(dy, n, g);
+    float pd[16] = {0}, pdx[16] = {0};
+    for (int p = 0; p < hw; p++)
 #pragma omp simd
-            for (int l = 0; l < L; l++) {
-                size_t i = (size_t)p * L + l;
-                float xc = xp[i] - meanf[l];
-                float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : dyp[i];
-                pd[l] += d;
-                pdx[l] += d * xc;
-            }
-        for (int l = 0; l < L; l++) sum_dy[l] += pd[l], sum_dyx[l] += pdx[l];
-    }
-    for (int l = 0; l < L; l++) out[g * L + l] = sum_dy[l], out[s->c + g * L + l] = sum_dyx[l];
+        for (int l = 0; l < L; l++) {
+            size_t i = (size_t)p * L + l;
+            float xc = xp[i] - meanf[l];
+            float g0 = dyp[i];
+            float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : g0;
+            pd[l] += d;
+            pdx[l] += d * xc;
+        }
+    size_t at = (size_t)n * s->c + g * L, nc = (size_t)s->n * s->c;
+    for (int l = 0; l < L; l++) part[at + l] = pd[l], part[nc + at + l] = pdx[l];
 }
 
 /* dx = a dy' - k (x - mean) + c0 with the per-channel coefficients of bn_cpu_backward. */
-static inline __attribute__((always_inline)) void dx_group(const BnShape *s, int L, int g, bool relu, const float *x,
-                                                           const float *dy, const float *gamma, const float *beta,
-                                                           const float *mean, const float *invstd, const float *coef,
-                                                           float *dx) {
+static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int L, int n, int g, bool relu,
+                                                          const float *x, const float *dy, const float *gamma,
+                                                          const float *beta, const float *mean, const float *invstd,
+                                                          const float *coef, float *dx) {
     const int G = s->c / L, hw = s->hw;
     float meanf[16], scale[16], shift[16], a[16], k[16], c0[16];
     for (int l = 0; l < L; l++) {
@@ -121,58 +132,74 @@ static inline __attribute__((always_inline)) void dx_group(const BnShape *s, int
         meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
         a[l] = coef[c], k[l] = coef[s->c + c], c0[l] = coef[2 * s->c + c];
     }
-    for (int n = 0; n < s->n; n++) {
-        const float *xp = GROUP(x, n, g), *dyp = GROUP(dy, n, g);
-        float *dxp = GROUP(dx, n, g);
-        for (int p = 0; p < hw; p++)
+    const float *xp = SLAB(x, n, g), *dyp = SLAB(dy, n, g);
+    float *dxp = SLAB(dx, n, g);
+    for (int p = 0; p < hw; p++)
 #pragma omp simd
-            for (int l = 0; l < L; l++) {
-                size_t i = (size_t)p * L + l;
-                float xc = xp[i] - meanf[l];
-                float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : dyp[i];
-                dxp[i] = a[l] * d - k[l] * xc + c0[l];
-            }
-    }
+        for (int l = 0; l < L; l++) {
+            size_t i = (size_t)p * L + l;
+            float xc = xp[i] - meanf[l];
+            float g0 = dyp[i];
+            float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : g0;
+            dxp[i] = a[l] * d - k[l] * xc + c0[l];
+        }
 }
 
-/* The 16-lane phases, each compiled three ways. */
-CPU_CLONES static void sums16(const BnShape *s, int g, int mode, const float *x, const float *meanf, double *out) {
-    sums_group(s, 16, g, mode, x, meanf, out);
+/* The 16-lane slabs, each compiled three ways. */
+CPU_CLONES static void sums16(const BnShape *s, int n, int g, int mode, const float *x, const float *meanf,
+                              float *part) {
+    sums_slab(s, 16, n, g, mode, x, meanf, part);
 }
-CPU_CLONES static void apply16(const BnShape *s, int g, bool relu, const float *x, const float *gamma,
+CPU_CLONES static void apply16(const BnShape *s, int n, int g, bool relu, const float *x, const float *gamma,
                                const float *beta, const float *mean, const float *invstd, float *y) {
-    apply_group(s, 16, g, relu, x, gamma, beta, mean, invstd, y);
+    apply_slab(s, 16, n, g, relu, x, gamma, beta, mean, invstd, y);
 }
-CPU_CLONES static void grad_sums16(const BnShape *s, int g, bool relu, const float *x, const float *dy,
+CPU_CLONES static void grad_sums16(const BnShape *s, int n, int g, bool relu, const float *x, const float *dy,
                                    const float *gamma, const float *beta, const float *mean, const float *invstd,
-                                   double *out) {
-    grad_sums_group(s, 16, g, relu, x, dy, gamma, beta, mean, invstd, out);
+                                   float *part) {
+    grad_sums_slab(s, 16, n, g, relu, x, dy, gamma, beta, mean, invstd, part);
 }
-CPU_CLONES static void dx16(const BnShape *s, int g, bool relu, const float *x, const float *dy, const float *gamma,
-                            const float *beta, const float *mean, const float *invstd, const float *coef, float *dx) {
-    dx_group(s, 16, g, relu, x, dy, gamma, beta, mean, invstd, coef, dx);
+CPU_CLONES static void dx16(const BnShape *s, int n, int g, bool relu, const float *x, const float *dy,
+                            const float *gamma, const float *beta, const float *mean, const float *invstd,
+                            const float *coef, float *dx) {
+    dx_slab(s, 16, n, g, relu, x, dy, gamma, beta, mean, invstd, coef, dx);
+}
+
+/* out[j * C + c] = sum over images n, in order, of (double)part[j][n][c], for rows j < rows. */
+static void sum_images(const BnShape *s, int rows, const float *part, double *out) {
+    const int C = s->c;
+    const size_t nc = (size_t)s->n * C;
+#pragma omp parallel for schedule(static)
+    for (int jc = 0; jc < rows * C; jc++) {
+        const float *p = part + (size_t)(jc / C) * nc + jc % C;
+        double acc = 0;
+        for (int n = 0; n < s->n; n++) acc += p[(size_t)n * C];
+        out[jc] = acc;
+    }
 }
 
 static void sums(const BnShape *s, int L, int mode, const float *x, const float *meanf, double *out) {
     int G = s->c / L;
+    float *part = partial_scratch((size_t)s->n * s->c);
 #pragma omp parallel for schedule(static)
-    for (int g = 0; g < G; g++) {
+    for (int ng = 0; ng < s->n * G; ng++) {
         if (L == 16)
-            sums16(s, g, mode, x, meanf, out);
+            sums16(s, ng / G, ng % G, mode, x, meanf, part);
         else
-            sums_group(s, 1, g, mode, x, meanf, out);
+            sums_slab(s, 1, ng / G, ng % G, mode, x, meanf, part);
     }
+    sum_images(s, 1, part, out);
 }
 
 void bn_cpu_apply(const BnShape *s, Layout layout, bool relu, const float *x, const float *gamma, const float *beta,
                   const float *mean, const float *invstd, float *y) {
     int L = blocked_lanes(layout, s->c, s->hw), G = s->c / L;
 #pragma omp parallel for schedule(static)
-    for (int g = 0; g < G; g++) {
+    for (int ng = 0; ng < s->n * G; ng++) {
         if (L == 16)
-            apply16(s, g, relu, x, gamma, beta, mean, invstd, y);
+            apply16(s, ng / G, ng % G, relu, x, gamma, beta, mean, invstd, y);
         else
-            apply_group(s, 1, g, relu, x, gamma, beta, mean, invstd, y);
+            apply_slab(s, 1, ng / G, ng % G, relu, x, gamma, beta, mean, invstd, y);
     }
 }
 
@@ -225,13 +252,15 @@ void bn_cpu_backward(const BnShape *s, Layout layout, bool relu, const float *x,
     int L = blocked_lanes(layout, s->c, s->hw), G = s->c / L, C = s->c;
     const double count = (double)s->n * s->hw * (sync ? sync->world : 1);
     double *acc = channel_scratch((size_t)5 * C); /* sum_dy, sum_dyx, then the float coefficients */
+    float *part = partial_scratch((size_t)2 * s->n * C);
 #pragma omp parallel for schedule(static)
-    for (int g = 0; g < G; g++) {
+    for (int ng = 0; ng < s->n * G; ng++) {
         if (L == 16)
-            grad_sums16(s, g, relu, x, dy, gamma, beta, save_mean, save_invstd, acc);
+            grad_sums16(s, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, part);
         else
-            grad_sums_group(s, 1, g, relu, x, dy, gamma, beta, save_mean, save_invstd, acc);
+            grad_sums_slab(s, 1, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, part);
     }
+    sum_images(s, 2, part, acc);
     for (int c = 0; c < C; c++) { /* this process's share of the parameter gradients */
         if (dgamma) dgamma[c] += (float)(acc[C + c] * save_invstd[c]);
         if (dbeta) dbeta[c] += (float)acc[c];
@@ -247,10 +276,10 @@ void bn_cpu_backward(const BnShape *s, Layout layout, bool relu, const float *x,
         coef[2 * C + c] = (float)(-ad * acc[c] / count);
     }
 #pragma omp parallel for schedule(static)
-    for (int g = 0; g < G; g++) {
+    for (int ng = 0; ng < s->n * G; ng++) {
         if (L == 16)
-            dx16(s, g, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx);
+            dx16(s, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx);
         else
-            dx_group(s, 1, g, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx);
+            dx_slab(s, 1, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx);
     }
 }
