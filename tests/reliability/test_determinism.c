@@ -192,7 +192,8 @@ static int ops_child(void) {
     const Backend *be = backend_cpu();
     if (!be) return 3;
     ops_conv(be, 64, 3, 16, 16, 3, 1, 1);    /* stem */
-    ops_conv(be, 64, 16, 16, 16, 3, 1, 1);   /* Winograd */
+    ops_conv(be, 64, 16, 16, 16, 3, 1, 1);   /* direct (16 channels) */
+    ops_conv(be, 64, 32, 16, 32, 3, 1, 1);   /* Winograd */
     ops_conv(be, 64, 16, 16, 32, 3, 2, 1);   /* stride 2 */
     ops_conv(be, 64, 16, 16, 32, 1, 2, 0);   /* downsample */
     ops_conv(be, 128, 64, 32, 64, 3, 1, 1);  /* ResNet-18 CIFAR layer1 */
