@@ -78,6 +78,9 @@ static void test_conv_shapes(void) {
         /* ResNet-50 stem, bottleneck 1x1s, strided 3x3 */
         {2, 3, 64, 64, 7, 2, 3, 0, 0},    {2, 64, 16, 256, 1, 1, 0, 0, 0}, {2, 256, 16, 64, 1, 1, 0, 0, 0},
         {2, 128, 16, 128, 3, 2, 1, 0, 0}, {2, 1024, 4, 2048, 1, 2, 0, 0, 0}, {2, 512, 2, 512, 3, 1, 1, 0, 0},
+        /* the quick scale's and the step fixtures' width-16 network (direct convolution below 32 channels) */
+        {8, 16, 16, 16, 3, 1, 1, 0, 0},   {2, 16, 32, 16, 3, 1, 1, 0, 0},  {8, 16, 16, 32, 3, 2, 1, 0, 0},
+        {8, 32, 8, 32, 3, 1, 1, 0, 0},
         /* odd sizes and bias */
         {3, 16, 7, 32, 3, 1, 1, 1, 0},    {2, 32, 5, 16, 1, 1, 0, 1, 0},
     };
