@@ -58,7 +58,7 @@ static void backward_same_state(const ResNetSpec *spec, int size) {
     int out_dim = fast.m->tensors[fast.out].c;
     float *dy = test_alloc((size_t)n * out_dim);
     fill_normal(dy, (size_t)n * out_dim, 10, 1);
-    Workspace *wf = workspace_new_ex(fast.m, true, true), *wr = workspace_new_ex(ref.m, true, true);
+    Workspace *wf = workspace_new_ex(fast.m, true, PLAN_KEEP_ALL), *wr = workspace_new_ex(ref.m, true, PLAN_KEEP_ALL);
     model_zero_grad(fast.m);
     model_zero_grad(ref.m);
     model_forward(fast.m, wf, n, x, true, -1);
@@ -139,24 +139,34 @@ static void test_two_workspaces_accumulate(void) {
 
 /* torchvision's initialisation: kaiming-normal(fan_out) convs, BN (1, 0) with zero-init residual gammas, Linear's
  * uniform(+-1/sqrt(fan_in)); running_mean 0, running_var 1. */
-/* The memory plan (shared buffers, recomputed BN+ReLU outputs) changes where tensors live, not what is computed:
- * outputs, gradients and BN statistics are bit-identical to a workspace that keeps every tensor. */
+/* The memory plan (shared buffers, block outputs and BN outputs rebuilt in backward) changes where tensors live, not
+ * what is computed: outputs, gradients and BN statistics are bit-identical to a workspace that keeps every tensor,
+ * with the plan that is smallest and with one that rebuilds everything it can (chains of block outputs, each
+ * rebuilt from the one before). */
 static void planned_equals_keep_all(const ResNetSpec *spec, int size) {
     const int n = 4;
+    const PlanMode modes[3] = {PLAN_KEEP_ALL, PLAN_SMALLEST, PLAN_REBUILD_ALL};
     Net net = build(backend_cpu(), spec, size, n, 3);
     randomize_bn(net.m, 9);
     size_t nx = (size_t)n * 3 * size * size, ng = net.m->n_weights;
     int od = net.m->tensors[net.out].c;
     float *x = test_alloc(nx), *dy = test_alloc((size_t)n * od);
     fill_normal(x, nx, 1, 1), fill_normal(dy, (size_t)n * od, 2, 1);
-    float *g[2], *out[2], *feat[2], *buf[2];
+    float *g[3], *out[3], *feat[3], *buf[3];
     float *buf0 = test_alloc(net.m->n_buf);
     memcpy(buf0, net.m->buf, sizeof(float) * net.m->n_buf);
-    size_t bytes[2], unplanned = 0;
-    for (int k = 0; k < 2; k++) {
+    size_t bytes[3], unplanned = 0;
+    int rebuilt[3], adds = 0, adds_rebuilt = 0;
+    for (int k = 0; k < 3; k++) {
         memcpy(net.m->buf, buf0, sizeof(float) * net.m->n_buf);
-        Workspace *ws = workspace_new_ex(net.m, true, k == 1);
-        bytes[k] = ws->block_bytes, unplanned = ws->unplanned_bytes;
+        Workspace *ws = workspace_new_ex(net.m, true, modes[k]);
+        bytes[k] = ws->block_bytes, unplanned = ws->unplanned_bytes, rebuilt[k] = ws->n_rebuilt;
+        if (modes[k] == PLAN_REBUILD_ALL)
+            for (int i = 0; i < net.m->n_nodes; i++) {
+                const Node *nd = &net.m->nodes[i];
+                if (nd->kind != NODE_ADD || net.m->tensors[nd->out].output) continue;
+                adds++, adds_rebuilt += ws->act_bwd[nd->out] != NULL;
+            }
         model_zero_grad(net.m);
         model_forward(net.m, ws, n, x, true, -1);
         model_backward(net.m, ws, net.out, dy);
@@ -168,14 +178,23 @@ static void planned_equals_keep_all(const ResNetSpec *spec, int size) {
         workspace_read_nchw(ws, net.feature, feat[k]);
         workspace_free(ws);
     }
-    CHECK(memcmp(g[0], g[1], sizeof(float) * ng) == 0, "gradients differ between planned and keep-all memory");
-    CHECK(memcmp(out[0], out[1], sizeof(float) * n * od) == 0, "outputs differ");
-    CHECK(memcmp(feat[0], feat[1], sizeof(float) * model_tensor_numel(net.m, net.feature, n)) == 0, "features differ");
-    CHECK(memcmp(buf[0], buf[1], sizeof(float) * net.m->n_buf) == 0, "BN statistics differ");
-    CHECK(bytes[0] < bytes[1] && bytes[0] < unplanned, "plan %zu bytes, keep-all %zu", bytes[0], bytes[1]);
-    test_note("activation memory: planned %.2f MiB, keep-all %.2f MiB, one buffer per tensor and gradient %.2f MiB",
-              bytes[0] / 1048576.0, bytes[1] / 1048576.0, unplanned / 1048576.0);
-    for (int k = 0; k < 2; k++) free(g[k]), free(out[k]), free(feat[k]), free(buf[k]);
+    for (int k = 1; k < 3; k++) {
+        const char *plan = modes[k] == PLAN_SMALLEST ? "smallest" : "rebuild-all";
+        CHECK(memcmp(g[0], g[k], sizeof(float) * ng) == 0, "gradients differ: %s plan and keep-all", plan);
+        CHECK(memcmp(out[0], out[k], sizeof(float) * n * od) == 0, "outputs differ: %s plan and keep-all", plan);
+        CHECK(memcmp(feat[0], feat[k], sizeof(float) * model_tensor_numel(net.m, net.feature, n)) == 0,
+              "features differ: %s plan and keep-all", plan);
+        CHECK(memcmp(buf[0], buf[k], sizeof(float) * net.m->n_buf) == 0, "BN statistics differ: %s plan", plan);
+    }
+    CHECK(rebuilt[0] == 0 && rebuilt[1] > 0, "rebuilt tensors: keep-all %d, smallest %d", rebuilt[0], rebuilt[1]);
+    CHECK(adds > 0 && adds_rebuilt == adds, "rebuild-all rebuilds %d of %d block outputs", adds_rebuilt, adds);
+    CHECK(bytes[1] < bytes[0] && bytes[1] <= bytes[2] && bytes[1] < unplanned,
+          "plan %zu bytes, keep-all %zu, rebuild-all %zu", bytes[1], bytes[0], bytes[2]);
+    test_note("activation memory: planned %.2f MiB (%d tensors rebuilt), rebuild-all %.2f MiB (%d), keep-all %.2f MiB, "
+              "one buffer per tensor and gradient %.2f MiB",
+              bytes[1] / 1048576.0, rebuilt[1], bytes[2] / 1048576.0, rebuilt[2], bytes[0] / 1048576.0,
+              unplanned / 1048576.0);
+    for (int k = 0; k < 3; k++) free(g[k]), free(out[k]), free(feat[k]), free(buf[k]);
     free(buf0), free(x), free(dy), model_free(net.m);
 }
 

@@ -299,9 +299,9 @@ void model_weights_changed(Model *m) {
 
 void model_zero_grad(Model *m) { m->be->zero(m->g, sizeof(float) * m->n_weights); }
 
-Workspace *workspace_new(const Model *m, bool with_grad) { return workspace_new_ex(m, with_grad, false); }
+Workspace *workspace_new(const Model *m, bool with_grad) { return workspace_new_ex(m, with_grad, PLAN_SMALLEST); }
 
-Workspace *workspace_new_ex(const Model *m, bool with_grad, bool keep_all) {
+Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode) {
     RSA_ASSERT(m->finalized);
     Workspace *ws = calloc(1, sizeof *ws);
     if (!ws) rsa_fatal("free memory", "out of memory");
@@ -310,15 +310,17 @@ Workspace *workspace_new_ex(const Model *m, bool with_grad, bool keep_all) {
     ws->act = calloc(T, sizeof *ws->act);
     ws->act_bwd = calloc(T, sizeof *ws->act_bwd);
     ws->grad = calloc(T, sizeof *ws->grad);
+    ws->grad_sum = calloc(T, sizeof *ws->grad_sum);
     ws->written = calloc(T, sizeof *ws->written);
     ws->rebuilt = calloc(T, sizeof *ws->rebuilt);
-    if (!ws->act || !ws->act_bwd || !ws->grad || !ws->written || !ws->rebuilt)
+    if (!ws->act || !ws->act_bwd || !ws->grad || !ws->grad_sum || !ws->written || !ws->rebuilt)
         rsa_fatal("free memory", "out of memory");
     MemPlan plan;
-    plan_make(m, with_grad, keep_all, &plan);
+    plan_make(m, with_grad, mode, &plan);
     size_t floats = plan.floats + m->n_bn_saved + 16;
     ws->block_bytes = sizeof(float) * floats;
     ws->unplanned_bytes = sizeof(float) * (plan.unplanned + m->n_bn_saved);
+    ws->n_rebuilt = plan.rebuilt;
     ws->block = m->be->alloc(ws->block_bytes);
     if (!ws->block) {
         plan_free(&plan);
@@ -331,8 +333,8 @@ Workspace *workspace_new_ex(const Model *m, bool with_grad, bool keep_all) {
         if (plan.act[t] != PLAN_NONE) ws->act[t] = base + plan.act[t];
         if (plan.act_bwd[t] != PLAN_NONE) ws->act_bwd[t] = base + plan.act_bwd[t];
         if (plan.grad[t] != PLAN_NONE) ws->grad[t] = base + plan.grad[t];
+        if (plan.grad_sum[t] != PLAN_NONE) ws->grad_sum[t] = base + plan.grad_sum[t];
     }
-    if (plan.scratch != PLAN_NONE) ws->scratch = base + plan.scratch;
     ws->bn_saved = base + plan.floats;
     plan_free(&plan);
     return ws;
@@ -344,6 +346,7 @@ void workspace_free(Workspace *ws) {
     free(ws->act);
     free(ws->act_bwd);
     free(ws->grad);
+    free(ws->grad_sum);
     free(ws->written);
     free(ws->rebuilt);
     free(ws);
@@ -405,33 +408,40 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
     }
 }
 
-/* Where the gradient for input tensor t goes: its own buffer the first time, the scratch tensor after (the caller
- * then adds the scratch in with finish_grad). NULL when t needs no gradient. */
+/* Where the gradient for input tensor t goes: its own buffer the first time, its second buffer after (the caller
+ * then adds that in with finish_grad). NULL when t needs no gradient. */
 static float *grad_target(Workspace *ws, int t) {
     if (t < 0 || !ws->m->tensors[t].needs_grad) return NULL;
-    return ws->written[t] ? ws->scratch : ws->grad[t];
+    return ws->written[t] ? ws->grad_sum[t] : ws->grad[t];
 }
 
 static void finish_grad(Model *m, Workspace *ws, int t, int n) {
     if (t < 0 || !m->tensors[t].needs_grad) return;
     if (ws->written[t])
-        m->be->accumulate(model_tensor_numel(m, t, n), ws->grad[t], ws->scratch);
+        m->be->accumulate(model_tensor_numel(m, t, n), ws->grad[t], ws->grad_sum[t]);
     ws->written[t] = true;
 }
 
-/* The activation tensor t as backward must read it: rebuilt from its BN input first if the plan dropped it. */
+/* The activation tensor t as backward must read it: rebuilt first if the plan dropped it after forward, from the
+ * tensors it was computed from (themselves kept or rebuilt), with the forward pass's operations. */
 static const float *backward_act(Model *m, Workspace *ws, int t) {
     if (!ws->act_bwd[t]) return ws->act[t];
     if (!ws->rebuilt[t]) {
         int p = 0;
         while (m->nodes[p].out != t) p++;
-        const Node *bn = &m->nodes[p];
-        const TensorDesc *xt = &m->tensors[bn->in[0]];
-        const BnInfo *bi = &m->bns[bn->bn];
-        const float *saved = ws->bn_saved + bi->save_offset;
-        BnShape s = bn_shape(m, xt, ws->n);
-        m->be->bn_apply(&s, xt->layout, bn->relu, ws->act[bn->in[0]], model_bn_gamma(m, bn), model_bn_beta(m, bn),
-                        saved, saved + bi->c, ws->act_bwd[t]);
+        const Node *nd = &m->nodes[p];
+        if (nd->kind == NODE_BN) {
+            const TensorDesc *xt = &m->tensors[nd->in[0]];
+            const BnInfo *bi = &m->bns[nd->bn];
+            const float *saved = ws->bn_saved + bi->save_offset;
+            BnShape s = bn_shape(m, xt, ws->n);
+            m->be->bn_apply(&s, xt->layout, nd->relu, backward_act(m, ws, nd->in[0]), model_bn_gamma(m, nd),
+                            model_bn_beta(m, nd), saved, saved + bi->c, ws->act_bwd[t]);
+        } else {
+            RSA_ASSERT(nd->kind == NODE_ADD);
+            m->be->add_forward(model_tensor_numel(m, t, ws->n), backward_act(m, ws, nd->in[0]),
+                               backward_act(m, ws, nd->in[1]), ws->act_bwd[t], nd->relu);
+        }
         ws->rebuilt[t] = true;
     }
     return ws->act_bwd[t];
@@ -499,7 +509,7 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
                     be->relu_backward(count, y, dy, dx);
                 else if (dx)
                     be->copy(dx, g, sizeof(float) * count);
-                if (dx && !ws->written[nd->in[k]]) g = dx; /* dx is the tensor's own buffer, not the scratch */
+                if (dx && !ws->written[nd->in[k]]) g = dx; /* dx is the tensor's own buffer, not its second */
                 finish_grad(m, ws, nd->in[k], n);
             }
             continue;

@@ -82,6 +82,8 @@ typedef struct Model {
     const BnSync *bn_sync; /* SyncBN over a data-parallel run's processes (training-mode BN); NULL: local */
 } Model;
 
+typedef enum { PLAN_SMALLEST, PLAN_KEEP_ALL, PLAN_REBUILD_ALL } PlanMode;
+
 typedef struct Workspace {
     const Model *m;
     bool with_grad;
@@ -90,11 +92,12 @@ typedef struct Workspace {
     float **act, **grad;  /* per tensor; act[input] points at the caller's input */
     float **act_bwd;      /* per tensor: where backward rebuilds a recomputed activation (NULL: not recomputed) */
     float *bn_saved;      /* batch mean / invstd per BN */
-    float *scratch;       /* one tensor, for summing gradients of tensors read twice */
+    float **grad_sum;     /* per tensor read twice: where its later gradients arrive before they are added */
     bool *written;        /* per tensor, during backward: its gradient holds a value */
     bool *rebuilt;        /* per tensor, during backward: act_bwd holds the recomputed activation */
-    void *block;          /* the single allocation behind act, grad, scratch (see plan.h) */
+    void *block;          /* the single allocation behind all of the above (see plan.h) */
     size_t block_bytes, unplanned_bytes;
+    int n_rebuilt;        /* tensors the plan rebuilds in backward instead of keeping */
 } Workspace;
 
 /* ---- building ---- */
@@ -136,8 +139,10 @@ void model_zero_grad(Model *m);
 /* ---- running ---- */
 /* with_grad: backward will run. Memory follows plan.h: only marked outputs stay readable after forward. */
 Workspace *workspace_new(const Model *m, bool with_grad);
-/* keep_all: every activation stays readable after forward (for tests and debugging; uses more memory). */
-Workspace *workspace_new_ex(const Model *m, bool with_grad, bool keep_all);
+/* How a workspace's memory is planned (plan.h): PLAN_SMALLEST, the default; PLAN_KEEP_ALL: every activation stays
+ * readable after forward (tests and debugging; more memory); PLAN_REBUILD_ALL: backward rebuilds every tensor it
+ * can (tests of the rebuilding). Every mode computes the same bits. */
+Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode);
 void workspace_free(Workspace *ws);
 
 /* Runs nodes until tensor `until` is computed (-1: all). input is NCHW [n][c][h][w] in backend memory and must stay
@@ -147,7 +152,7 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
  * nodes that produced `from`; parameter gradients accumulate into m->g. */
 void model_backward(Model *m, Workspace *ws, int from, const float *dfrom);
 
-/* Copies tensor t of the last forward to host memory in NCHW (t must be a marked output or keep_all be set). */
+/* Copies tensor t of the last forward to host memory in NCHW (t must be a marked output or the workspace PLAN_KEEP_ALL). */
 void workspace_read_nchw(const Workspace *ws, int t, float *host_out);
 
 #endif

@@ -25,19 +25,6 @@ static int producer(const Model *m, int t) {
     return -1;
 }
 
-bool plan_recomputable(const Model *m, int t) {
-    int p = producer(m, t);
-    if (p < 0 || m->nodes[p].kind != NODE_BN || !m->nodes[p].relu || m->tensors[t].output) return false;
-    bool consumed = false;
-    for (int i = 0; i < m->n_nodes; i++) {
-        const Node *nd = &m->nodes[i];
-        if (nd->in[0] != t && nd->in[1] != t) continue;
-        if (nd->kind != NODE_CONV && nd->kind != NODE_LINEAR) return false;
-        consumed = true;
-    }
-    return consumed;
-}
-
 static size_t rounded(size_t floats) { return (floats + 15) / 16 * 16; }
 
 static int by_size_desc(const void *a, const void *b) {
@@ -75,56 +62,171 @@ static size_t pack(Interval *iv, int n) {
     return total;
 }
 
-void plan_make(const Model *m, bool with_grad, bool keep_all, MemPlan *p) {
-    const int N = m->n_nodes, T = m->n_tensors, END = 2 * N;
-    p->act = malloc(sizeof(long) * (size_t)T);
-    p->act_bwd = malloc(sizeof(long) * (size_t)T);
-    p->grad = malloc(sizeof(long) * (size_t)T);
-    Interval *iv = calloc((size_t)(3 * T + 1), sizeof *iv);
-    if (!p->act || !p->act_bwd || !p->grad || !iv) rsa_fatal("free memory", "out of memory");
-    int n = 0;
-    p->unplanned = 0;
-    p->scratch = PLAN_NONE;
+/* What one tensor's buffers need, before packing. Times as in plan.h; a span with start > end is empty. */
+typedef struct {
+    int prod;                     /* producing node (-1: none) */
+    size_t size;                  /* floats at max_batch */
+    int last_fwd;                 /* last forward reader (or the producer) */
+    int first_bwd, last_bwd;      /* backward steps that read it */
+    int first_consumer, last_consumer; /* nodes that read it in forward (-1: none) */
+    int reads;                    /* how many node inputs it is (each sends a gradient back) */
+    bool candidate;               /* could be rebuilt in backward instead of kept */
+} TensorUse;
+
+static bool rebuildable_kind(const Model *m, const TensorUse *u, int t) {
+    if (u->prod < 0 || m->tensors[t].output) return false;
+    NodeKind k = m->nodes[u->prod].kind;
+    return k == NODE_BN || k == NODE_ADD;
+}
+
+/* The tensors a rebuild of t reads: a BN output's input, an add's two inputs. */
+static int rebuild_deps(const Model *m, const TensorUse *u, int deps[2]) {
+    const Node *nd = &m->nodes[u->prod];
+    deps[0] = nd->in[0], deps[1] = nd->in[1];
+    return nd->kind == NODE_ADD ? 2 : 1;
+}
+
+/* The intervals of every buffer when the tensors in `rebuild` are rebuilt (in[t] set on entry for the chosen ones;
+ * rebuildable inputs of theirs that nobody else reads in backward are added, since keeping them would cost memory
+ * and rebuilding them one cheap pass). Returns how many intervals it wrote. */
+static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanMode mode, bool *rebuild, MemPlan *p,
+                     Interval *iv) {
+    const int T = m->n_tensors, N = m->n_nodes, END = 2 * N;
+    const size_t nt = T > 0 ? (size_t)T : 1;
+    int *rb_start = malloc(sizeof(int) * nt), *rb_end = malloc(sizeof(int) * nt), *keep_end = malloc(sizeof(int) * nt);
+    if (!rb_start || !rb_end || !keep_end) rsa_fatal("free memory", "out of memory");
     for (int t = 0; t < T; t++) {
-        p->act[t] = p->act_bwd[t] = p->grad[t] = PLAN_NONE;
-        int prod = producer(m, t);
-        if (prod < 0 || m->nodes[prod].kind == NODE_INPUT) continue;
-        size_t size = rounded(model_tensor_numel(m, t, m->max_batch));
-        /* forward readers, and the backward steps that read this activation */
-        int last_fwd = prod, first_bwd_reader = END, last_bwd_reader = -1, last_consumer = -1;
+        rb_start[t] = use[t].first_bwd, rb_end[t] = use[t].last_bwd;
+        keep_end[t] = use[t].last_bwd > use[t].last_fwd ? use[t].last_bwd : use[t].last_fwd;
+    }
+    /* A rebuild at time s reads its inputs then: they are rebuilt by then too, or kept until then. Inputs come
+     * before the tensor, so one sweep from the last tensor covers chains (a block output rebuilt from the one
+     * before it). */
+    for (int t = T - 1; t >= 0; t--) {
+        if (!rebuild[t] || rb_start[t] > rb_end[t]) continue;
+        int s = rb_start[t], deps[2];
+        for (int k = rebuild_deps(m, &use[t], deps) - 1; k >= 0; k--) {
+            int d = deps[k];
+            if (d < 0 || use[d].prod < 0 || m->nodes[use[d].prod].kind == NODE_INPUT) continue;
+            if (!rebuild[d] && !use[d].candidate && rebuildable_kind(m, &use[d], d) &&
+                use[d].first_bwd > use[d].last_bwd)
+                rebuild[d] = true;
+            if (rebuild[d]) {
+                if (s < rb_start[d]) rb_start[d] = s;
+                if (s > rb_end[d]) rb_end[d] = s;
+            } else if (s > keep_end[d]) {
+                keep_end[d] = s;
+            }
+        }
+    }
+    int n = 0;
+    for (int t = 0; t < T; t++) {
+        p->act[t] = p->act_bwd[t] = p->grad[t] = p->grad_sum[t] = PLAN_NONE;
+        const TensorUse *u = &use[t];
+        if (u->prod < 0 || m->nodes[u->prod].kind == NODE_INPUT) continue;
+        if (m->tensors[t].output || mode == PLAN_KEEP_ALL) {
+            iv[n++] = (Interval){&p->act[t], u->size, u->prod, END};
+        } else if (rebuild[t]) {
+            iv[n++] = (Interval){&p->act[t], u->size, u->prod, u->last_fwd};
+            if (rb_start[t] <= rb_end[t]) iv[n++] = (Interval){&p->act_bwd[t], u->size, rb_start[t], rb_end[t]};
+        } else {
+            iv[n++] = (Interval){&p->act[t], u->size, u->prod, keep_end[t]};
+        }
+        if (with_grad && m->tensors[t].needs_grad) {
+            int start = u->last_consumer >= 0 ? END - 1 - u->last_consumer : END - 1 - u->prod;
+            iv[n++] = (Interval){&p->grad[t], u->size, start, END - 1 - u->prod};
+            /* the second and later gradients arrive in a buffer of their own and are added in at once */
+            if (u->reads > 1) iv[n++] = (Interval){&p->grad_sum[t], u->size, start, END - 1 - u->first_consumer};
+        }
+    }
+    free(rb_start);
+    free(rb_end);
+    free(keep_end);
+    return n;
+}
+
+static size_t plan_with(const Model *m, const TensorUse *use, bool with_grad, PlanMode mode, const bool *chosen,
+                        MemPlan *p, Interval *iv) {
+    const size_t nt = m->n_tensors > 0 ? (size_t)m->n_tensors : 1;
+    bool *rebuild = malloc(sizeof(bool) * nt);
+    if (!rebuild) rsa_fatal("free memory", "out of memory");
+    memcpy(rebuild, chosen, sizeof(bool) * nt);
+    int n = intervals(m, use, with_grad, mode, rebuild, p, iv);
+    free(rebuild);
+    return pack(iv, n);
+}
+
+void plan_make(const Model *m, bool with_grad, PlanMode mode, MemPlan *p) {
+    const int N = m->n_nodes, T = m->n_tensors, END = 2 * N;
+    const size_t nt = T > 0 ? (size_t)T : 1;
+    p->act = malloc(sizeof(long) * nt);
+    p->act_bwd = malloc(sizeof(long) * nt);
+    p->grad = malloc(sizeof(long) * nt);
+    p->grad_sum = malloc(sizeof(long) * nt);
+    Interval *iv = calloc(4 * nt, sizeof *iv);
+    TensorUse *use = calloc(nt, sizeof *use);
+    bool *chosen = calloc(nt, sizeof *chosen);
+    if (!p->act || !p->act_bwd || !p->grad || !p->grad_sum || !iv || !use || !chosen)
+        rsa_fatal("free memory", "out of memory");
+    p->unplanned = 0;
+    p->rebuilt = 0;
+    for (int t = 0; t < T; t++) {
+        TensorUse *u = &use[t];
+        u->prod = producer(m, t);
+        u->size = rounded(model_tensor_numel(m, t, m->max_batch));
+        u->last_fwd = u->prod, u->first_bwd = END, u->last_bwd = -1, u->first_consumer = u->last_consumer = -1;
+        if (u->prod < 0 || m->nodes[u->prod].kind == NODE_INPUT) continue;
         for (int i = 0; i < N; i++) {
             const Node *nd = &m->nodes[i];
             bool consumes = nd->in[0] == t || nd->in[1] == t;
-            if (consumes) last_fwd = i, last_consumer = i;
+            if (consumes) {
+                u->last_fwd = i, u->last_consumer = i;
+                if (u->first_consumer < 0) u->first_consumer = i;
+                u->reads += (nd->in[0] == t) + (nd->in[1] == t);
+            }
             bool reads = (consumes && reads_input_in_backward(nd) && nd->in[0] == t) ||
-                         (i == prod && reads_output_in_backward(nd));
-            if (reads) {
+                         (i == u->prod && reads_output_in_backward(nd));
+            if (reads && with_grad) {
                 int tb = END - 1 - i;
-                if (tb < first_bwd_reader) first_bwd_reader = tb;
-                if (tb > last_bwd_reader) last_bwd_reader = tb;
+                if (tb < u->first_bwd) u->first_bwd = tb;
+                if (tb > u->last_bwd) u->last_bwd = tb;
             }
         }
-        bool output = m->tensors[t].output;
-        p->unplanned += size * (with_grad && m->tensors[t].needs_grad ? 2 : 1);
-        if (keep_all) {
-            iv[n++] = (Interval){&p->act[t], size, prod, END};
-        } else if (output) {
-            iv[n++] = (Interval){&p->act[t], size, prod, END};
-        } else if (with_grad && last_bwd_reader >= 0 && plan_recomputable(m, t)) {
-            iv[n++] = (Interval){&p->act[t], size, prod, last_fwd};
-            iv[n++] = (Interval){&p->act_bwd[t], size, first_bwd_reader, last_bwd_reader};
-        } else if (with_grad && last_bwd_reader >= 0) {
-            iv[n++] = (Interval){&p->act[t], size, prod, last_bwd_reader};
-        } else {
-            iv[n++] = (Interval){&p->act[t], size, prod, last_fwd};
-        }
-        if (with_grad && m->tensors[t].needs_grad) {
-            int start = last_consumer >= 0 ? END - 1 - last_consumer : END - 1 - prod;
-            iv[n++] = (Interval){&p->grad[t], size, start, END - 1 - prod};
-        }
+        u->candidate = with_grad && mode != PLAN_KEEP_ALL && rebuildable_kind(m, u, t) && u->first_bwd <= u->last_bwd;
+        p->unplanned += u->size * (with_grad && m->tensors[t].needs_grad ? 2 : 1);
     }
-    if (with_grad) iv[n++] = (Interval){&p->scratch, rounded(m->max_tensor), N, END};
-    p->floats = pack(iv, n);
+    if (!with_grad || mode == PLAN_KEEP_ALL) {
+        p->floats = plan_with(m, use, with_grad, mode, chosen, p, iv);
+    } else if (mode == PLAN_REBUILD_ALL) {
+        for (int t = 0; t < T; t++) chosen[t] = use[t].candidate;
+        p->floats = plan_with(m, use, with_grad, mode, chosen, p, iv);
+    } else {
+        /* Start from rebuilding every candidate, then keep instead each one whose rebuild does not make the block
+         * smaller (largest first): rebuilding costs a pass over the tensor, so it must buy memory. */
+        int *order = malloc(sizeof(int) * nt), k = 0;
+        if (!order) rsa_fatal("free memory", "out of memory");
+        for (int t = 0; t < T; t++)
+            if (use[t].candidate) chosen[t] = true, order[k++] = t;
+        for (int i = 1; i < k; i++) /* largest first, then earliest: a stable insertion sort */
+            for (int j = i; j > 0 && use[order[j]].size > use[order[j - 1]].size; j--) {
+                int tmp = order[j];
+                order[j] = order[j - 1], order[j - 1] = tmp;
+            }
+        size_t best = plan_with(m, use, with_grad, mode, chosen, p, iv);
+        for (int i = 0; i < k; i++) {
+            chosen[order[i]] = false;
+            size_t size = plan_with(m, use, with_grad, mode, chosen, p, iv);
+            if (size < best)
+                best = size;
+            else
+                chosen[order[i]] = true;
+        }
+        p->floats = plan_with(m, use, with_grad, mode, chosen, p, iv);
+        free(order);
+    }
+    for (int t = 0; t < T; t++) p->rebuilt += p->act_bwd[t] != PLAN_NONE;
+    free(chosen);
+    free(use);
     free(iv);
 }
 
@@ -132,5 +234,6 @@ void plan_free(MemPlan *p) {
     free(p->act);
     free(p->act_bwd);
     free(p->grad);
+    free(p->grad_sum);
     memset(p, 0, sizeof *p);
 }

@@ -5,10 +5,16 @@
  * lives over an interval of that timeline:
  *  - an activation that some backward step reads ("saved") from its producer to its last backward reader;
  *  - one nobody reads in backward (a BN output feeding only a residual add) just until its last forward reader;
- *  - a BN+ReLU output read only by convolutions is not kept at all: backward recomputes it from the BN input and
- *    the saved batch statistics (one cheap pass) into a buffer that lives during its backward readers;
- *  - the gradient of a tensor from its last consumer's backward to its producer's backward.
- * Intervals are packed into one block, largest first, each at the lowest offset free over its lifetime. */
+ *  - a BN output or a residual add's output may instead be rebuilt in backward, bit for bit, from the tensors it
+ *    was computed from (the BN input and the saved batch statistics; the add's two inputs, themselves kept or
+ *    rebuilt): then it lives until its last forward reader, and again, in a buffer of its own, from its rebuild to
+ *    its last backward reader. A ResNet keeps its convolution outputs (batch norm's backward reads them) and
+ *    rebuilds block outputs and BN+ReLU outputs with one elementwise pass each, instead of holding them from the
+ *    forward pass to the backward one;
+ *  - the gradient of a tensor from its last consumer's backward to its producer's backward, and, for a tensor read
+ *    by more than one node, a second buffer for the later gradients, which are added in as they arrive.
+ * Intervals are packed into one block, largest first, each at the lowest offset free over its lifetime. Which
+ * tensors to rebuild is chosen by trying: rebuilding each is kept only if it makes the block smaller. */
 #ifndef RSA_PLAN_H
 #define RSA_PLAN_H
 
@@ -23,16 +29,13 @@ typedef struct {
     long *act;       /* float offset of each tensor's forward buffer (PLAN_NONE: the input, held by the caller) */
     long *act_bwd;   /* buffer a recomputed tensor is rebuilt into during backward (PLAN_NONE if not recomputed) */
     long *grad;      /* gradient buffer (PLAN_NONE if no gradient) */
-    long scratch;    /* one tensor for summing gradients of tensors read twice (PLAN_NONE without gradients) */
+    long *grad_sum;  /* where a tensor read twice receives its second gradient (PLAN_NONE if read once) */
     size_t floats;   /* size of the block */
     size_t unplanned;/* what one buffer per activation and gradient would take, for comparison */
+    int rebuilt;     /* how many tensors backward rebuilds */
 } MemPlan;
 
-/* keep_all: every activation gets its own buffer for the whole pass (tests that inspect intermediate tensors). */
-void plan_make(const Model *m, bool with_grad, bool keep_all, MemPlan *p);
+void plan_make(const Model *m, bool with_grad, PlanMode mode, MemPlan *p);
 void plan_free(MemPlan *p);
-
-/* Whether backward rebuilds tensor t instead of keeping it (a BN+ReLU output read only by convolutions/linears). */
-bool plan_recomputable(const Model *m, int t);
 
 #endif
