@@ -14,32 +14,24 @@
  * same bits; only the vector width differs. */
 #define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-/* Per-channel scratch of one call (a few KiB, or per-image partial sums: batch x channels floats), kept across calls
- * so a step allocates nothing. */
-static _Thread_local double *scratch;
-static _Thread_local size_t scratch_len;
-static _Thread_local float *partials;
-static _Thread_local size_t partials_len;
+/* Scratch of one call, kept across calls so a step allocates nothing: per-channel sums in double (a few KiB) and
+ * per-image partial sums in float (batch x channels). */
+enum { SCRATCH_CHANNELS, SCRATCH_PARTIALS };
+static _Thread_local void *scratch[2];
+static _Thread_local size_t scratch_bytes[2];
 
-static double *channel_scratch(size_t n) {
-    if (n > scratch_len) {
-        free(scratch);
-        scratch = malloc(sizeof(double) * n);
-        if (!scratch) rsa_fatal("free memory", "out of memory");
-        scratch_len = n;
+static void *scratch_get(int which, size_t bytes) {
+    if (bytes > scratch_bytes[which]) {
+        free(scratch[which]);
+        scratch[which] = malloc(bytes);
+        if (!scratch[which]) rsa_fatal("free memory", "out of memory");
+        scratch_bytes[which] = bytes;
     }
-    return scratch;
+    return scratch[which];
 }
 
-static float *partial_scratch(size_t n) {
-    if (n > partials_len) {
-        free(partials);
-        partials = malloc(sizeof(float) * n);
-        if (!partials) rsa_fatal("free memory", "out of memory");
-        partials_len = n;
-    }
-    return partials;
-}
+static double *channel_scratch(size_t n) { return scratch_get(SCRATCH_CHANNELS, sizeof(double) * n); }
+static float *partial_scratch(size_t n) { return scratch_get(SCRATCH_PARTIALS, sizeof(float) * n); }
 
 /* Image n's slab of channel group g. */
 #define SLAB(ptr, n, g) ((ptr) + ((size_t)(n) * G + (g)) * hw * L)
