@@ -4,7 +4,7 @@
 -- quick: minutes on a 2-core laptop. The Fashion-MNIST stand-in (Debian's dataset-fashion-mnist, 28 px grey
 --   replicated to RGB, reached 32 px by the crops), a 4-block ResNet of width 16, an 8192-image pretraining subset,
 --   a 5000-image linear-evaluation subset, short schedules. Table 1 quick with one seed (4 methods + random init)
---   takes about 12.5 minutes on 2 cores; results/quick/ holds our 3-seed run (REPRODUCE.md has the findings).
+--   takes about 11 minutes on 2 cores; results/quick/ holds our 3-seed run (REPRODUCE.md has the findings).
 -- smoke: seconds; 4 steps on 256 images at 16 px, a 2-block ResNet, for tests. Its numbers mean nothing.
 local standin = {
   dataset = "fashionmnist",
