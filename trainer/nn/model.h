@@ -152,7 +152,8 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
  * nodes that produced `from`; parameter gradients accumulate into m->g. */
 void model_backward(Model *m, Workspace *ws, int from, const float *dfrom);
 
-/* Copies tensor t of the last forward to host memory in NCHW (t must be a marked output or the workspace PLAN_KEEP_ALL). */
+/* Copies tensor t of the last forward to host memory in NCHW (t must be a marked output, or the workspace be
+ * PLAN_KEEP_ALL). */
 void workspace_read_nchw(const Workspace *ws, int t, float *host_out);
 
 #endif

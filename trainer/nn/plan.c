@@ -86,9 +86,9 @@ static int rebuild_deps(const Model *m, const TensorUse *u, int deps[2]) {
     return nd->kind == NODE_ADD ? 2 : 1;
 }
 
-/* The intervals of every buffer when the tensors in `rebuild` are rebuilt (in[t] set on entry for the chosen ones;
- * rebuildable inputs of theirs that nobody else reads in backward are added, since keeping them would cost memory
- * and rebuilding them one cheap pass). Returns how many intervals it wrote. */
+/* The intervals of every buffer when the tensors in `rebuild` are rebuilt (set on entry for the chosen ones; their
+ * rebuildable inputs that nobody else reads in backward are added, since keeping them would cost memory and
+ * rebuilding them one cheap pass). Returns how many intervals it wrote. */
 static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanMode mode, bool *rebuild, MemPlan *p,
                      Interval *iv) {
     const int T = m->n_tensors, N = m->n_nodes, END = 2 * N;
