@@ -69,9 +69,14 @@ typedef struct {
     int last_fwd;                 /* last forward reader (or the producer) */
     int first_bwd, last_bwd;      /* backward steps that read it */
     int first_consumer, last_consumer; /* nodes that read it in forward (-1: none) */
-    int reads;                    /* how many node inputs it is (each sends a gradient back) */
+    int uses;                     /* how many node inputs it is (each sends a gradient back) */
     bool candidate;               /* could be rebuilt in backward instead of kept */
 } TensorUse;
+
+/* Whether the workspace holds t at all (the model's input is the caller's). */
+static bool planned(const Model *m, const TensorUse *u) {
+    return u->prod >= 0 && m->nodes[u->prod].kind != NODE_INPUT;
+}
 
 static bool rebuildable_kind(const Model *m, const TensorUse *u, int t) {
     if (u->prod < 0 || m->tensors[t].output) return false;
@@ -107,10 +112,8 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
         int s = rb_start[t], deps[2];
         for (int k = rebuild_deps(m, &use[t], deps) - 1; k >= 0; k--) {
             int d = deps[k];
-            if (d < 0 || use[d].prod < 0 || m->nodes[use[d].prod].kind == NODE_INPUT) continue;
-            if (!rebuild[d] && !use[d].candidate && rebuildable_kind(m, &use[d], d) &&
-                use[d].first_bwd > use[d].last_bwd)
-                rebuild[d] = true;
+            if (d < 0 || !planned(m, &use[d])) continue;
+            if (rebuildable_kind(m, &use[d], d) && use[d].first_bwd > use[d].last_bwd) rebuild[d] = true;
             if (rebuild[d]) {
                 if (s < rb_start[d]) rb_start[d] = s;
                 if (s > rb_end[d]) rb_end[d] = s;
@@ -123,7 +126,7 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
     for (int t = 0; t < T; t++) {
         p->act[t] = p->act_bwd[t] = p->grad[t] = p->grad_sum[t] = PLAN_NONE;
         const TensorUse *u = &use[t];
-        if (u->prod < 0 || m->nodes[u->prod].kind == NODE_INPUT) continue;
+        if (!planned(m, u)) continue;
         if (m->tensors[t].output || mode == PLAN_KEEP_ALL) {
             iv[n++] = (Interval){&p->act[t], u->size, u->prod, END};
         } else if (rebuild[t]) {
@@ -136,7 +139,7 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
             int start = u->last_consumer >= 0 ? END - 1 - u->last_consumer : END - 1 - u->prod;
             iv[n++] = (Interval){&p->grad[t], u->size, start, END - 1 - u->prod};
             /* the second and later gradients arrive in a buffer of their own and are added in at once */
-            if (u->reads > 1) iv[n++] = (Interval){&p->grad_sum[t], u->size, start, END - 1 - u->first_consumer};
+            if (u->uses > 1) iv[n++] = (Interval){&p->grad_sum[t], u->size, start, END - 1 - u->first_consumer};
         }
     }
     free(rb_start);
@@ -175,14 +178,14 @@ void plan_make(const Model *m, bool with_grad, PlanMode mode, MemPlan *p) {
         u->prod = producer(m, t);
         u->size = rounded(model_tensor_numel(m, t, m->max_batch));
         u->last_fwd = u->prod, u->first_bwd = END, u->last_bwd = -1, u->first_consumer = u->last_consumer = -1;
-        if (u->prod < 0 || m->nodes[u->prod].kind == NODE_INPUT) continue;
+        if (!planned(m, u)) continue;
         for (int i = 0; i < N; i++) {
             const Node *nd = &m->nodes[i];
             bool consumes = nd->in[0] == t || nd->in[1] == t;
             if (consumes) {
                 u->last_fwd = i, u->last_consumer = i;
                 if (u->first_consumer < 0) u->first_consumer = i;
-                u->reads += (nd->in[0] == t) + (nd->in[1] == t);
+                u->uses += (nd->in[0] == t) + (nd->in[1] == t);
             }
             bool reads = (consumes && reads_input_in_backward(nd) && nd->in[0] == t) ||
                          (i == u->prod && reads_output_in_backward(nd));

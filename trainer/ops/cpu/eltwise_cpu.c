@@ -8,9 +8,8 @@
 #include <string.h>
 
 /* The elementwise loops read every operand unconditionally (a ternary that loads dy[i] only where y[i] > 0 compiled
- * to a branch per element, 8 % of a quick-scale step) and are built per ISA like the batch-norm kernels; they are
- * exact, so every version gives the same bits. */
-#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+ * to a branch per element, 8 % of a quick-scale step) and are built per ISA (CPU_CLONES) like the batch-norm
+ * kernels. */
 
 CPU_CLONES void relu_cpu_forward(size_t n, const float *x, float *y) {
 #pragma omp parallel for simd schedule(static)

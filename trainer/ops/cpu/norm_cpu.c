@@ -9,11 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* The 16-lane kernels are compiled for AVX-512, AVX2 and the baseline and picked at run time. Each lane does the
- * same IEEE operations in the same order in every version (no FMA contraction in ISO C mode), so all three give the
- * same bits; only the vector width differs. */
-#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 /* Scratch of one call, kept across calls so a step allocates nothing: per-channel sums in double (a few KiB) and
  * per-image partial sums in float (batch x channels). */
 enum { SCRATCH_CHANNELS, SCRATCH_PARTIALS };
@@ -62,6 +57,22 @@ static inline __attribute__((always_inline)) void sums_slab(const BnShape *s, in
     for (int l = 0; l < L; l++) part[(size_t)n * s->c + g * L + l] = acc[l];
 }
 
+/* The normalisation of group g's lanes, v = (x - mean) scale + shift, as every pass computes it (the backward passes
+ * rebuild the ReLU mask from it, so it must be the forward's arithmetic exactly). */
+typedef struct {
+    float mean[16], scale[16], shift[16];
+} Affine;
+
+static inline __attribute__((always_inline)) Affine affine_load(int L, int g, const float *gamma, const float *beta,
+                                                                const float *mean, const float *invstd) {
+    Affine a;
+    for (int l = 0; l < L; l++) {
+        int c = g * L + l;
+        a.mean[l] = mean[c], a.scale[l] = gamma[c] * invstd[c], a.shift[l] = beta[c];
+    }
+    return a;
+}
+
 /* y = (x - mean) (gamma invstd) + beta from the saved float statistics, so that a recomputation in backward is bit
  * for bit the forward's output. (Folding the mean into a shift, x scale + (beta - mean scale), would cancel
  * catastrophically when |mean| >> std.) */
@@ -69,17 +80,13 @@ static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, i
                                                              const float *x, const float *gamma, const float *beta,
                                                              const float *mean, const float *invstd, float *y) {
     const int G = s->c / L, hw = s->hw;
-    float meanf[16], scale[16], shift[16];
-    for (int l = 0; l < L; l++) {
-        int c = g * L + l;
-        meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
-    }
+    const Affine af = affine_load(L, g, gamma, beta, mean, invstd);
     const float *xp = SLAB(x, n, g);
     float *yp = SLAB(y, n, g);
     for (int p = 0; p < hw; p++)
 #pragma omp simd
         for (int l = 0; l < L; l++) {
-            float v = (xp[(size_t)p * L + l] - meanf[l]) * scale[l] + shift[l];
+            float v = (xp[(size_t)p * L + l] - af.mean[l]) * af.scale[l] + af.shift[l];
             yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
         }
 }
@@ -91,20 +98,16 @@ static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *
                                                                  const float *beta, const float *mean,
                                                                  const float *invstd, float *part) {
     const int G = s->c / L, hw = s->hw;
-    float meanf[16], scale[16], shift[16];
-    for (int l = 0; l < L; l++) {
-        int c = g * L + l;
-        meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
-    }
+    const Affine af = affine_load(L, g, gamma, beta, mean, invstd);
     const float *xp = SLAB(x, n, g), *dyp = SLAB(dy, n, g);
     float pd[16] = {0}, pdx[16] = {0};
     for (int p = 0; p < hw; p++)
 #pragma omp simd
         for (int l = 0; l < L; l++) {
             size_t i = (size_t)p * L + l;
-            float xc = xp[i] - meanf[l];
+            float xc = xp[i] - af.mean[l];
             float g0 = dyp[i];
-            float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : g0;
+            float d = relu && !(xc * af.scale[l] + af.shift[l] > 0) ? 0.0f : g0;
             pd[l] += d;
             pdx[l] += d * xc;
         }
@@ -118,10 +121,10 @@ static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int 
                                                           const float *beta, const float *mean, const float *invstd,
                                                           const float *coef, float *dx) {
     const int G = s->c / L, hw = s->hw;
-    float meanf[16], scale[16], shift[16], a[16], k[16], c0[16];
+    const Affine af = affine_load(L, g, gamma, beta, mean, invstd);
+    float a[16], k[16], c0[16];
     for (int l = 0; l < L; l++) {
         int c = g * L + l;
-        meanf[l] = mean[c], scale[l] = gamma[c] * invstd[c], shift[l] = beta[c];
         a[l] = coef[c], k[l] = coef[s->c + c], c0[l] = coef[2 * s->c + c];
     }
     const float *xp = SLAB(x, n, g), *dyp = SLAB(dy, n, g);
@@ -130,9 +133,9 @@ static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int 
 #pragma omp simd
         for (int l = 0; l < L; l++) {
             size_t i = (size_t)p * L + l;
-            float xc = xp[i] - meanf[l];
+            float xc = xp[i] - af.mean[l];
             float g0 = dyp[i];
-            float d = relu && !(xc * scale[l] + shift[l] > 0) ? 0.0f : g0;
+            float d = relu && !(xc * af.scale[l] + af.shift[l] > 0) ? 0.0f : g0;
             dxp[i] = a[l] * d - k[l] * xc + c0[l];
         }
 }
