@@ -9,25 +9,28 @@
 
 /* The elementwise loops read every operand unconditionally (a ternary that loads dy[i] only where y[i] > 0 compiled
  * to a branch per element, 8 % of a quick-scale step) and are built per ISA (CPU_CLONES) like the batch-norm
- * kernels. */
+ * kernels. The clones are static and called through plain functions: clang before 17 names an external clone's
+ * resolver `name.ifunc`, so callers in other files would not link. */
 
-CPU_CLONES void relu_cpu_forward(size_t n, const float *x, float *y) {
+CPU_CLONES static void relu_forward_kernel(size_t n, const float *x, float *y) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         y[i] = v > 0 ? v : 0.0f;
     }
 }
+void relu_cpu_forward(size_t n, const float *x, float *y) { relu_forward_kernel(n, x, y); }
 
-CPU_CLONES void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx) {
+CPU_CLONES static void relu_backward_kernel(size_t n, const float *y, const float *dy, float *dx) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = dy[i];
         dx[i] = y[i] > 0 ? g : 0.0f;
     }
 }
+void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx) { relu_backward_kernel(n, y, dy, dx); }
 
-CPU_CLONES void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
+CPU_CLONES static void add_forward_kernel(size_t n, const float *a, const float *b, float *y, bool relu) {
     if (relu) {
 #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) {
@@ -39,11 +42,15 @@ CPU_CLONES void add_cpu_forward(size_t n, const float *a, const float *b, float 
         for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
     }
 }
+void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
+    add_forward_kernel(n, a, b, y, relu);
+}
 
-CPU_CLONES void accumulate_cpu(size_t n, float *y, const float *x) {
+CPU_CLONES static void accumulate_kernel(size_t n, float *y, const float *x) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
+void accumulate_cpu(size_t n, float *y, const float *x) { accumulate_kernel(n, y, x); }
 
 static inline __attribute__((always_inline)) void maxpool_slab(const PoolShape *s, int L, const float *x, float *y,
                                                                const float *dy, float *dx) {
