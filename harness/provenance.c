@@ -277,12 +277,19 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
     str_addf(&b, "omp_wait_policy = %s\n", wait ? wait : "default");
     str_addf(&b, "loader_threads = %d\n", c->loader_threads);
     str_addf(&b, "backend = %s\n", c->backend);
-    if (strcmp(c->backend, "cuda") == 0)
-        str_addf(&b, "precision = %s\ncudnn_algorithms = %s\n", c->tf32 ? "tf32 (tensor-core math)" : "fp32 (strict)",
-                 c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)" :
-                                    "fastest (cudnnFind timing; may differ between runs)");
+    bool cuda = strcmp(c->backend, "cuda") == 0;
+    if (c->precision != PRECISION_FP32)
+        str_addf(&b, "precision = %s (mixed: activations and their gradients rounded to %s, fp32 accumulation and "
+                     "master weights%s; evaluation in fp32)\n",
+                 precision_name(c->precision), precision_name(c->precision),
+                 c->precision == PRECISION_FP16 ? ", dynamic loss scaling" : "");
+    else if (cuda)
+        str_addf(&b, "precision = %s\n", c->tf32 ? "tf32 (tensor-core math)" : "fp32 (strict)");
     else
         str_addf(&b, "precision = fp32%s\n", c->tf32 ? " (tf32 asked for: the cpu and ref backends have no tf32)" : "");
+    if (cuda)
+        str_addf(&b, "cudnn_algorithms = %s\n", c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)" :
+                                                                  "fastest (cudnnFind timing; may differ between runs)");
     char host[256] = "";
     if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = 0;

@@ -154,11 +154,13 @@ S.run = {
     doc = "seed of initialisation, augmentations and order (counter-based; set by the seed axis, see seeds)" },
   { key = "backend", group = "run", type = "enum", allowed = { "auto", "cpu", "cuda", "ref" }, default = "auto",
     doc = "compute backend; auto: cuda when this build has a usable GPU, else cpu (resolved before hashing)" },
-  { key = "precision", group = "run", type = "enum", allowed = { "fp32", "tf32" }, default = "fp32",
+  { key = "precision", group = "run", type = "enum", allowed = { "fp32", "tf32", "bf16", "fp16" }, default = "fp32",
     hash = "unless_default",
-    doc = "math of convolutions and linear layers on the cuda backend: fp32 (strict) or tf32 (tensor cores, about " ..
-          "1e-3 relative); the cpu and ref backends compute fp32 either way. Mixed precision (bf16, fp16 with loss " ..
-          "scaling) is not implemented yet" },
+    doc = "pretraining math. fp32: strict; tf32: tensor-core convolutions and linear layers on the cuda backend " ..
+          "(about 1e-3 relative; cpu and ref compute fp32); bf16, fp16: mixed precision on every backend, as " ..
+          "PyTorch's CUDA autocast: activations and their gradients rounded to the format, fp32 accumulation, " ..
+          "fp32 master weights, batch-norm statistics and losses; fp16 adds dynamic loss scaling (skipped steps " ..
+          "are logged). Evaluation reads fp32 features either way" },
   { key = "deterministic", group = "run", type = "boolean", default = true, hash = false,
     doc = "cuda: only the cuDNN algorithms it reports deterministic (the same bits on the same GPU and libraries); " ..
           "false: the fastest by timing. The cpu backend is deterministic at a fixed thread count either way; " ..

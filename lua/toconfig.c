@@ -182,7 +182,11 @@ int toconfig(lua_State *S, TrainConfig *c, bool *beta_fn, bool *lr_fn, char *err
     c->seed = (uint64_t)integer(S, t, "seed");
     snprintf(c->backend, sizeof c->backend, "%s", str(S, t, "backend"));
     c->checkpoint_every = integer(S, t, "checkpoint_every");
-    c->tf32 = strcmp(str(S, t, "precision"), "tf32") == 0;
+    const char *precision = str(S, t, "precision");
+    c->tf32 = strcmp(precision, "tf32") == 0;
+    c->precision = strcmp(precision, "bf16") == 0   ? PRECISION_BF16
+                   : strcmp(precision, "fp16") == 0 ? PRECISION_FP16
+                                                    : PRECISION_FP32;
     c->deterministic = boolean(S, t, "deterministic");
     c->low_memory = boolean(S, t, "low_memory");
     c->beta_table = NULL, c->beta_table_len = 0, c->lr_table = NULL, c->lr_table_len = 0;

@@ -427,6 +427,17 @@ static void test_elementwise(void) {
     be_get_flat(cu, a, n, got);
     for (size_t i = 0; i < n; i++) want[i] = fmaxf(ha[i], 0) + hb[i];
     CHECK_CLOSE("accumulate", got, want, n, 0, 0);
+    const Precision ps[2] = {PRECISION_BF16, PRECISION_FP16};
+    for (int k = 0; k < 2; k++) { /* cuda_bf16.h / cuda_fp16.h conversions against core/precision.h, bit for bit */
+        for (size_t i = 0; i < n; i++) want[i] = ldexpf(ha[i], (int)(i % 50) - 30);
+        want[0] = 65519.0f, want[1] = 65520.0f, want[2] = 0x1p-25f, want[3] = 0x1.8p-25f, want[4] = -INFINITY;
+        cu->upload(y, want, sizeof(float) * n);
+        cu->round_lowp(ps[k], n, y);
+        be_get_flat(cu, y, n, got);
+        round_lowp_ref(ps[k], n, want);
+        CHECK(memcmp(got, want, sizeof(float) * n) == 0, "round to %s differs from the reference",
+              precision_name(ps[k]));
+    }
     be_free(cu, a, n), be_free(cu, b, n), be_free(cu, y, n);
     free(ha), free(hb), free(got), free(want);
 }

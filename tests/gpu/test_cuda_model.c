@@ -6,7 +6,8 @@
  * Float32 through a network with batch norm over few values is ill-conditioned, so the yardstick is the CPU
  * backend: a tensor passes when the cuda backend's error (rel_l2 against the reference, which accumulates in
  * double) is at most ERR_FACTOR times the CPU backend's, or under 1e-4. The model is made for a batch of
- * MAX_BATCH and run with BATCH, and two cuda runs must agree bit for bit. Skips without a GPU. */
+ * MAX_BATCH and run with BATCH, and two cuda runs must agree bit for bit. The same at bf16, where the floor is
+ * one bf16 rounding (2^-8) instead of 1e-4. Skips without a GPU. */
 #include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -28,11 +29,13 @@ typedef struct {
     float *w, *stats, *x, *dy; /* the same parameters, statistics and data for every backend */
 } Inputs;
 
+static Precision precision = PRECISION_FP32; /* of the networks run() builds */
+
 static Model *build(const Backend *be, int *out) {
     Model *m = model_new(be);
     int image = model_input(m, 3, IMAGE, IMAGE);
     *out = mlp_head_build(m, resnet_build(m, &NET, image), HIDDEN, OUT);
-    if (model_finalize(m, MAX_BATCH, 1) != 0) {
+    if (model_finalize(m, MAX_BATCH, 1) != 0 || model_set_precision(m, precision) != 0) {
         test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
         abort();
     }
@@ -99,13 +102,15 @@ static void free_run(Run *r) { free(r->y_eval), free(r->y_train), free(r->grad),
 
 static void compare(const char *what, const float *cuda, const float *cpu, const float *ref, size_t n,
                     double *worst) {
-    double err = rel_l2(cuda, ref, n), allowed = fmax(1e-4, ERR_FACTOR * rel_l2(cpu, ref, n));
+    /* at bf16 one value rounded the other way moves a tensor by up to 2^-8 of that value */
+    double floor = precision == PRECISION_FP32 ? 1e-4 : 0x1p-8;
+    double err = rel_l2(cuda, ref, n), allowed = fmax(floor, ERR_FACTOR * rel_l2(cpu, ref, n));
     if (err / allowed > *worst) *worst = err / allowed;
     CHECK(err <= allowed, "%s: cuda rel_l2 %.3g against the reference; cpu has %.3g; allowed %.3g", what, err,
           rel_l2(cpu, ref, n), allowed);
 }
 
-static void test_network(void) {
+static void network(void) {
     const Backend *cu = backend_cuda(), *cpu = backend_cpu();
     if (!cpu) {
         test_fail_at(__FILE__, __LINE__, "the CPU backend (the yardstick) is missing");
@@ -128,11 +133,15 @@ static void test_network(void) {
     CHECK(memcmp(got.y_train, again.y_train, sizeof(float) * BATCH * OUT) == 0, "train output differs between runs");
     CHECK(memcmp(got.grad, again.grad, sizeof(float) * m->n_weights) == 0, "gradients differ between runs");
     CHECK(memcmp(got.stats, again.stats, sizeof(float) * m->n_buf) == 0, "running statistics differ between runs");
-    test_note("%d parameters compared; worst error/allowed %.2f", m->n_params, worst);
+    test_note("%s: %d parameters compared; worst error/allowed %.2f", precision_name(precision), m->n_params, worst);
     model_free(m);
     free_run(&want), free_run(&base), free_run(&got), free_run(&again);
     free(in.w), free(in.stats), free(in.x), free(in.dy);
 }
+
+static void test_network(void) { precision = PRECISION_FP32, network(); }
+/* mixed precision: the same rounding points on every backend (core/precision.h) */
+static void test_network_bf16(void) { precision = PRECISION_BF16, network(), precision = PRECISION_FP32; }
 
 int main(void) {
     if (!backend_cuda()) {
@@ -140,5 +149,6 @@ int main(void) {
         return test_finish();
     }
     RUN(test_network);
+    RUN(test_network_bf16);
     return test_finish();
 }

@@ -426,23 +426,33 @@ static void test_help(void) {
 }
 
 /* precision joins the run id only away from its default (ids made before the key existed stay valid);
- * deterministic never does; both reach the TrainConfig. */
+ * deterministic never does; both reach the TrainConfig. bf16 and fp16 are mixed precision, another value is an
+ * error at its line. */
 static void test_precision_keys(void) {
     char *a = put("prec_a.lua", "return { dataset = 'fashionmnist', epochs = 1 }\n");
     char *b = put("prec_b.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'tf32', "
                                 "deterministic = false }\n");
     char *c = put("prec_c.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp32', "
                                 "deterministic = false }\n");
-    char *d = put("prec_d.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16' }\n");
-    Experiment ea, eb, ec;
+    char *d = put("prec_d.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp8' }\n");
+    char *e = put("prec_e.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16' }\n");
+    char *f = put("prec_f.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp16' }\n");
+    Experiment ea, eb, ec, ee, ef;
     int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
-    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
-    if (ra == 0 && rb == 0 && rc == 0) {
+    int re = expand(e, NULL, &ee), rf = expand(f, NULL, &ef);
+    CHECK(ra == 0 && rb == 0 && rc == 0 && re == 0 && rf == 0, "%s", luaexp_error(L));
+    if (ra == 0 && rb == 0 && rc == 0 && re == 0 && rf == 0) {
         const TrainConfig *ca = &ea.runs[0].cfg, *cb = &eb.runs[0].cfg, *cc = &ec.runs[0].cfg;
-        CHECK(!ca->tf32 && ca->deterministic, "defaults: fp32, deterministic");
-        CHECK(cb->tf32 && !cb->deterministic, "precision = tf32, deterministic = false not read");
+        const TrainConfig *ce = &ee.runs[0].cfg, *cf = &ef.runs[0].cfg;
+        CHECK(!ca->tf32 && ca->deterministic && ca->precision == PRECISION_FP32, "defaults: fp32, deterministic");
+        CHECK(cb->tf32 && !cb->deterministic && cb->precision == PRECISION_FP32,
+              "precision = tf32, deterministic = false not read");
         CHECK(!cc->tf32 && !cc->deterministic, "precision = fp32, deterministic = false not read");
+        CHECK(!ce->tf32 && ce->precision == PRECISION_BF16, "precision = bf16 not read");
+        CHECK(!cf->tf32 && cf->precision == PRECISION_FP16, "precision = fp16 not read");
         CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) != 0, "tf32 must change the run id");
+        CHECK(strcmp(ea.runs[0].hash, ee.runs[0].hash) != 0 && strcmp(ee.runs[0].hash, ef.runs[0].hash) != 0,
+              "bf16 and fp16 must change the run id");
         CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) == 0, "the default precision and deterministic changed the id");
         CHECK(!strstr(ea.runs[0].canonical, "precision"), "the default precision is in the canonical text");
         CHECK(strstr(eb.runs[0].canonical, "precision = \"tf32\""), "tf32 missing from the canonical text:\n%s",
@@ -451,10 +461,13 @@ static void test_precision_keys(void) {
     if (ra == 0) experiment_free(&ea);
     if (rb == 0) experiment_free(&eb);
     if (rc == 0) experiment_free(&ec);
+    if (re == 0) experiment_free(&ee);
+    if (rf == 0) experiment_free(&ef);
     const char *m = expect_error(d, NULL);
     CHECK_HAS(m, "prec_d.lua:1:");
     CHECK_HAS(m, "precision");
-    free(a), free(b), free(c), free(d);
+    CHECK_HAS(m, "bf16");
+    free(a), free(b), free(c), free(d), free(e), free(f);
 }
 
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */

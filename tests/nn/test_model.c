@@ -143,10 +143,11 @@ static void test_two_workspaces_accumulate(void) {
  * what is computed: outputs, gradients and BN statistics are bit-identical to a workspace that keeps every tensor,
  * with the plan that is smallest and with one that rebuilds everything it can (chains of block outputs, each
  * rebuilt from the one before). */
-static void planned_equals_keep_all(const ResNetSpec *spec, int size) {
+static void planned_equals_keep_all(const ResNetSpec *spec, int size, Precision p) {
     const int n = 4;
     const PlanMode modes[3] = {PLAN_KEEP_ALL, PLAN_SMALLEST, PLAN_REBUILD_ALL};
     Net net = build(backend_cpu(), spec, size, n, 3);
+    CHECK(model_set_precision(net.m, p) == 0, "%s", rsa_error_message());
     randomize_bn(net.m, 9);
     size_t nx = (size_t)n * 3 * size * size, ng = net.m->n_weights;
     int od = net.m->tensors[net.out].c;
@@ -198,8 +199,11 @@ static void planned_equals_keep_all(const ResNetSpec *spec, int size) {
     free(buf0), free(x), free(dy), model_free(net.m);
 }
 
-static void test_planned_memory_basic(void) { planned_equals_keep_all(&SMALL_BASIC, 16); }
-static void test_planned_memory_bottleneck(void) { planned_equals_keep_all(&SMALL_BOTTLENECK, 32); }
+static void test_planned_memory_basic(void) { planned_equals_keep_all(&SMALL_BASIC, 16, PRECISION_FP32); }
+static void test_planned_memory_bottleneck(void) { planned_equals_keep_all(&SMALL_BOTTLENECK, 32, PRECISION_FP32); }
+/* mixed precision: rebuilt tensors are rounded as forward rounded them */
+static void test_planned_memory_bf16(void) { planned_equals_keep_all(&SMALL_BASIC, 16, PRECISION_BF16); }
+static void test_planned_memory_fp16(void) { planned_equals_keep_all(&SMALL_BOTTLENECK, 32, PRECISION_FP16); }
 
 static void test_initialisation(void) {
     Model *m = model_new(backend_cpu());
@@ -333,6 +337,8 @@ int main(void) {
     RUN(test_two_workspaces_accumulate);
     RUN(test_planned_memory_basic);
     RUN(test_planned_memory_bottleneck);
+    RUN(test_planned_memory_bf16);
+    RUN(test_planned_memory_fp16);
     RUN(test_initialisation);
     RUN(test_determinism_and_partial_batch);
     RUN(test_state_roundtrip);

@@ -26,11 +26,12 @@ static TrainConfig config(MethodKind method) {
     return c;
 }
 
-static void resume_matches(MethodKind method) {
+static void resume_matches(MethodKind method, Precision p) {
     TrainConfig c = config(method);
+    c.precision = p;
     char a[600], b[600], ca[700], cb[700];
-    snprintf(a, sizeof a, "%s/%s-straight", test_tmpdir(), method_name(method));
-    snprintf(b, sizeof b, "%s/%s-stopped", test_tmpdir(), method_name(method));
+    snprintf(a, sizeof a, "%s/%s-%s-straight", test_tmpdir(), method_name(method), precision_name(p));
+    snprintf(b, sizeof b, "%s/%s-%s-stopped", test_tmpdir(), method_name(method), precision_name(p));
     TrainResult r;
     TrainHooks none = {0};
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
@@ -50,20 +51,24 @@ static void resume_matches(MethodKind method) {
           "message: %s", rsa_error_message());
 }
 
-static void test_resume_rsa(void) { resume_matches(METHOD_RSA); }
-static void test_resume_byol(void) { resume_matches(METHOD_BYOL); }
-static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2); }
+static void test_resume_rsa(void) { resume_matches(METHOD_RSA, PRECISION_FP32); }
+static void test_resume_byol(void) { resume_matches(METHOD_BYOL, PRECISION_FP32); }
+static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2, PRECISION_FP32); }
 /* no target network: checkpoints hold the online network alone */
-static void test_resume_simsiam(void) { resume_matches(METHOD_SIMSIAM); }
+static void test_resume_simsiam(void) { resume_matches(METHOD_SIMSIAM, PRECISION_FP32); }
+/* mixed precision: the rounded weights are rebuilt from the master weights, fp16's loss scale is in the checkpoint */
+static void test_resume_rsa_bf16(void) { resume_matches(METHOD_RSA, PRECISION_BF16); }
+static void test_resume_byol_fp16(void) { resume_matches(METHOD_BYOL, PRECISION_FP16); }
 
 /* low_memory (the second online pass run again before its backward, BN running statistics left alone the second
  * time) changes no bit: checkpoints (weights, BN statistics, optimiser state) and per-step metrics equal those of
  * the run that keeps both passes. */
-static void low_memory_same_bits(MethodKind method) {
+static void low_memory_same_bits(MethodKind method, Precision p) {
     TrainConfig c = config(method);
+    c.precision = p;
     char a[600], b[600];
-    snprintf(a, sizeof a, "%s/%s-keep2", test_tmpdir(), method_name(method));
-    snprintf(b, sizeof b, "%s/%s-lowmem", test_tmpdir(), method_name(method));
+    snprintf(a, sizeof a, "%s/%s-%s-keep2", test_tmpdir(), method_name(method), precision_name(p));
+    snprintf(b, sizeof b, "%s/%s-%s-lowmem", test_tmpdir(), method_name(method), precision_name(p));
     TrainResult r;
     TrainHooks none = {0};
     c.epochs = 1; /* 8 steps: every step compares (the checkpoint holds BN statistics and momentum) */
@@ -73,9 +78,10 @@ static void low_memory_same_bits(MethodKind method) {
     CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
     CHECK_SAME_RUN(a, b); /* a: both passes kept, b: low_memory */
 }
-static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA); }
-static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL); }
-static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM); }
+static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA, PRECISION_FP32); }
+static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL, PRECISION_FP32); }
+static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM, PRECISION_FP32); }
+static void test_low_memory_rsa_bf16(void) { low_memory_same_bits(METHOD_RSA, PRECISION_BF16); }
 
 /* A run can start from given weights: the official names (a checkpoint) or torchvision's (an export). */
 static void test_init_from(void) {
@@ -116,8 +122,11 @@ int main(void) {
     RUN(test_resume_byol);
     RUN(test_resume_mocov2);
     RUN(test_resume_simsiam);
+    RUN(test_resume_rsa_bf16);
+    RUN(test_resume_byol_fp16);
     RUN(test_low_memory_rsa);
     RUN(test_low_memory_byol);
     RUN(test_low_memory_simsiam);
+    RUN(test_low_memory_rsa_bf16);
     return test_finish();
 }

@@ -9,6 +9,7 @@
 #define RSA_BACKEND_H
 
 #include "../core/layout.h"
+#include "../core/precision.h"
 #include "../ops/shapes.h"
 
 #include <stdbool.h>
@@ -73,6 +74,8 @@ typedef struct Backend {
     void (*add_forward)(size_t n, const float *a, const float *b, float *y, bool relu);
     /* y += x */
     void (*accumulate)(size_t n, float *y, const float *x);
+    /* x = round_to(p, x) in place (core/precision.h): what a mixed-precision network does to what it writes. */
+    void (*round_lowp)(Precision p, size_t n, float *x);
 
     void (*maxpool_forward)(const PoolShape *s, Layout l, const float *x, float *y);
     void (*maxpool_backward)(const PoolShape *s, Layout l, const float *x, const float *dy, float *dx);

@@ -44,6 +44,7 @@ static const Backend CPU = {
     .relu_backward = relu_cpu_backward,
     .add_forward = add_cpu_forward,
     .accumulate = accumulate_cpu,
+    .round_lowp = round_lowp_cpu,
     .maxpool_forward = maxpool_cpu_forward,
     .maxpool_backward = maxpool_cpu_backward,
     .gap_forward = gap_cpu_forward,

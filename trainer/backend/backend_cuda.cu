@@ -69,6 +69,7 @@ static Backend make_backend(void) {
     b.relu_backward = relu_cuda_backward;
     b.add_forward = add_cuda_forward;
     b.accumulate = accumulate_cuda;
+    b.round_lowp = round_lowp_cuda;
     b.maxpool_forward = maxpool_cuda_forward;
     b.maxpool_backward = maxpool_cuda_backward;
     b.gap_forward = gap_cuda_forward;

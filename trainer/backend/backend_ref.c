@@ -150,6 +150,7 @@ static const Backend REF = {
     .relu_backward = relu_backward_ref,
     .add_forward = ref_add_forward,
     .accumulate = ref_accumulate,
+    .round_lowp = round_lowp_ref,
     .maxpool_forward = ref_maxpool_forward,
     .maxpool_backward = ref_maxpool_backward,
     .gap_forward = ref_gap_forward,

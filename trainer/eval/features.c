@@ -22,6 +22,9 @@ static int forward_batches(Model *m, int until, const Dataset *ds, const LoaderS
     const Backend *be = m->be;
     Loader *ld = loader_new(ds, spec);
     if (!ld) return rsa_error_context("loading %s for %s", dataset_name(ds), purpose);
+    /* Evaluation reads fp32 features whatever the training precision, so its protocol does not change with it. */
+    Precision trained = m->precision;
+    if (model_set_precision(m, PRECISION_FP32) != 0) return -1;
     Workspace *ws = workspace_new(m, false);
     size_t image = (size_t)spec->batch * 3 * spec->size * spec->size;
     float *dev = be->host_memory ? NULL : be->alloc(sizeof(float) * image);
@@ -48,6 +51,7 @@ done:
     if (dev) be->release(dev, sizeof(float) * image);
     workspace_free(ws);
     loader_free(ld);
+    if (model_set_precision(m, trained) != 0) rc = -1;
     return rc;
 }
 

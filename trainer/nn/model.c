@@ -37,6 +37,7 @@ void model_free(Model *m) {
     if (m->w) m->be->release(m->w, sizeof(float) * m->n_weights);
     if (m->g) m->be->release(m->g, sizeof(float) * m->n_weights);
     if (m->buf) m->be->release(m->buf, sizeof(float) * m->n_buf);
+    if (m->w_lowp) m->be->release(m->w_lowp, sizeof(float) * m->n_weights);
     free(m->nodes);
     free(m->tensors);
     free(m->params);
@@ -295,6 +296,33 @@ int model_find_bn(const Model *m, const char *bn_name) {
 void model_weights_changed(Model *m) {
     for (int i = 0; i < m->n_nodes; i++)
         if (m->nodes[i].conv) m->be->conv_weights_changed(m->nodes[i].conv);
+    if (m->precision != PRECISION_FP32) {
+        m->be->copy(m->w_lowp, m->w, sizeof(float) * m->n_weights);
+        m->be->round_lowp(m->precision, m->n_weights, m->w_lowp);
+    }
+}
+
+int model_set_precision(Model *m, Precision p) {
+    RSA_ASSERT(m->finalized);
+    if (p != PRECISION_FP32 && !m->w_lowp) {
+        m->w_lowp = m->be->alloc(sizeof(float) * (m->n_weights ? m->n_weights : 1));
+        if (!m->w_lowp) return rsa_error_context("allocating the %s copy of the weights", precision_name(p));
+    }
+    m->precision = p;
+    model_weights_changed(m); /* convolutions may hold a copy of the other precision's weights */
+    return 0;
+}
+
+/* The weights convolutions and linear layers read: rounded at bf16 and fp16 (BN's gamma and beta stay fp32). */
+static const float *op_weights(const Model *m, int param) {
+    if (param < 0) return NULL;
+    return (m->precision != PRECISION_FP32 ? m->w_lowp : m->w) + m->params[param].offset;
+}
+
+static int input_tensor(const Model *m) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].kind == NODE_INPUT) return m->nodes[i].out;
+    return -1;
 }
 
 void model_zero_grad(Model *m) { m->be->zero(m->g, sizeof(float) * m->n_weights); }
@@ -317,9 +345,11 @@ Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode) {
         rsa_fatal("free memory", "out of memory");
     MemPlan plan;
     plan_make(m, with_grad, mode, &plan);
-    size_t floats = plan.floats + m->n_bn_saved + 16;
+    int in = input_tensor(m);
+    size_t in_floats = m->precision != PRECISION_FP32 && in >= 0 ? model_tensor_numel(m, in, m->max_batch) : 0;
+    size_t floats = plan.floats + m->n_bn_saved + in_floats + 16;
     ws->block_bytes = sizeof(float) * floats;
-    ws->unplanned_bytes = sizeof(float) * (plan.unplanned + m->n_bn_saved);
+    ws->unplanned_bytes = sizeof(float) * (plan.unplanned + m->n_bn_saved + in_floats);
     ws->n_rebuilt = plan.rebuilt;
     ws->block = m->be->alloc(ws->block_bytes);
     if (!ws->block) {
@@ -336,6 +366,7 @@ Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode) {
         if (plan.grad_sum[t] != PLAN_NONE) ws->grad_sum[t] = base + plan.grad_sum[t];
     }
     ws->bn_saved = base + plan.floats;
+    if (in_floats) ws->input_lowp = ws->bn_saved + m->n_bn_saved;
     plan_free(&plan);
     return ws;
 }
@@ -362,8 +393,16 @@ static PoolShape node_pool_shape(const Model *m, const Node *nd, int n) {
     return pool_shape(n, x->c, x->h, x->w, nd->k, nd->stride, nd->pad);
 }
 
+/* bf16/fp16: the output of node nd, rounded as a mixed-precision network stores it (ReLU and max-pooling only pass
+ * on values their input already holds). */
+static void round_output(Model *m, const Node *nd, float *y, int n) {
+    if (m->precision == PRECISION_FP32 || nd->kind == NODE_RELU || nd->kind == NODE_MAXPOOL) return;
+    m->be->round_lowp(m->precision, model_tensor_numel(m, nd->out, n), y);
+}
+
 void model_forward(Model *m, Workspace *ws, int n, const float *input, bool train, int until) {
     RSA_ASSERT(ws->m == m && n >= 1 && n <= m->max_batch);
+    RSA_ASSERT(m->precision == PRECISION_FP32 || ws->input_lowp);
     const Backend *be = m->be;
     ws->n = n, ws->train = train;
     for (int i = 0; i < m->n_nodes; i++) {
@@ -372,10 +411,14 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
         const TensorDesc *yt = &m->tensors[nd->out];
         const float *x = nd->in[0] >= 0 ? ws->act[nd->in[0]] : NULL;
         float *y = ws->act[nd->out];
-        const float *w = nd->weight >= 0 ? m->w + m->params[nd->weight].offset : NULL;
-        const float *b = nd->bias >= 0 ? m->w + m->params[nd->bias].offset : NULL;
+        const float *w = op_weights(m, nd->weight), *b = op_weights(m, nd->bias);
         switch (nd->kind) {
-        case NODE_INPUT: ws->act[nd->out] = (float *)input; break;
+        case NODE_INPUT:
+            ws->act[nd->out] = (float *)input;
+            if (m->precision == PRECISION_FP32) break;
+            be->copy(ws->input_lowp, input, sizeof(float) * model_tensor_numel(m, nd->out, n));
+            ws->act[nd->out] = ws->input_lowp;
+            break;
         case NODE_CONV: be->conv_forward(nd->conv, n, x, w, b, y); break;
         case NODE_BN: {
             BnShape s = bn_shape(m, xt, n);
@@ -404,6 +447,7 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
             be->add_forward(model_tensor_numel(m, nd->out, n), x, ws->act[nd->in[1]], y, nd->relu);
             break;
         }
+        round_output(m, nd, ws->act[nd->out], n);
         if (nd->out == until) break;
     }
 }
@@ -417,8 +461,13 @@ static float *grad_target(Workspace *ws, int t) {
 
 static void finish_grad(Model *m, Workspace *ws, int t, int n) {
     if (t < 0 || !m->tensors[t].needs_grad) return;
-    if (ws->written[t])
-        m->be->accumulate(model_tensor_numel(m, t, n), ws->grad[t], ws->grad_sum[t]);
+    size_t count = model_tensor_numel(m, t, n);
+    bool lowp = m->precision != PRECISION_FP32;
+    if (ws->written[t]) { /* a mixed-precision network rounds each gradient, then their sum */
+        if (lowp) m->be->round_lowp(m->precision, count, ws->grad_sum[t]);
+        m->be->accumulate(count, ws->grad[t], ws->grad_sum[t]);
+    }
+    if (lowp) m->be->round_lowp(m->precision, count, ws->grad[t]);
     ws->written[t] = true;
 }
 
@@ -442,6 +491,7 @@ static const float *backward_act(Model *m, Workspace *ws, int t) {
             m->be->add_forward(model_tensor_numel(m, t, ws->n), backward_act(m, ws, nd->in[0]),
                                backward_act(m, ws, nd->in[1]), ws->act_bwd[t], nd->relu);
         }
+        round_output(m, nd, ws->act_bwd[t], ws->n);
         ws->rebuilt[t] = true;
     }
     return ws->act_bwd[t];
@@ -454,6 +504,7 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
     memset(ws->written, 0, sizeof(bool) * (size_t)m->n_tensors);
     memset(ws->rebuilt, 0, sizeof(bool) * (size_t)m->n_tensors);
     be->copy(ws->grad[from], dfrom, sizeof(float) * model_tensor_numel(m, from, n));
+    if (m->precision != PRECISION_FP32) be->round_lowp(m->precision, model_tensor_numel(m, from, n), ws->grad[from]);
     ws->written[from] = true;
     int last = m->n_nodes - 1;
     while (last >= 0 && m->nodes[last].out != from) last--;
@@ -468,7 +519,7 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
         bool reads_y = nd->kind == NODE_RELU || ((nd->kind == NODE_BN || nd->kind == NODE_ADD) && nd->relu);
         const float *x = reads_x ? backward_act(m, ws, nd->in[0]) : NULL;
         const float *y = reads_y ? backward_act(m, ws, nd->out) : NULL;
-        const float *w = nd->weight >= 0 ? m->w + m->params[nd->weight].offset : NULL;
+        const float *w = op_weights(m, nd->weight);
         float *dw = nd->weight >= 0 ? m->g + m->params[nd->weight].offset : NULL;
         float *db = nd->bias >= 0 ? m->g + m->params[nd->bias].offset : NULL;
         float *dx = grad_target(ws, nd->in[0]);

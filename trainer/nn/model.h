@@ -80,6 +80,8 @@ typedef struct Model {
                              alone: a forward pass run again for its backward must not count its batch twice */
     float bn_eps;       /* 1e-5 as torch */
     const BnSync *bn_sync; /* SyncBN over a data-parallel run's processes (training-mode BN); NULL: local */
+    Precision precision;   /* what forward and backward round activations and their gradients to (precision.h) */
+    float *w_lowp;         /* bf16/fp16: m->w rounded, what convolutions and linear layers read (NULL: fp32) */
 } Model;
 
 typedef enum { PLAN_SMALLEST, PLAN_KEEP_ALL, PLAN_REBUILD_ALL } PlanMode;
@@ -93,6 +95,7 @@ typedef struct Workspace {
     float **act_bwd;      /* per tensor: where backward rebuilds a recomputed activation (NULL: not recomputed) */
     float *bn_saved;      /* batch mean / invstd per BN */
     float **grad_sum;     /* per tensor read twice: where its later gradients arrive before they are added */
+    float *input_lowp;    /* bf16/fp16: the caller's input, rounded (NULL for a workspace made at fp32) */
     bool *written;        /* per tensor, during backward: its gradient holds a value */
     bool *rebuilt;        /* per tensor, during backward: act_bwd holds the recomputed activation */
     void *block;          /* the single allocation behind all of the above (see plan.h) */
@@ -134,6 +137,10 @@ size_t model_tensor_numel(const Model *m, int t, int n);
 
 /* Call after changing m->w (optimiser step, EMA, load), so cached weight copies are refreshed. */
 void model_weights_changed(Model *m);
+/* Switches the model between fp32 and mixed precision (precision.h), at any time after model_finalize; the first
+ * switch to bf16 or fp16 allocates the rounded weights (-1 with rsa_fail when that fails). A workspace made while
+ * the model was at fp32 can only run it at fp32. */
+int model_set_precision(Model *m, Precision p);
 void model_zero_grad(Model *m);
 
 /* ---- running ---- */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,14 @@ int checkpoint_save(const Learner *l, RunPosition pos, const char *config_hash, 
     st_set_meta(w, "seed", num);
     snprintf(num, sizeof num, "%.17g", pos.train_seconds);
     st_set_meta(w, "train_seconds", num);
+    if (l->scaler.on) { /* fp16 only, so the checkpoints of other runs keep their bytes */
+        snprintf(num, sizeof num, "%.17g", l->scaler.scale);
+        st_set_meta(w, "loss_scale", num);
+        snprintf(num, sizeof num, "%" PRId64, l->scaler.good_steps);
+        st_set_meta(w, "loss_scale_good_steps", num);
+        snprintf(num, sizeof num, "%" PRId64, l->scaler.skipped);
+        st_set_meta(w, "loss_scale_skipped", num);
+    }
     int rc = st_write(w, path);
     st_writer_free(w);
     model_state_free(&on);
@@ -125,6 +134,20 @@ int checkpoint_load_from(Learner *l, const char *config_hash, const StFile *f, R
             goto done;
         }
         l->queue_next = next;
+    }
+    if (l->scaler.on) {
+        const char *scale = st_meta(f, "loss_scale");
+        char *end = NULL;
+        double s = scale ? strtod(scale, &end) : 0;
+        if (!scale || *end || !(s > 0) || !isfinite(s)) {
+            rsa_fail("the checkpoint is damaged; delete it to restart the run",
+                     "%s: no valid loss_scale (an fp16 run writes one)", path);
+            goto done;
+        }
+        if (meta_int(f, "loss_scale_good_steps", &l->scaler.good_steps) ||
+            meta_int(f, "loss_scale_skipped", &l->scaler.skipped))
+            goto done;
+        l->scaler.scale = s;
     }
     l->step = step;
     pos->epoch = (int)epoch, pos->step_in_epoch = in_epoch;

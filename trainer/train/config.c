@@ -46,7 +46,7 @@ int train_config_defaults(TrainConfig *c, const char *dataset) {
     c->knn_t = 0.1;
     c->seed = 0;
     snprintf(c->backend, sizeof c->backend, "cpu");
-    c->tf32 = false, c->deterministic = true, c->low_memory = true;
+    c->tf32 = false, c->precision = PRECISION_FP32, c->deterministic = true, c->low_memory = true;
     DataDefaults d;
     if (data_defaults(dataset, &d) != 0) return -1;
     c->image_size = d.size;

@@ -92,9 +92,10 @@ Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64
     if (!l) rsa_fatal("free memory", "out of memory");
     l->cfg = cfg, l->be = be, l->total_steps = total_steps, l->out_dim = cfg->proj_out;
     l->dist = dist_single();
-    if (!(l->online = build_online(l, batch))) goto fail;
+    loss_scaler_init(&l->scaler, cfg->precision == PRECISION_FP16);
+    if (!(l->online = build_online(l, batch)) || model_set_precision(l->online, cfg->precision) != 0) goto fail;
     if (has_target(cfg->method)) {
-        if (!(l->target = build_target(l, batch))) goto fail;
+        if (!(l->target = build_target(l, batch)) || model_set_precision(l->target, cfg->precision) != 0) goto fail;
         check_pairing(l->online, l->target);
         be->copy(l->target->w, l->online->w, sizeof(float) * l->target->n_weights);
         model_weights_changed(l->target);
@@ -358,6 +359,7 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
         return rsa_fail("lower the learning rate, or resume from the last checkpoint with another seed",
                         "the loss is %g at step %lld", out->loss, (long long)k);
     model_zero_grad(l->online);
+    out->loss_scale = loss_scaler_factor(&l->scaler);
     for (int s = 0; s < passes; s++) {
         Workspace *ws = l->ws[s];
         if (s == 1 && l->ws_pass) { /* pass 1 again, now keeping its activations, where pass 0's were */
@@ -366,11 +368,14 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
             l->online->bn_stats_frozen = false;
             ws = l->ws[0];
         }
+        if (l->scaler.on) /* a power of two: exact */
+            for (size_t i = 0; i < (size_t)n * l->out_dim; i++) l->host_grad[s][i] *= (float)out->loss_scale;
         be->upload(l->dev_grad[s], l->host_grad[s], sizeof(float) * n * l->out_dim);
         model_backward(l->online, ws, l->online_out, l->dev_grad[s]);
     }
     average_gradients(l);
-    optimizer_step(&l->opt, lr);
+    out->skipped = !loss_scaler_unscale(&l->scaler, be, l->online->g, l->online->n_weights);
+    if (!out->skipped) optimizer_step(&l->opt, lr);
     if (c->method == METHOD_MOCOV2 && gathers) { /* every rank's keys, in batch order: the queues stay equal */
         gather_rows(l, o3, n, l->gathered[0]);
         enqueue(l, l->gathered[0], n * l->dist->world);

@@ -26,11 +26,14 @@
 #include "../dist/dist.h"
 #include "../nn/model.h"
 #include "config.h"
+#include "loss_scale.h"
 #include "optim.h"
 
 typedef struct {
     double loss, loss_w, loss_a; /* RSA: loss_w = mean(d(p1, z2) + d(p2, z1)), loss_a = mean(2 d(p1, p2)) */
     double beta, tau, lr;
+    double loss_scale; /* fp16: what the loss gradient was multiplied by (1 otherwise) */
+    bool skipped;      /* fp16: a gradient overflowed, so the optimiser step was skipped (loss_scale.h) */
 } StepMetrics;
 
 typedef struct {
@@ -51,6 +54,7 @@ typedef struct {
     const float *pass_input[2];          /* the online passes' inputs (backend memory) in this step */
     Workspace *target_ws;
     Optimizer opt;
+    LossScaler scaler;   /* fp16's loss scale (off at fp32 and bf16) */
     int64_t step;        /* k: steps taken (the official num_step) */
     int64_t total_steps; /* K */
     float *dev_views[4]; /* device copies of the views when the backend does not compute in host memory */

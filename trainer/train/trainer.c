@@ -72,6 +72,13 @@ static int write_results(const char *dir, const TrainResult *r, const TrainConfi
              r->linear_top1, r->linear_top5, r->linear_best_top1, r->linear_best_epoch, cfg->linear_epochs,
              cfg->linear == LINEAR_SMALL ? "small" : "meanshift", cfg->linear_bn_train ? "true" : "false",
              r->knn_top1, r->train_seconds, r->final_loss);
+    size_t used = strlen(text);
+    if (cfg->precision != PRECISION_FP32) /* fp32 runs keep the result file they always had */
+        snprintf(text + used, sizeof text - used, "precision = %s\n", precision_name(cfg->precision));
+    used = strlen(text);
+    if (cfg->precision == PRECISION_FP16)
+        snprintf(text + used, sizeof text - used, "loss_scale = %.17g\nskipped_steps = %lld\n", r->loss_scale,
+                 (long long)r->skipped_steps);
     return atomic_write_text(path, text);
 }
 
@@ -348,6 +355,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
         }
     }
     result->train_seconds = pos.train_seconds;
+    result->skipped_steps = l->scaler.skipped, result->loss_scale = l->scaler.on ? l->scaler.scale : 0;
     if (!lead) { /* evaluation and the result file are rank 0's */
         rc = 0;
         goto done;

@@ -4,7 +4,8 @@
  *   epochs.tsv       one row per epoch: epoch loss loss_w loss_a knn_top1 seconds images_per_s data_share
  *   checkpoint.safetensors   the full state (checkpoint.h), rewritten atomically
  *   linear.tsv       one row per linear-evaluation epoch: epoch loss top1 (top1 -1 when not tested)
- *   result.txt       key = value lines: linear_top1, linear_top5, linear_best_top1, knn_top1, train_seconds, ...
+ *   result.txt       key = value lines: linear_top1, linear_top5, linear_best_top1, knn_top1, train_seconds, ...;
+ *                    mixed precision adds precision (and fp16 loss_scale, skipped_steps)
  * The library prints nothing: progress goes to the caller's hook. */
 #ifndef RSA_TRAINER_H
 #define RSA_TRAINER_H
@@ -46,6 +47,8 @@ typedef struct {
     double knn_top1;     /* last monitor, -1 if never run */
     double train_seconds; /* wall time of the pretraining steps in this call and earlier ones */
     double final_loss;
+    int64_t skipped_steps; /* fp16: optimiser steps skipped for an overflowing gradient (loss_scale.h) */
+    double loss_scale;     /* fp16: the loss scale at the end (0 otherwise) */
 } TrainResult;
 
 /* 0: finished (result filled, result.txt written by rank 0); 1: stopped at a step boundary with a checkpoint written;

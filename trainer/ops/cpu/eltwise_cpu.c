@@ -52,6 +52,19 @@ CPU_CLONES static void accumulate_kernel(size_t n, float *y, const float *x) {
 }
 void accumulate_cpu(size_t n, float *y, const float *x) { accumulate_kernel(n, y, x); }
 
+CPU_CLONES static void round_bf16_kernel(size_t n, float *x) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = round_bf16(x[i]);
+}
+CPU_CLONES static void round_fp16_kernel(size_t n, float *x) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = round_fp16(x[i]);
+}
+void round_lowp_cpu(Precision p, size_t n, float *x) {
+    if (p == PRECISION_BF16) round_bf16_kernel(n, x);
+    if (p == PRECISION_FP16) round_fp16_kernel(n, x);
+}
+
 static inline __attribute__((always_inline)) void maxpool_slab(const PoolShape *s, int L, const float *x, float *y,
                                                                const float *dy, float *dx) {
     /* Forward (dy == NULL) writes y; backward routes each dy to the first maximum, as PyTorch's CPU kernel. */

@@ -24,6 +24,7 @@ void relu_cpu_forward(size_t n, const float *x, float *y);
 void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx);
 void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu);
 void accumulate_cpu(size_t n, float *y, const float *x);
+void round_lowp_cpu(Precision p, size_t n, float *x);
 
 void maxpool_cpu_forward(const PoolShape *s, Layout l, const float *x, float *y);
 void maxpool_cpu_backward(const PoolShape *s, Layout l, const float *x, const float *dy, float *dx);

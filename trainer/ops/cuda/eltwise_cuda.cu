@@ -3,6 +3,9 @@
 #include "channel_reduce.h"
 #include "ops_cuda.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 __global__ void relu_forward_kernel(size_t n, const float *x, float *y) {
     GRID_STRIDE(i, n) y[i] = x[i] > 0 ? x[i] : 0.0f;
 }
@@ -16,6 +19,25 @@ __global__ void add_kernel(size_t n, const float *a, const float *b, float *y, b
         float v = a[i] + b[i];
         y[i] = relu && !(v > 0) ? 0.0f : v;
     }
+}
+
+/* The conversions of cuda_bf16.h and cuda_fp16.h round to nearest even and overflow to infinity, as
+ * core/precision.h specifies. */
+__global__ void round_bf16_kernel(size_t n, float *x) {
+    GRID_STRIDE(i, n) x[i] = __bfloat162float(__float2bfloat16_rn(x[i]));
+}
+
+__global__ void round_fp16_kernel(size_t n, float *x) {
+    GRID_STRIDE(i, n) x[i] = __half2float(__float2half_rn(x[i]));
+}
+
+void round_lowp_cuda(Precision p, size_t n, float *x) {
+    if (p == PRECISION_FP32) return;
+    if (p == PRECISION_BF16)
+        round_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, x);
+    else
+        round_fp16_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, x);
+    CUDA_CHECK_LAUNCH();
 }
 
 void relu_cuda_forward(size_t n, const float *x, float *y) {

@@ -29,6 +29,7 @@ void relu_cuda_forward(size_t n, const float *x, float *y);
 void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx);
 void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu);
 void accumulate_cuda(size_t n, float *y, const float *x);
+void round_lowp_cuda(Precision p, size_t n, float *x);
 
 void maxpool_cuda_forward(const PoolShape *s, Layout l, const float *x, float *y);
 void maxpool_cuda_backward(const PoolShape *s, Layout l, const float *x, const float *dy, float *dx);

@@ -14,6 +14,10 @@ void add_forward_ref(size_t n, const float *a, const float *b, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+void round_lowp_ref(Precision p, size_t n, float *x) {
+    for (size_t i = 0; i < n; i++) x[i] = round_to(p, x[i]);
+}
+
 void maxpool_forward_ref(const PoolShape *s, const float *x, float *y) {
     for (int n = 0; n < s->n; n++)
         for (int c = 0; c < s->c; c++) {

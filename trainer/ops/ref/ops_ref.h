@@ -39,6 +39,8 @@ void relu_forward_ref(size_t n, const float *x, float *y);
 void relu_backward_ref(size_t n, const float *y, const float *dy, float *dx);
 
 void add_forward_ref(size_t n, const float *a, const float *b, float *y);
+/* x = round_to(p, x): the rounding of a mixed-precision network (core/precision.h). */
+void round_lowp_ref(Precision p, size_t n, float *x);
 
 /* Max pooling; padding never wins; ties go to the first element in scan order, as PyTorch's CPU kernel. */
 void maxpool_forward_ref(const PoolShape *s, const float *x, float *y);
