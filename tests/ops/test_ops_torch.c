@@ -280,6 +280,102 @@ static void test_loss_ops(void) {
     for (int i = 0; i < 13; i++) free(all[i]);
 }
 
+/* bf16 results against PyTorch's bf16 ops: each element equal or one bf16 rounding away (a different summation
+ * order in fp32 can tip a value to the neighbouring bf16 number), and almost all equal. */
+static void check_bf16(const char *what, const float *got, const float *want, size_t n) {
+    double scale = max_abs(want, n);
+    size_t differ = 0, far = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (got[i] == want[i]) continue;
+        differ++;
+        double d = fabs((double)got[i] - want[i]), room = 0x1p-7 * fmax(fabs(got[i]), fabs(want[i])) + 1e-6 * scale;
+        if (d > room && far++ == 0) worst = i;
+    }
+    CHECK(far == 0, "%s[%s]: %zu of %zu values more than one bf16 rounding from PyTorch's (e.g. [%zu] %.9g vs %.9g)",
+          what, be->name, far, n, worst, got[worst], want[worst]);
+    CHECK(differ <= n / 20, "%s[%s]: %zu of %zu values differ from PyTorch's", what, be->name, differ, n);
+}
+
+/* Parameter gradients: ours stay fp32, PyTorch's are the bf16 weight copies' (rounded): within half a bf16 step,
+ * plus fp32 summation-order noise. */
+static void check_bf16_param(const char *what, const float *got, const float *want, size_t n) {
+    char label[128];
+    snprintf(label, sizeof label, "%s[%s]", what, be->name);
+    CHECK_CLOSE(label, got, want, n, 0x1p-8, 1e-5 * (max_abs(want, n) + 1e-6));
+}
+
+static float *put_rounded(const float *host, size_t n, Layout l, int nn, int c, int h, int w) {
+    float *p = l == LAYOUT_NCHW && h == 0 ? be_put_flat(be, host, n) : be_put(be, host, l, nn, c, h, w);
+    be->round_lowp(PRECISION_BF16, n, p);
+    return p;
+}
+
+/* What a bf16 network does around a convolution and a linear layer (model.c): operands rounded, fp32 op, result
+ * rounded; against PyTorch's bf16 convolution and linear layer. */
+static void test_bf16_ops(void) {
+    for (int i = 0;; i++) {
+        char key[64], name[64], what[64];
+        snprintf(key, sizeof key, "bf16conv%d.shape", i);
+        if (!st_find(&fx, key)) break;
+        int v[8];
+        for (int k = 0; k < 8; k++) v[k] = (int)fixture_i64(&fx, key, k);
+        ConvShape s = conv_shape(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+#define T(field) (snprintf(name, sizeof name, "bf16conv%d." field, i), fixture_f32(&fx, name, NULL))
+        float *x = T("x"), *w = T("w"), *y = T("y"), *dy = T("dy"), *dx = T("dx"), *dw = T("dw");
+#undef T
+        Layout li = be->act_layout(s.ci, s.hi * s.wi), lo = be->act_layout(s.co, s.ho * s.wo);
+        size_t nx = (size_t)s.n * s.ci * s.hi * s.wi, ny = (size_t)s.n * s.co * s.ho * s.wo;
+        size_t nw = (size_t)s.co * s.ci * s.k * s.k;
+        float *dev_x = put_rounded(x, nx, li, s.n, s.ci, s.hi, s.wi), *dev_w = put_rounded(w, nw, LAYOUT_NCHW, 0, 0, 0, 0);
+        float *dev_dy = put_rounded(dy, ny, lo, s.n, s.co, s.ho, s.wo);
+        float *dev_y = be_zeros(be, ny), *dev_dx = be_zeros(be, nx), *dev_dw = be_zeros(be, nw);
+        ConvOp *op = be->conv_create(&s, li, lo, false);
+        be->conv_forward(op, s.n, dev_x, dev_w, NULL, dev_y);
+        be->round_lowp(PRECISION_BF16, ny, dev_y);
+        be->conv_backward_data(op, s.n, dev_dy, dev_w, dev_dx);
+        be->round_lowp(PRECISION_BF16, nx, dev_dx);
+        be->conv_backward_weights(op, s.n, dev_x, dev_dy, dev_dw, NULL);
+        float *got = test_alloc(nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw));
+        snprintf(what, sizeof what, "bf16conv%d.y", i);
+        be_get(be, dev_y, lo, s.n, s.co, s.ho, s.wo, got);
+        check_bf16(what, got, y, ny);
+        snprintf(what, sizeof what, "bf16conv%d.dx", i);
+        be_get(be, dev_dx, li, s.n, s.ci, s.hi, s.wi, got);
+        check_bf16(what, got, dx, nx);
+        snprintf(what, sizeof what, "bf16conv%d.dw", i);
+        be_get_flat(be, dev_dw, nw, got);
+        check_bf16_param(what, got, dw, nw);
+        be->conv_destroy(op);
+        be_free(be, dev_x, nx), be_free(be, dev_w, nw), be_free(be, dev_y, ny), be_free(be, dev_dy, ny);
+        be_free(be, dev_dx, nx), be_free(be, dev_dw, nw);
+        free(x), free(w), free(y), free(dy), free(dx), free(dw), free(got);
+    }
+    const int n = 8, in = 48, out = 24;
+    float *x = fixture_f32(&fx, "bf16linear.x", NULL), *w = fixture_f32(&fx, "bf16linear.w", NULL);
+    float *b = fixture_f32(&fx, "bf16linear.b", NULL), *dy = fixture_f32(&fx, "bf16linear.dy", NULL);
+    float *y = fixture_f32(&fx, "bf16linear.y", NULL), *dx = fixture_f32(&fx, "bf16linear.dx", NULL);
+    float *dw = fixture_f32(&fx, "bf16linear.dw", NULL), *db = fixture_f32(&fx, "bf16linear.db", NULL);
+    float *dev_x = put_rounded(x, n * in, LAYOUT_NCHW, 0, 0, 0, 0), *dev_w = put_rounded(w, out * in, LAYOUT_NCHW, 0, 0, 0, 0);
+    float *dev_b = put_rounded(b, out, LAYOUT_NCHW, 0, 0, 0, 0), *dev_dy = put_rounded(dy, n * out, LAYOUT_NCHW, 0, 0, 0, 0);
+    float *dev_y = be_zeros(be, n * out), *dev_dx = be_zeros(be, n * in), *dev_dw = be_zeros(be, out * in);
+    float *dev_db = be_zeros(be, out), *got = test_alloc(out * in); /* the largest: dw */
+    be->linear_forward(n, in, out, dev_x, dev_w, dev_b, dev_y);
+    be->round_lowp(PRECISION_BF16, n * out, dev_y);
+    be->linear_backward(n, in, out, dev_x, dev_w, dev_dy, dev_dx, dev_dw, dev_db);
+    be->round_lowp(PRECISION_BF16, n * in, dev_dx);
+    be_get_flat(be, dev_y, n * out, got);
+    check_bf16("bf16linear.y", got, y, n * out);
+    be_get_flat(be, dev_dx, n * in, got);
+    check_bf16("bf16linear.dx", got, dx, n * in);
+    be_get_flat(be, dev_dw, out * in, got);
+    check_bf16_param("bf16linear.dw", got, dw, out * in);
+    be_get_flat(be, dev_db, out, got);
+    check_bf16_param("bf16linear.db", got, db, out);
+    be_free(be, dev_x, n * in), be_free(be, dev_w, out * in), be_free(be, dev_b, out), be_free(be, dev_dy, n * out);
+    be_free(be, dev_y, n * out), be_free(be, dev_dx, n * in), be_free(be, dev_dw, out * in), be_free(be, dev_db, out);
+    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(got);
+}
+
 int main(void) {
     if (fixture_open(&fx, "ops.safetensors") != 0) {
         test_run("open_fixture", test_loss_ops); /* records the failure already printed */
@@ -307,6 +403,8 @@ int main(void) {
         test_run(label, test_relu_add);
         snprintf(label, sizeof label, "linear[%s]", names[i]);
         test_run(label, test_linear);
+        snprintf(label, sizeof label, "bf16_ops[%s]", names[i]);
+        test_run(label, test_bf16_ops);
     }
     st_close(&fx);
     return test_finish();

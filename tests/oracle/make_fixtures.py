@@ -21,7 +21,7 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
-VERSION = "3"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
+VERSION = "4"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
 
 torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True)
@@ -198,6 +198,35 @@ def resnet_fixture(path, arch, n, size, seed):
     st.save(path, out, {"fixture_version": VERSION, "arch": arch, "torch": torch.__version__})
 
 
+def bf16_cases(out):
+    # Mixed precision as PyTorch computes it: bf16 operands (x, w, dy rounded), fp32 accumulation, bf16 results
+    # (y, dx, and dw, db: the gradients of the bf16 weight copies). The C side computes the same with its rounding
+    # points (trainer/core/precision.h), keeping dw and db in fp32.
+    g = torch.Generator().manual_seed(400)
+    for i, (n, ci, h, co, k, s, p) in enumerate([(2, 16, 8, 32, 3, 1, 1), (2, 3, 9, 16, 3, 1, 1), (2, 32, 8, 64, 1, 2, 0),
+                                                   (2, 16, 9, 32, 3, 2, 1)]):
+        x = torch.randn(n, ci, h, h, generator=g)
+        w = torch.randn(co, ci, k, k, generator=g) * (2.0 / (ci * k * k)) ** 0.5
+        xb, wb = x.bfloat16().requires_grad_(True), w.bfloat16().requires_grad_(True)
+        y = F.conv2d(xb, wb, None, s, p)
+        dy = torch.randn(y.shape, generator=g)
+        y.backward(dy.bfloat16())
+        pre = f"bf16conv{i}."
+        out[pre + "shape"] = np.array([n, ci, h, h, co, k, s, p], dtype=np.int64)
+        out[pre + "x"], out[pre + "w"], out[pre + "dy"] = f32(x), f32(w), f32(dy)
+        out[pre + "y"], out[pre + "dx"], out[pre + "dw"] = f32(y.float()), f32(xb.grad.float()), f32(wb.grad.float())
+    x = torch.randn(8, 48, generator=g)
+    w = torch.randn(24, 48, generator=g) * 0.15
+    b = torch.randn(24, generator=g)
+    xb, wb, bb = (t.bfloat16().requires_grad_(True) for t in (x, w, b))
+    y = F.linear(xb, wb, bb)
+    dy = torch.randn(y.shape, generator=g)
+    y.backward(dy.bfloat16())
+    out["bf16linear.x"], out["bf16linear.w"], out["bf16linear.b"], out["bf16linear.dy"] = f32(x), f32(w), f32(b), f32(dy)
+    out["bf16linear.y"], out["bf16linear.dx"] = f32(y.float()), f32(xb.grad.float())
+    out["bf16linear.dw"], out["bf16linear.db"] = f32(wb.grad.float()), f32(bb.grad.float())
+
+
 def main():
     outdir = sys.argv[1]
     small = "--small" in sys.argv
@@ -206,6 +235,7 @@ def main():
     conv_cases(ops)
     bn_cases(ops)
     misc_cases(ops)
+    bf16_cases(ops)
     st.save(os.path.join(outdir, "ops.safetensors"), ops, {"fixture_version": VERSION, "torch": torch.__version__})
     if small:
         return
