@@ -178,7 +178,7 @@ SEEDS ?=
 RSA_FLAGS ?=
 REPRO_FLAGS = --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(RSA_FLAGS)
 REPRO_TABLES := table1 table2 table3 table4 table5 table6 table7
-.PHONY: repro-build report reproduce-all reproduce-fig3 $(REPRO_TABLES:%=reproduce-%)
+.PHONY: repro-build report reproduce-all reproduce-fig3 reproduce-precision $(REPRO_TABLES:%=reproduce-%)
 
 # builds first; as root, installs the missing build packages (make deps installs the test packages too)
 repro-build:
@@ -195,6 +195,10 @@ reproduce-fig3: repro-build
 	$(RSA_BIN) run experiments/fig3_beta.lua $(REPRO_FLAGS)
 
 reproduce-all: $(REPRO_TABLES:%=reproduce-%) reproduce-fig3
+
+# not a table of the paper: pretraining in fp32, bf16 and fp16 side by side (experiments/precision.lua)
+reproduce-precision: repro-build
+	$(RSA_BIN) run experiments/precision.lua $(REPRO_FLAGS)
 
 report: repro-build
 	$(RSA_BIN) report $(RSA_FLAGS)

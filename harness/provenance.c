@@ -288,8 +288,9 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
     else
         str_addf(&b, "precision = fp32%s\n", c->tf32 ? " (tf32 asked for: the cpu and ref backends have no tf32)" : "");
     if (cuda)
-        str_addf(&b, "cudnn_algorithms = %s\n", c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)" :
-                                                                  "fastest (cudnnFind timing; may differ between runs)");
+        str_addf(&b, "cudnn_algorithms = %s\n",
+                 c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)"
+                                  : "fastest (cudnnFind timing; may differ between runs)");
     char host[256] = "";
     if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = 0;

@@ -10,6 +10,7 @@
 #include "trainer/train/trainer.h"
 #include "util.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,11 @@ static void progress_line(const ProgressCtx *pc, const TrainProgress *p, char *o
         if (p->knn_top1 >= 0) {
             size_t used = strlen(out);
             snprintf(out + used, n - used, " | kNN %.2f", p->knn_top1);
+        }
+        if (p->m.loss_scale > 1) { /* fp16 (loss_scale.h) */
+            size_t used = strlen(out);
+            snprintf(out + used, n - used, " | loss scale 2^%d%s", (int)log2(p->m.loss_scale),
+                     p->m.skipped ? " (step skipped)" : "");
         }
     }
 }

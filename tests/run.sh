@@ -9,18 +9,20 @@ export RSA_TEST_TMP=${RSA_TEST_TMP:-$BUILD/tmp}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 mkdir -p "$RSA_FIXTURES" "$RSA_TEST_TMP"
 
-# generator script -> stamp: regenerate when the script (or the safetensors helper) is newer than its stamp
+# generator script -> stamp: regenerate when the script, the safetensors helper or a module it imports (further
+# arguments) is newer than its stamp
 regenerate() {
-    local script=$1 stamp=$RSA_FIXTURES/.$(basename "$1").stamp
-    if [ ! -f "$stamp" ] || [ "$script" -nt "$stamp" ] || [ tests/oracle/st.py -nt "$stamp" ]; then
+    local script=$1 stamp=$RSA_FIXTURES/.$(basename "$1").stamp stale=0 dep
+    for dep in "$@" tests/oracle/st.py; do [ "$dep" -nt "$stamp" ] && stale=1; done
+    if [ ! -f "$stamp" ] || [ $stale = 1 ]; then
         echo "# regenerating fixtures: $script"
         if /usr/bin/python3 "$script" "$RSA_FIXTURES"; then touch "$stamp"; else echo "# fixture generation failed: $script"; fi
     fi
 }
 if /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
-    for gen in tests/oracle/make_fixtures.py tests/oracle/rsa_reference.py tests/oracle/make_aug_fixtures.py; do
-        [ -f "$gen" ] && regenerate "$gen"
-    done
+    regenerate tests/oracle/make_fixtures.py
+    regenerate tests/oracle/rsa_reference.py tests/oracle/make_fixtures.py # its VERSION and helpers
+    regenerate tests/oracle/make_aug_fixtures.py
 else
     echo "# python3-torch not installed (make deps installs it): using the committed fixtures in tests/fixtures;"
     echo "# tests that need generated fixtures will fail"

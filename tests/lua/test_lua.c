@@ -381,7 +381,8 @@ static void test_schedule_functions(void) {
 /* Every shipped experiment expands at every scale it has, and its runs pass the trainer's own checks: the schema,
  * lua/toconfig.c and TrainConfig agree. */
 static void test_shipped_experiments(void) {
-    const char *files[] = {"table1", "table2", "table3", "table4", "table5", "table6", "table7", "fig3_beta"};
+    const char *files[] = {"table1", "table2", "table3", "table4", "table5",
+                           "table6", "table7", "fig3_beta", "precision"};
     int total = 0;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         char path[512];

@@ -34,11 +34,16 @@ static const float EDGES[] = {0.0f, -0.0f, 1.0f, -1.0f, 1.00390625f, 1.01171875f
                               3.40e38f, 0x1p-14f, 0x1.ffcp-15f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f, 0x1.0000002p-25f,
                               0x1.8p-24f, 0x1p-26f, 1e-30f, -1e-30f, FLT_MIN, 0x1p-149f, INFINITY, -INFINITY};
 
+enum { N_EDGES = sizeof EDGES / sizeof *EDGES };
+
+/* Any float bit pattern, spread over all exponents (NaNs and infinities included). */
+static float random_float(uint64_t i) { return from_bits((uint32_t)(i * 2654435761u) ^ (uint32_t)(i >> 3)); }
+
 /* bf16 by definition: the float with the low 16 bits clear nearest to x, ties to an even kept part. */
 static void test_round_bf16_definition(void) {
     int bad = 0;
-    for (uint64_t i = 0; i < 2000000 + sizeof EDGES / sizeof *EDGES; i++) {
-        float x = i < sizeof EDGES / sizeof *EDGES ? EDGES[i] : from_bits((uint32_t)(i * 2654435761u) ^ (uint32_t)(i >> 3));
+    for (uint64_t i = 0; i < 2000000 + N_EDGES; i++) {
+        float x = i < N_EDGES ? EDGES[i] : random_float(i);
         float r = round_bf16(x);
         if (isnan(x)) {
             bad += !isnan(r);
@@ -55,10 +60,10 @@ static void test_round_bf16_definition(void) {
 static void test_round_fp16_matches_float16(void) {
 #ifdef __FLT16_MAX__
     int bad = 0;
-    for (uint64_t i = 0; i < 2000000 + sizeof EDGES / sizeof *EDGES; i++) {
-        float x = i < sizeof EDGES / sizeof *EDGES ? EDGES[i] : from_bits((uint32_t)(i * 2654435761u) ^ (uint32_t)(i >> 3));
+    for (uint64_t i = 0; i < 2000000 + N_EDGES; i++) {
+        float x = i < N_EDGES ? EDGES[i] : random_float(i);
         /* half of the random draws land in fp16's range, where the rounding is not trivial */
-        if (i >= sizeof EDGES / sizeof *EDGES && (i & 1)) x = ldexpf(x / (1 + fabsf(x)), (int)(i % 48) - 30);
+        if (i >= N_EDGES && (i & 1)) x = ldexpf(x / (1 + fabsf(x)), (int)(i % 48) - 30);
         float r = round_fp16(x), want = (float)(_Float16)x;
         if (isnan(x) ? !isnan(r) : bits(r) != bits(want)) {
             if (bad++ < 5) test_note("fp16(%a) = %a, _Float16 gives %a", x, r, want);
@@ -78,7 +83,7 @@ static void test_backends_round_alike(void) {
     float *x = test_alloc(n), *a = test_alloc(n), *b = test_alloc(n);
     fill_normal(x, n, 3, 1);
     for (size_t i = 0; i < n; i += 7) x[i] = ldexpf(x[i], (int)(i % 61) - 40);
-    for (size_t i = 0; i < sizeof EDGES / sizeof *EDGES; i++) x[i] = EDGES[i];
+    for (size_t i = 0; i < N_EDGES; i++) x[i] = EDGES[i];
     x[n - 1] = NAN;
     const Precision ps[2] = {PRECISION_BF16, PRECISION_FP16};
     const Backend *bes[2] = {backend_ref(), backend_cpu()};
@@ -203,7 +208,8 @@ static void test_bf16_close_to_fp32_and_reference(void) {
     step(&b16, w2, n, x, dy, &o2, &g2);
     step(&ref, w3, n, x, dy, &o3, &g3);
     step(&noisy, w4, n, xn, dy, &o4, &g4);
-    Err bf = compare(o2, g2, o1, g1, od, nw), cr = compare(o2, g2, o3, g3, od, nw), nz = compare(o4, g4, o1, g1, od, nw);
+    Err bf = compare(o2, g2, o1, g1, od, nw), cr = compare(o2, g2, o3, g3, od, nw);
+    Err nz = compare(o4, g4, o1, g1, od, nw);
     test_note("rel_l2 of outputs, gradients: bf16 vs fp32 %.2e, %.2e; fp32 with 2^-9 noise %.2e, %.2e; "
               "cpu vs ref at bf16 %.2e, %.2e", bf.out, bf.grad, nz.out, nz.grad, cr.out, cr.grad);
     CHECK(bf.out > 0 && bf.grad > 0, "bf16 gave fp32's bits");

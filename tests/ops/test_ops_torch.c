@@ -305,7 +305,13 @@ static void check_bf16_param(const char *what, const float *got, const float *wa
 }
 
 static float *put_rounded(const float *host, size_t n, Layout l, int nn, int c, int h, int w) {
-    float *p = l == LAYOUT_NCHW && h == 0 ? be_put_flat(be, host, n) : be_put(be, host, l, nn, c, h, w);
+    float *p = be_put(be, host, l, nn, c, h, w);
+    be->round_lowp(PRECISION_BF16, n, p);
+    return p;
+}
+
+static float *put_flat_rounded(const float *host, size_t n) {
+    float *p = be_put_flat(be, host, n);
     be->round_lowp(PRECISION_BF16, n, p);
     return p;
 }
@@ -326,7 +332,7 @@ static void test_bf16_ops(void) {
         Layout li = be->act_layout(s.ci, s.hi * s.wi), lo = be->act_layout(s.co, s.ho * s.wo);
         size_t nx = (size_t)s.n * s.ci * s.hi * s.wi, ny = (size_t)s.n * s.co * s.ho * s.wo;
         size_t nw = (size_t)s.co * s.ci * s.k * s.k;
-        float *dev_x = put_rounded(x, nx, li, s.n, s.ci, s.hi, s.wi), *dev_w = put_rounded(w, nw, LAYOUT_NCHW, 0, 0, 0, 0);
+        float *dev_x = put_rounded(x, nx, li, s.n, s.ci, s.hi, s.wi), *dev_w = put_flat_rounded(w, nw);
         float *dev_dy = put_rounded(dy, ny, lo, s.n, s.co, s.ho, s.wo);
         float *dev_y = be_zeros(be, ny), *dev_dx = be_zeros(be, nx), *dev_dw = be_zeros(be, nw);
         ConvOp *op = be->conv_create(&s, li, lo, false);
@@ -355,8 +361,8 @@ static void test_bf16_ops(void) {
     float *b = fixture_f32(&fx, "bf16linear.b", NULL), *dy = fixture_f32(&fx, "bf16linear.dy", NULL);
     float *y = fixture_f32(&fx, "bf16linear.y", NULL), *dx = fixture_f32(&fx, "bf16linear.dx", NULL);
     float *dw = fixture_f32(&fx, "bf16linear.dw", NULL), *db = fixture_f32(&fx, "bf16linear.db", NULL);
-    float *dev_x = put_rounded(x, n * in, LAYOUT_NCHW, 0, 0, 0, 0), *dev_w = put_rounded(w, out * in, LAYOUT_NCHW, 0, 0, 0, 0);
-    float *dev_b = put_rounded(b, out, LAYOUT_NCHW, 0, 0, 0, 0), *dev_dy = put_rounded(dy, n * out, LAYOUT_NCHW, 0, 0, 0, 0);
+    float *dev_x = put_flat_rounded(x, n * in), *dev_w = put_flat_rounded(w, out * in);
+    float *dev_b = put_flat_rounded(b, out), *dev_dy = put_flat_rounded(dy, n * out);
     float *dev_y = be_zeros(be, n * out), *dev_dx = be_zeros(be, n * in), *dev_dw = be_zeros(be, out * in);
     float *dev_db = be_zeros(be, out), *got = test_alloc(out * in); /* the largest: dw */
     be->linear_forward(n, in, out, dev_x, dev_w, dev_b, dev_y);

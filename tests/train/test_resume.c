@@ -10,6 +10,7 @@
 #include "trainer/train/checkpoint.h"
 #include "trainer/train/trainer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,16 @@ static void resume_matches(MethodKind method, Precision p) {
     TrainResult r;
     TrainHooks none = {0};
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    double final_loss = r.final_loss;
     TrainHooks three = {.max_steps = 3}, five = {.max_steps = 5};
     CHECK(train_run(&c, b, "h", &three, &r) == 1, "first part did not stop: %s", rsa_error_message());
     CHECK(train_run(&c, b, "h", &five, &r) == 1, "second part did not stop: %s", rsa_error_message());
     CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
     CHECK_SAME_RUN(a, b);
-    /* a finished run resumed again trains nothing and leaves the checkpoint as it was */
+    /* a finished run resumed again trains nothing, leaves the checkpoint as it was and reports the same loss */
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    CHECK(final_loss != 0 && fabs(r.final_loss - final_loss) <= 1e-6 * fabs(final_loss), /* 7 digits in epochs.tsv */
+          "final loss %.9g, after a rerun %.9g", final_loss, r.final_loss);
     char why[512] = "";
     snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
     snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);

@@ -62,6 +62,20 @@ static int truncate_tsv(const char *path, const char *header, int64_t last) {
     return rc;
 }
 
+/* The loss column of the last row of epochs.tsv (0 when it has none): a run resumed after its last epoch reports
+ * the final loss it trained to, not the 0 of an epoch loop that did not run. */
+static double last_epoch_loss(const char *path) {
+    size_t size;
+    char *text = read_file(path, &size);
+    double loss = 0;
+    for (char *line = text ? strchr(text, '\n') : NULL; line && line[1]; line = strchr(line + 1, '\n')) {
+        char *tab = strchr(line + 1, '\t'); /* epoch, then loss */
+        if (tab) loss = strtod(tab + 1, NULL);
+    }
+    free(text);
+    return loss;
+}
+
 static int write_results(const char *dir, const TrainResult *r, const TrainConfig *cfg) {
     char path[1024], text[2048];
     snprintf(path, sizeof path, "%s/result.txt", dir);
@@ -256,6 +270,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
                  truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
         goto done;
+    if (lead) result->final_loss = last_epoch_loss(epochs_path);
     if (lead) steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
     if (lead && (!steps_f || !epochs_f)) {
         rsa_fail("check the permissions of the run directory", "cannot append to %s: %s", steps_path,
