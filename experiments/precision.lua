@@ -5,7 +5,7 @@
 local S = include("scales.lua")
 return {
   title = "Mixed precision: linear top-1 (%) after pretraining in fp32, bf16 and fp16",
-  seeds = 3,
+  seeds = 1,
   report = { kind = "table", rows = "precision", cols = { "arm" }, metric = "linear_top1" },
   sweep = {
     { dataset = { { label = "CIFAR-10", extends = "base_cifar.lua", dataset = "cifar10" } } },

@@ -912,13 +912,15 @@ function M.expand(path, opts)
                                         standin = standin }
     end
   end
+  -- a table with no paper numbers (no report.table) shows, at a reduced scale, only the columns it ran
+  local paper_cols = exp.scale == "paper" or report.kind ~= "table" or report.table ~= nil
   for _, r in ipairs(paper.runs) do
     local row, col = cell_of(r, report)
     local p = paper_identity(r, report)
     add_row(row, p)
-    add_col(col, p, false)
+    if paper_cols then add_col(col, p, false) end
     local key = row .. "\0" .. col
-    if not seen_cell[key] then
+    if paper_cols and not seen_cell[key] then
       seen_cell[key] = true
       layout.cells[#layout.cells + 1] = { row = row, col = col, table = report.table or "", method = p.method,
                                           variant = p.variant, dataset = p.dataset, epochs = p.epochs }

@@ -257,6 +257,8 @@ static char *make_id(const TrainConfig *c, const char *hash) {
     return xstrdup(buf);
 }
 
+static int compare_strings(const void *a, const void *b) { return strcmp(a, b); }
+
 static int read_runs(LuaExp *L, Experiment *e) {
     lua_State *S = L->S;
     lua_getfield(S, -1, "runs");
@@ -383,20 +385,22 @@ int luaexp_expand(LuaExp *L, const char *path, const ExpandOptions *opt, Experim
     e->coco = get_str0(S, "coco");
     e->x = get_str0(S, "x");
     {
-        /* best = {label = value, ...} -> "label=value;..." */
-        char buf[1024] = "";
+        /* best = {label = value, ...} -> "label=value;..." sorted by label: lua_next's order changes from one
+         * process to the next (Lua seeds its string hashes), and the report must not */
+        char items[32][160], buf[32 * 160 + 1] = "";
+        int n = 0;
         lua_getfield(S, -1, "best");
         if (lua_istable(S, -1)) {
             lua_pushnil(S);
             while (lua_next(S, -2)) {
-                if (lua_type(S, -2) == LUA_TSTRING && lua_isnumber(S, -1)) {
-                    size_t used = strlen(buf);
-                    snprintf(buf + used, sizeof buf - used, "%s=%g;", lua_tostring(S, -2), lua_tonumber(S, -1));
-                }
+                if (lua_type(S, -2) == LUA_TSTRING && lua_isnumber(S, -1) && n < 32)
+                    snprintf(items[n++], sizeof items[0], "%s=%g;", lua_tostring(S, -2), lua_tonumber(S, -1));
                 lua_pop(S, 1);
             }
         }
         lua_pop(S, 1);
+        qsort(items, (size_t)n, sizeof items[0], compare_strings);
+        for (int i = 0; i < n; i++) strcat(buf, items[i]);
         e->best = xstrdup(buf);
     }
     lua_pop(S, 1);

@@ -192,7 +192,7 @@ static void test_expansion(void) {
                   "return {\n"
                   "  extends = \"base_t.lua\",\n"
                   "  epochs = 3,\n"
-                  "  report = { rows = \"arm\", cols = { \"beta_base\" } },\n"
+                  "  report = { rows = \"arm\", cols = { \"beta_base\" }, table = \"T9\" },\n"
                   "  sweep = {\n"
                   "    { beta_base = { 0.2, 0.4 } },\n"
                   "    { arm = { { label = \"BYOL\", method = \"byol\", views = \"aa\", epochs = 5 },\n"
@@ -230,7 +230,7 @@ static void test_expansion(void) {
         CHECK(e.runs[2].cfg.epochs == 9, "scale over file: %d", e.runs[2].cfg.epochs);
         CHECK(e.runs[0].cfg.batch == 32, "scale key");
         CHECK(!e.runs[0].comparable && strstr(e.runs[0].col, "[quick]"), "reduced scale columns: %s", e.runs[0].col);
-        /* the layout keeps the paper's columns, and adds the stand-in one */
+        /* the layout keeps the paper's columns (the table has paper numbers), and adds the stand-in one */
         bool standin = false, paper_col = false;
         for (int i = 0; i < e.n_cols; i++) {
             standin |= e.cols[i].standin && strstr(e.cols[i].label, "[quick]");
@@ -378,6 +378,30 @@ static void test_schedule_functions(void) {
     free(p), free(q), free(bad);
 }
 
+/* A map in the experiment (Figure 3's best points) reaches the report in a fixed order: Lua's own traversal order
+ * changes from process to process, and reports must not. */
+/* A table with no paper numbers (no report.table) shows, at a reduced scale, only the columns that ran. */
+static void test_no_paper_columns_without_paper_numbers(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/precision.lua", home());
+    Experiment e;
+    CHECK(expand(path, "quick", &e) == 0, "%s", luaexp_error(L));
+    if (test_failed()) return;
+    CHECK(e.n_cols == 2, "%d columns", e.n_cols);
+    for (int i = 0; i < e.n_cols; i++) CHECK(e.cols[i].standin, "column %s is not the quick scale's", e.cols[i].label);
+    experiment_free(&e);
+}
+
+static void test_best_points_sorted(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/fig3_beta.lua", home());
+    Experiment e;
+    CHECK(expand(path, "quick", &e) == 0, "%s", luaexp_error(L));
+    if (test_failed()) return;
+    CHECK(strcmp(e.best, "CIFAR-100=0.3;ImageNet-100=0.4;STL-10=0.4;") == 0, "best = \"%s\"", e.best);
+    experiment_free(&e);
+}
+
 /* Every shipped experiment expands at every scale it has, and its runs pass the trainer's own checks: the schema,
  * lua/toconfig.c and TrainConfig agree. */
 static void test_shipped_experiments(void) {
@@ -512,6 +536,8 @@ int main(void) {
     RUN(test_hash_golden);
     RUN(test_schedule_functions);
     RUN(test_shipped_experiments);
+    RUN(test_best_points_sorted);
+    RUN(test_no_paper_columns_without_paper_numbers);
     RUN(test_help);
     RUN(test_runaway_budgets);
     RUN(test_precision_keys);
