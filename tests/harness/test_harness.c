@@ -464,6 +464,26 @@ static void test_report_walltime_ratio(void) {
     free(m), free(md), free(res);
 }
 
+/* A table of ours alone (no paper numbers: experiments/precision.lua): cells hold our number only, and a reduced
+ * scale shows only the columns that ran. */
+static void test_report_without_paper(void) {
+    char *res = xasprintf("%s/fakep", test_tmpdir());
+    Experiment e;
+    expand_shipped("precision", "quick", &e);
+    for (int i = 0; i < e.n_runs; i++)
+        if (strcmp(e.runs[i].row, "bf16") == 0) fake_done(res, e.runs[i].id, strstr(e.runs[i].col, "RSA") ? 66 : 64, 100);
+    Ctx c = ctx_for(res);
+    CHECK(report_write(&c, &e) == 0, "%s", rsa_error_message());
+    char *md = xasprintf("%s/precision-quick.md", res);
+    char *m = slurp(md);
+    CHECK_HAS(m, "| | BYOL (AA) [quick] | RSA, decaying beta [quick] |\n|---|---|---|\n");
+    CHECK_HAS(m, "| bf16 | 64.0 (1 run) | 66.0 (1 run) |");
+    CHECK_HAS(m, "| fp32 | not run yet | not run yet |");
+    CHECK_HAS(m, "- **Paper**: none");
+    experiment_free(&e);
+    free(m), free(md), free(res);
+}
+
 static void test_report_coco(void) {
     char *res = xasprintf("%s/fake5", test_tmpdir());
     Experiment e;
@@ -507,6 +527,7 @@ int main(void) {
     RUN(test_report_quoted_rows);
     RUN(test_report_walltime_ratio);
     RUN(test_report_coco);
+    RUN(test_report_without_paper);
     RUN(test_make_reproduce_table1_smoke);
     RUN(test_rerun_trains_nothing);
     RUN(test_smoke_report_contents);
