@@ -1,0 +1,40 @@
+# Mixed precision: linear top-1 (%) after pretraining in fp32, bf16 and fp16: training curves of RSA, decaying beta [quick], one curve per method (first seed).
+# Edit and re-render with: gnuplot curves_rsa_decaying_beta_quick.gp (data in data/, copied from the run directories)
+set datafile separator tab
+set key autotitle columnhead
+set grid
+set key below
+# epochs without a kNN monitor hold -1: missing, and lines join the others
+set datafile missing '-1.0000'
+set terminal pngcairo noenhanced size 1200,900
+set output 'curves_rsa_decaying_beta_quick.png'
+set multiplot layout 2,2 title 'precision: RSA, decaying beta [quick]'
+set xlabel 'epoch'
+set ylabel 'loss'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:2 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:2 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:2 with linespoints title 'fp16 (loss scaling)'
+set xlabel 'epoch'
+set ylabel 'loss_w'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:3 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:3 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:3 with linespoints title 'fp16 (loss scaling)'
+set xlabel 'epoch'
+set ylabel 'loss_a'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:4 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:4 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:4 with linespoints title 'fp16 (loss scaling)'
+set xlabel 'epoch'
+set ylabel 'knn_top1'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:5 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:5 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:5 with linespoints title 'fp16 (loss scaling)'
+unset multiplot
+set terminal svg noenhanced size 1200,900
+set output 'curves_rsa_decaying_beta_quick.svg'
+set multiplot layout 2,2 title 'precision: RSA, decaying beta [quick]'
+set xlabel 'epoch'
+set ylabel 'loss'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:2 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:2 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:2 with linespoints title 'fp16 (loss scaling)'
+set xlabel 'epoch'
+set ylabel 'loss_w'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:3 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:3 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:3 with linespoints title 'fp16 (loss scaling)'
+set xlabel 'epoch'
+set ylabel 'loss_a'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:4 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:4 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:4 with linespoints title 'fp16 (loss scaling)'
+set xlabel 'epoch'
+set ylabel 'knn_top1'
+plot 'data/fashionmnist-rsa-ma-e12-s0-7e9ce44e39.epochs.tsv' using 1:5 with linespoints title 'fp32', 'data/fashionmnist-rsa-ma-e12-s0-18ac0cf4f2.epochs.tsv' using 1:5 with linespoints title 'bf16', 'data/fashionmnist-rsa-ma-e12-s0-cc5728fc89.epochs.tsv' using 1:5 with linespoints title 'fp16 (loss scaling)'
+unset multiplot
