@@ -4,7 +4,7 @@
  * batch-norm statistics, losses, parameters, parameter gradients and the optimiser stay fp32 (the master weights).
  * The values are kept in float storage, so every backend computes the same rounding points and the reference
  * backend is the oracle of the others. fp16 overflows beyond 65504 (to infinity) and loses values below 2^-24:
- * what the loss scaling of the trainer (optim.h) is for. */
+ * what the trainer's loss scaling (train/loss_scale.h) is for. */
 #ifndef RSA_PRECISION_H
 #define RSA_PRECISION_H
 

@@ -76,7 +76,7 @@ typedef struct {
     char backend[16];        /* cpu, cuda, ref */
     bool tf32;               /* cuda: TF32 tensor-core math in convolutions and linear layers */
     Precision precision;     /* pretraining's networks: fp32 or mixed bf16/fp16 (core/precision.h); fp16 scales the
-                                loss (optim.h); evaluation reads fp32 features either way */
+                                loss (loss_scale.h); evaluation reads fp32 features either way */
     bool deterministic;      /* cuda: deterministic cuDNN algorithms only (else the fastest by timing) */
     bool low_memory;         /* keep one online pass's activations, not two (the second pass runs again) */
     int64_t checkpoint_every; /* steps; 0: only at epoch ends */

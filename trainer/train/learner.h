@@ -19,7 +19,9 @@
  *   the step of one process with the whole batch, as for the other methods.
  * SimSiam: z_i, p_i from one network on v1 and v2; loss -(cos(p1, sg z2) + cos(p2, sg z1)) / 2; no target.
  * Losses and their gradients with respect to the heads' outputs are computed on the host in double precision
- * (losses.h) from the downloaded outputs; the networks, EMA and optimiser run on the backend. */
+ * (losses.h) from the downloaded outputs; the networks, EMA and optimiser run on the backend.
+ * Mixed precision (cfg->precision): both networks round what they write (core/precision.h); with fp16 the loss
+ * gradient is scaled and a step whose gradients overflow is skipped (loss_scale.h). */
 #ifndef RSA_LEARNER_H
 #define RSA_LEARNER_H
 
