@@ -30,15 +30,20 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest] [keep2]\n");
+        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest] [keep2] "
+                        "[bf16|fp16]\n");
         return 2;
     }
     const char *arch = argv[2], *mode = argv[3];
     int batch = atoi(argv[4]), steps = atoi(argv[5]);
     bool tf32 = false, fastest = false, keep2 = false; /* keep2: low_memory off (both online passes kept) */
-    for (int i = 6; i < argc; i++)
+    Precision precision = PRECISION_FP32;            /* bf16, fp16: mixed precision (core/precision.h) */
+    for (int i = 6; i < argc; i++) {
         tf32 |= strcmp(argv[i], "tf32") == 0, fastest |= strcmp(argv[i], "fastest") == 0,
             keep2 |= strcmp(argv[i], "keep2") == 0;
+        if (strcmp(argv[i], "bf16") == 0) precision = PRECISION_BF16;
+        if (strcmp(argv[i], "fp16") == 0) precision = PRECISION_FP16;
+    }
 #ifdef RSA_CUDA
     cuda_set_tf32(tf32);
     cuda_set_deterministic(!fastest);
@@ -63,6 +68,7 @@ int main(int argc, char **argv) {
     }
     cfg.method = strcmp(mode, "byol") == 0 ? METHOD_BYOL : METHOD_RSA;
     cfg.low_memory = !keep2;
+    cfg.precision = precision;
     cfg.views = cfg.method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
     int size = cfg.image_size, views = cfg.method == METHOD_RSA ? 4 : 2;
     size_t image = (size_t)batch * 3 * size * size;
@@ -78,7 +84,8 @@ int main(int argc, char **argv) {
         Model *m = model_new(be);
         int x = model_input(m, 3, size, size);
         int feat = resnet_build(m, &cfg.backbone, x);
-        Workspace *ws = model_finalize(m, batch, 1) == 0 ? workspace_new(m, true) : NULL;
+        bool ready = model_finalize(m, batch, 1) == 0 && model_set_precision(m, precision) == 0;
+        Workspace *ws = ready ? workspace_new(m, true) : NULL;
         float *dx = be->alloc(image * sizeof(float)), *dy = be->alloc((size_t)batch * 2048 * sizeof(float));
         if (!ws || !dx || !dy) {
             fprintf(stderr, "%s\n", rsa_error_message());
@@ -117,8 +124,10 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "cuda") == 0) gpu_mib = ((double)cuda_device_used_bytes() - base_used) / 1048576.0;
 #endif
     qsort(t, (size_t)steps, sizeof *t, cmp);
-    printf("ours %-4s %-6s %-4s batch %4d%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f MiB\n",
+    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f "
+           "MiB\n",
            argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
+           precision != PRECISION_FP32 ? " " : "", precision != PRECISION_FP32 ? precision_name(precision) : "",
            batch / t[steps / 2],
            strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
     return 0;
