@@ -159,8 +159,8 @@ S.run = {
     doc = "pretraining math. fp32: strict; tf32: tensor-core convolutions and linear layers on the cuda backend " ..
           "(about 1e-3 relative; cpu and ref compute fp32); bf16, fp16: mixed precision on every backend, as " ..
           "PyTorch's CUDA autocast: activations and their gradients rounded to the format, fp32 accumulation, " ..
-          "fp32 master weights, batch-norm statistics and losses; fp16 adds dynamic loss scaling (skipped steps " ..
-          "are logged). Evaluation reads fp32 features either way" },
+          "fp32 master weights, batch-norm statistics and losses; fp16 adds dynamic loss scaling (result.txt counts " ..
+          "skipped steps). Evaluation reads fp32 features either way" },
   { key = "deterministic", group = "run", type = "boolean", default = true, hash = false,
     doc = "cuda: only the cuDNN algorithms it reports deterministic (the same bits on the same GPU and libraries); " ..
           "false: the fastest by timing. The cpu backend is deterministic at a fixed thread count either way; " ..
