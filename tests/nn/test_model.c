@@ -33,20 +33,6 @@ static Net build(const Backend *be, const ResNetSpec *spec, int size, int batch,
     return n;
 }
 
-/* Random BN gammas and betas, so zero_init_residual silences no branch. */
-static void randomize_bn(Model *m, uint64_t seed) {
-    float *w = test_alloc(m->n_weights);
-    m->be->download(w, m->w, sizeof(float) * m->n_weights);
-    for (int b = 0; b < m->n_bns; b++) {
-        const Node *nd = &m->nodes[m->bns[b].node];
-        fill_uniform(w + m->params[nd->weight].offset, (size_t)m->bns[b].c, seed + b, 0.5f, 1.5f);
-        fill_normal(w + m->params[nd->bias].offset, (size_t)m->bns[b].c, seed + 1000 + b, 0.1f);
-    }
-    m->be->upload(m->w, w, sizeof(float) * m->n_weights);
-    model_weights_changed(m);
-    free(w);
-}
-
 static void backward_same_state(const ResNetSpec *spec, int size) {
     const int n = 3;
     Net fast = build(backend_cpu(), spec, size, n, 5), ref = build(backend_ref(), spec, size, n, 5);

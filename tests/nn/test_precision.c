@@ -2,6 +2,7 @@
  * compiler's _Float16 conversion), the backends' rounding bit for bit, networks that round every activation and
  * gradient they write, the memory plan's rebuilt tensors rounded as in forward, bf16 close to fp32 and the CPU
  * backend close to the reference, and fp16's loss scaling (an overflowing step is skipped, the scale halves). */
+#include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/nn/nets.h"
@@ -116,14 +117,7 @@ static Net build(const Backend *be, Precision p, int batch) {
     net.out = mlp_head_build(net.m, feature, 64, 32);
     if (model_finalize(net.m, batch, 11) != 0 || model_set_precision(net.m, p) != 0)
         test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
-    /* random BN affine parameters, so that no residual branch starts silent */
-    for (int b = 0; b < net.m->n_bns; b++) {
-        const Node *nd = &net.m->nodes[net.m->bns[b].node];
-        if (!net.m->bns[b].affine) continue;
-        fill_uniform(net.m->w + net.m->params[nd->weight].offset, (size_t)net.m->bns[b].c, 20 + b, 0.5f, 1.5f);
-        fill_normal(net.m->w + net.m->params[nd->bias].offset, (size_t)net.m->bns[b].c, 90 + b, 0.1f);
-    }
-    model_weights_changed(net.m);
+    randomize_bn(net.m, 20);
     return net;
 }
 

@@ -2,6 +2,7 @@
 
 #include "testlib.h"
 #include "trainer/core/error.h"
+#include "trainer/nn/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,3 +102,17 @@ float *be_zeros(const Backend *be, size_t count) {
 }
 
 void be_free(const Backend *be, void *p, size_t count) { be->release(p, (count ? count : 1) * sizeof(float)); }
+
+void randomize_bn(Model *m, uint64_t seed) {
+    float *w = test_alloc(m->n_weights);
+    m->be->download(w, m->w, sizeof(float) * m->n_weights);
+    for (int b = 0; b < m->n_bns; b++) {
+        const Node *nd = &m->nodes[m->bns[b].node];
+        if (!m->bns[b].affine) continue;
+        fill_uniform(w + m->params[nd->weight].offset, (size_t)m->bns[b].c, seed + b, 0.5f, 1.5f);
+        fill_normal(w + m->params[nd->bias].offset, (size_t)m->bns[b].c, seed + 1000 + b, 0.1f);
+    }
+    m->be->upload(m->w, w, sizeof(float) * m->n_weights);
+    model_weights_changed(m);
+    free(w);
+}

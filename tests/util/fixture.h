@@ -22,4 +22,9 @@ void be_get_flat(const Backend *be, const float *p, size_t count, float *host);
 float *be_zeros(const Backend *be, size_t count);
 void be_free(const Backend *be, void *p, size_t count);
 
+struct Model;
+/* Random gammas in [0.5, 1.5] and betas ~ N(0, 0.1) for every affine batch norm of a finalised model (torchvision's
+ * zero_init_residual would otherwise silence residual branches), then model_weights_changed. */
+void randomize_bn(struct Model *m, uint64_t seed);
+
 #endif
