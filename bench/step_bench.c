@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     Rng r;
     rng_init(&r, 1, RNG_TEST, 0, 0, 0);
     for (int v = 0; v < 4; v++) {
-        host[v] = hostmem_alloc(image * sizeof(float));
+        host[v] = be->host_alloc(image * sizeof(float)); /* where the trainer's loader keeps its batches */
         for (size_t i = 0; i < image; i++) host[v][i] = (float)rng_normal(&r);
     }
     double *t = malloc(sizeof(double) * (size_t)steps);

@@ -1,6 +1,6 @@
 /* The loader: batches identical for any number of threads, epoch permutations, sharding, drop_last, exact resume,
- * the view modes (MA's aggressive views are made from its weak views), corrupt images in folder data sets, and
- * TurboJPEG's DCT scaling measured against the exact path. */
+ * the view modes (MA's aggressive views are made from its weak views), corrupt images in folder data sets,
+ * TurboJPEG's DCT scaling measured against the exact path, and batches in a backend's memory. */
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
@@ -408,6 +408,36 @@ static void test_spec_defaults(void) {
     CHECK(loader_spec_default("svhn", VIEWS_MA, 1, &s) != 0, "unknown data set");
 }
 
+/* Batches live in the memory the spec's hooks give (a backend's pinned memory): every slot from them, all of it
+ * handed back, the same batches as in the default memory. */
+static int hook_live, hook_allocs;
+static size_t hook_bytes;
+
+static void *counting_alloc(size_t bytes) {
+    hook_live++, hook_allocs++, hook_bytes += bytes;
+    return calloc(1, bytes ? bytes : 1);
+}
+
+static void counting_free(void *p, size_t bytes) {
+    hook_live--, hook_bytes -= bytes;
+    free(p);
+}
+
+static void test_memory_hooks(void) {
+    Run base = run_epoch(mem_ds, spec_for(VIEWS_MA, 2), 1, 0);
+    LoaderSpec s = spec_for(VIEWS_MA, 2);
+    s.prefetch = 3;
+    s.host_alloc = counting_alloc, s.host_free = counting_free;
+    Run r = run_epoch(mem_ds, s, 1, 0);
+    CHECK(hook_allocs == 3, "%d slots from the hooks, want the 3 prefetch slots", hook_allocs);
+    CHECK(hook_live == 0 && hook_bytes == 0, "%d slots (%zu bytes) not handed back", hook_live, hook_bytes);
+    CHECK(r.steps == base.steps && same_steps(&base, &r, 0, 16), "batches differ in the hooks' memory");
+    run_free(&r), run_free(&base);
+    s.host_free = NULL;
+    CHECK(loader_new(mem_ds, &s) == NULL && strstr(rsa_error_message(), "host_alloc and host_free"), "%s",
+          rsa_error_message());
+}
+
 static void test_bad_specs(void) {
     LoaderSpec s = spec_for(VIEWS_MA, 1);
     s.batch = 500;
@@ -438,6 +468,7 @@ int main(void) {
     RUN(test_none_mode);
     RUN(test_folder_loader);
     RUN(test_spec_defaults);
+    RUN(test_memory_hooks);
     RUN(test_bad_specs);
     dataset_close(mem_ds);
     return test_finish();

@@ -1,7 +1,8 @@
 /* The cuda backend against the reference ops (plain loops on the host, NCHW) on random shapes, and the properties
  * training relies on: deterministic mode gives the same bits twice, alloc returns zeros, an op runs batches smaller
  * than the one it was made for, cached convolution weights follow the weights, bn_apply rebuilds the training
- * output bit for bit. Without a GPU, or in a build without CUDA, it prints a skip line and exits 0.
+ * output bit for bit, background uploads from pinned memory keep their order against queued work. Without a GPU,
+ * or in a build without CUDA, it prints a skip line and exits 0.
  *
  * Tolerances, as |got - want| <= rtol |want| + rtol max|want| (scale-relative, as test_ops_torch):
  *  - convolution 2e-4 in strict FP32 (cuDNN may choose Winograd or FFT, which round like the CPU backend's
@@ -13,6 +14,7 @@
  *  - the sum of squares 1e-12 (double sums in another order). */
 #include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
+#include "trainer/core/error.h"
 #include "trainer/ops/ref/ops_ref.h"
 #ifdef RSA_CUDA
 #include "trainer/ops/cuda/cuda_backend.h"
@@ -499,6 +501,38 @@ static void test_memory(void) {
     free(host), free(back);
 }
 
+/* Background uploads from the backend's pinned host memory: a copy waits for the work queued before it (which
+ * still reads the old contents), and the work queued after wait_upload sees the new ones. */
+static void test_background_upload(void) {
+    const size_t n = (size_t)1 << 24;
+    float *pinned = cu->host_alloc(n * sizeof(float));
+    CHECK(pinned != NULL, "%s", rsa_error_message());
+    if (!pinned) return;
+    CHECK(pinned[0] == 0 && pinned[n - 1] == 0, "host_alloc must hand out zeroed memory");
+    fill_normal(pinned, n, 1700, 1);
+    float *old = random_floats(n, 1701, 1), *got = test_alloc(n), *want = test_alloc(n);
+    float *a = be_put_flat(cu, old, n), *acc = be_zeros(cu, n);
+    for (int r = 0; r < 20; r++) cu->accumulate(n, acc, a); /* queued ahead of the copy, reading the old a */
+    cu->upload_async(1, a, pinned, n * sizeof(float));
+    cu->upload_async(2, acc + n / 2, pinned, 16 * sizeof(float)); /* another slot in flight at the same time */
+    cu->wait_upload(1);
+    cu->wait_upload(2);
+    cu->accumulate(n, acc, a);
+    be_get_flat(cu, acc, n, got);
+    for (size_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int r = 0; r < 20; r++) s += old[i];
+        if (i >= n / 2 && i < n / 2 + 16) s = pinned[i - n / 2];
+        want[i] = s + pinned[i];
+    }
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) wrong += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+    CHECK(wrong == 0, "%zu of %zu values wrong: a background copy overtook queued work or was not waited for", wrong, n);
+    cu->host_free(pinned, n * sizeof(float));
+    be_free(cu, a, n), be_free(cu, acc, n);
+    free(old), free(got), free(want);
+}
+
 #ifdef RSA_CUDA
 /* The other settings of cuda_backend.h: measured algorithm choice, TF32. */
 static void test_fastest_algorithms(void) {
@@ -522,6 +556,7 @@ int main(void) {
         return test_finish();
     }
     RUN(test_memory);
+    RUN(test_background_upload);
     RUN(test_elementwise);
     RUN(test_conv);
     RUN(test_conv_weight_cache);

@@ -18,6 +18,8 @@
 
 typedef struct ConvOp ConvOp;
 
+enum { UPLOAD_SLOTS = 4 }; /* a step's views */
+
 /* SyncBN: the batch statistics of a data-parallel run, summed over its processes (each with an equal share of the
  * batch) between a batch norm's passes. NULL: this process's batch alone. */
 typedef struct BnSync {
@@ -40,6 +42,16 @@ typedef struct Backend {
     void (*copy)(void *dst, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
     void (*sync)(void);
+    /* Host memory that uploads read fastest (page-locked on cuda; where pinning fails, plain memory, only slower):
+     * zero-filled, NULL with rsa_fail. The loader keeps its batches in it. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p, size_t bytes);
+    /* An upload in the background, tracked in one of UPLOAD_SLOTS slots: the copy starts once the work queued
+     * before this call is done (dst may still be in use when it is made) and runs beside the work queued after it;
+     * wait_upload(slot) makes the work queued after the wait start only when the slot's last copy is done. host_src
+     * must stay unchanged until a download queued after the wait has returned. Host-memory backends copy at once. */
+    void (*upload_async)(int slot, void *dst, const void *host_src, size_t bytes);
+    void (*wait_upload)(int slot);
 
     /* Convolution from layout `in` to layout `out`; weights are OIHW ([co][ci][k][k]) as torchvision's. */
     ConvOp *(*conv_create)(const ConvShape *s, Layout in, Layout out, bool bias);

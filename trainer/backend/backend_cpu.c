@@ -18,6 +18,11 @@ static void cpu_release(void *p, size_t bytes) { hostmem_free(p, bytes); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memmove(dst, src, bytes); }
 static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_sync(void) {}
+static void cpu_upload_async(int slot, void *dst, const void *host_src, size_t bytes) {
+    (void)slot;
+    memmove(dst, host_src, bytes);
+}
+static void cpu_wait_upload(int slot) { (void)slot; }
 
 static const Backend CPU = {
     .name = "cpu",
@@ -30,6 +35,10 @@ static const Backend CPU = {
     .copy = cpu_copy,
     .zero = cpu_zero,
     .sync = cpu_sync,
+    .host_alloc = cpu_alloc,
+    .host_free = cpu_release,
+    .upload_async = cpu_upload_async,
+    .wait_upload = cpu_wait_upload,
     .conv_create = conv_cpu_create,
     .conv_destroy = conv_cpu_destroy,
     .conv_forward = conv_cpu_forward,

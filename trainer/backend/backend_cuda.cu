@@ -1,8 +1,13 @@
 /* The CUDA backend: cuDNN convolutions, cuBLAS linear layers, own deterministic kernels for the rest (ops/cuda).
  * Activations are NHWC, device memory comes from cudaMalloc, and everything runs in call order on the default
- * stream; sync waits for it. Settings (deterministic algorithms, TF32) are in ops/cuda/cuda_backend.h. */
+ * stream except background uploads (upload_async), which have a stream of their own; sync waits for all.
+ * Settings (deterministic algorithms, TF32) are in ops/cuda/cuda_backend.h. */
 #include "../ops/cuda/cuda_util.h"
 #include "../ops/cuda/ops_cuda.h"
+
+extern "C" {
+#include "../core/hostmem.h"
+}
 
 static Layout cuda_layout(int c, int hw) {
     (void)c;
@@ -42,6 +47,51 @@ static void cuda_copy(void *dst, const void *src, size_t bytes) {
 static void cuda_zero(void *p, size_t bytes) { CUDA_CHECK(cudaMemset(p, 0, bytes)); }
 static void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
+/* The loader's batches are registered with the driver (page-locked), so uploads read them by DMA at the bus's speed
+ * instead of through a staging copy, and asynchronously. hostmem's allocation stays (huge pages, touched pages). */
+static void *cuda_host_alloc(size_t bytes) {
+    void *p = hostmem_alloc(bytes);
+    if (!p || bytes == 0) return p;
+    if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess)
+        cudaGetLastError(); /* a speed-up only: unpinned memory uploads correctly, through the staging copy */
+    return p;
+}
+
+static void cuda_host_free(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes) {
+        cudaError_t err = cudaHostUnregister(p);
+        if (err == cudaErrorHostMemoryNotRegistered) cudaGetLastError(); /* cuda_host_alloc could not pin it */
+        else CUDA_CHECK(err);
+    }
+    hostmem_free(p, bytes);
+}
+
+/* Background uploads have their own stream (non-blocking: the legacy default stream does not wait for it), ordered
+ * against the default stream by events in both directions: a copy waits for the work queued before it, the work
+ * after a wait_upload waits for the copy. */
+static cudaStream_t copy_stream;
+static cudaEvent_t queued_work, copied[UPLOAD_SLOTS];
+
+static void open_copy_stream(void) {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&queued_work, cudaEventDisableTiming));
+    for (int s = 0; s < UPLOAD_SLOTS; s++) CUDA_CHECK(cudaEventCreateWithFlags(&copied[s], cudaEventDisableTiming));
+}
+
+static void cuda_upload_async(int slot, void *dst, const void *host_src, size_t bytes) {
+    RSA_ASSERT(slot >= 0 && slot < UPLOAD_SLOTS);
+    CUDA_CHECK(cudaEventRecord(queued_work, 0));
+    CUDA_CHECK(cudaStreamWaitEvent(copy_stream, queued_work, 0));
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, copy_stream));
+    CUDA_CHECK(cudaEventRecord(copied[slot], copy_stream));
+}
+
+static void cuda_wait_upload(int slot) {
+    RSA_ASSERT(slot >= 0 && slot < UPLOAD_SLOTS);
+    CUDA_CHECK(cudaStreamWaitEvent(0, copied[slot], 0));
+}
+
 /* Filled field by field: designated initialisers are C++20. */
 static Backend make_backend(void) {
     Backend b = {};
@@ -55,6 +105,10 @@ static Backend make_backend(void) {
     b.copy = cuda_copy;
     b.zero = cuda_zero;
     b.sync = cuda_sync;
+    b.host_alloc = cuda_host_alloc;
+    b.host_free = cuda_host_free;
+    b.upload_async = cuda_upload_async;
+    b.wait_upload = cuda_wait_upload;
     b.conv_create = conv_cuda_create;
     b.conv_destroy = conv_cuda_destroy;
     b.conv_forward = conv_cuda_forward;
@@ -85,6 +139,7 @@ static Backend make_backend(void) {
 static const Backend *open_backend(void) {
     static Backend backend;
     if (!cuda_context_open()) return NULL;
+    open_copy_stream();
     backend = make_backend();
     return &backend;
 }

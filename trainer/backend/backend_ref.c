@@ -23,6 +23,11 @@ static void ref_release(void *p, size_t bytes) { hostmem_free(p, bytes); }
 static void ref_copy(void *dst, const void *src, size_t bytes) { memmove(dst, src, bytes); }
 static void ref_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void ref_sync(void) {}
+static void ref_upload_async(int slot, void *dst, const void *host_src, size_t bytes) {
+    (void)slot;
+    memmove(dst, host_src, bytes);
+}
+static void ref_wait_upload(int slot) { (void)slot; }
 
 static ConvOp *ref_conv_create(const ConvShape *s, Layout in, Layout out, bool bias) {
     (void)bias;
@@ -136,6 +141,10 @@ static const Backend REF = {
     .copy = ref_copy,
     .zero = ref_zero,
     .sync = ref_sync,
+    .host_alloc = ref_alloc,
+    .host_free = ref_release,
+    .upload_async = ref_upload_async,
+    .wait_upload = ref_wait_upload,
     .conv_create = ref_conv_create,
     .conv_destroy = ref_conv_destroy,
     .conv_forward = ref_conv_forward,

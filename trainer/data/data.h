@@ -188,6 +188,10 @@ typedef struct {
     int rank, world;     /* world 0 counts as 1 */
     bool jpeg_dct_scale; /* folder data sets: let TurboJPEG reduce the image in the IDCT when every crop of the
                             sample still has at least `size` pixels per side after it (faster, not PIL's pixels) */
+    /* Where batches live (both NULL: core/hostmem): a backend's host_alloc/host_free, so that its uploads read them
+     * fast (page-locked memory on cuda). */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p, size_t bytes);
 } LoaderSpec;
 
 /* A spec with the paper's settings for data set `name` (mean/std/size; NONE: the native size) and this mode: batch

@@ -207,8 +207,9 @@ int loader_spec_default(const char *name, ViewMode mode, uint64_t seed, LoaderSp
 
 static void free_slots(struct Loader *l) {
     if (!l->slots) return;
+    void (*release)(void *, size_t) = l->spec.host_free ? l->spec.host_free : hostmem_free;
     for (int s = 0; s < l->nslots; s++)
-        if (l->slots[s].mem) hostmem_free(l->slots[s].mem, l->slots[s].bytes);
+        if (l->slots[s].mem) release(l->slots[s].mem, l->slots[s].bytes);
     free(l->slots);
     l->slots = NULL;
 }
@@ -221,6 +222,8 @@ Loader *loader_new(const Dataset *ds, const LoaderSpec *spec_in) {
         return rsa_fail("use 0 <= rank < world", "rank %d of world %d", spec.rank, spec.world), NULL;
     if (spec.threads < 0 || spec.threads > 256)
         return rsa_fail("use 0 to 256 threads", "%d loader threads", spec.threads), NULL;
+    if (!spec.host_alloc != !spec.host_free)
+        return rsa_fail("set both host_alloc and host_free, or neither", "a loader spec with one memory hook"), NULL;
     if (spec.prefetch <= 0) spec.prefetch = spec.threads + 1;
     if (spec.threads == 0) spec.prefetch = 1;
     struct Loader *l = calloc(1, sizeof *l);
@@ -255,7 +258,7 @@ Loader *loader_new(const Dataset *ds, const LoaderSpec *spec_in) {
         size_t view_bytes = ((size_t)spec.batch * frame * sizeof(float) + 63) & ~(size_t)63;
         size_t meta = (size_t)spec.batch * (sizeof(int32_t) + sizeof(int64_t)) + 64;
         sl->bytes = view_bytes * views + meta;
-        sl->mem = hostmem_alloc(sl->bytes);
+        sl->mem = spec.host_alloc ? spec.host_alloc(sl->bytes) : hostmem_alloc(sl->bytes);
         if (!sl->mem) {
             rsa_error_context("while allocating %d prefetch batches of %d x %d views of %dx%d", l->nslots, spec.batch,
                               views, spec.size, spec.size);

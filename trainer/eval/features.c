@@ -20,7 +20,9 @@ static int forward_batches(Model *m, int until, const Dataset *ds, const LoaderS
                            const BatchHooks *h, const char *purpose) {
     RSA_ASSERT(spec->batch <= m->max_batch);
     const Backend *be = m->be;
-    Loader *ld = loader_new(ds, spec);
+    LoaderSpec own = *spec;
+    own.host_alloc = be->host_alloc, own.host_free = be->host_free; /* the batches are uploaded from */
+    Loader *ld = loader_new(ds, &own);
     if (!ld) return rsa_error_context("loading %s for %s", dataset_name(ds), purpose);
     /* Evaluation reads fp32 features whatever the training precision, so its protocol does not change with it. */
     Precision trained = m->precision;

@@ -220,10 +220,19 @@ int learner_load_init(Learner *l, const char *path) {
 
 /* ---- the step ---- */
 
-static const float *device_view(Learner *l, float *host, int v, int n) {
-    if (l->be->host_memory) return host;
+/* A step's views start uploading together before its work is queued: on cuda they copy on a stream of their own
+ * while the passes before their first use compute, so only the first view's copy holds the GPU up. The host views
+ * stay valid long enough: each is waited for before a pass whose output is downloaded within the step. */
+static void upload_views(Learner *l, float *const *views, int n) {
+    if (l->be->host_memory) return;
     size_t bytes = sizeof(float) * (size_t)n * 3 * l->cfg->image_size * l->cfg->image_size;
-    l->be->upload(l->dev_views[v], host, bytes);
+    int count = l->cfg->method == METHOD_RSA ? 4 : 2;
+    for (int v = 0; v < count; v++) l->be->upload_async(v, l->dev_views[v], views[v], bytes);
+}
+
+static const float *device_view(Learner *l, float *host, int v) {
+    if (l->be->host_memory) return host;
+    l->be->wait_upload(v);
     return l->dev_views[v];
 }
 
@@ -299,6 +308,9 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
     const TrainConfig *c = l->cfg;
     const Backend *be = l->be;
     memset(out, 0, sizeof *out);
+    bool gathers = l->dist->world > 1 && (c->method == METHOD_SIMCLR || c->method == METHOD_MOCOV2);
+    if (gathers && check_same_batch(l, n) != 0) return -1;
+    upload_views(l, views, n);
     int64_t k = ++l->step, K = l->total_steps;
     out->lr = lr;
     if (l->target) {
@@ -310,42 +322,39 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
     float *o1 = l->host_out[0], *o2 = l->host_out[1], *o3 = l->host_out[2], *o4 = l->host_out[3];
     float *g1 = l->host_grad[0], *g2 = l->host_grad[1];
     int passes = 2; /* online passes to backpropagate */
-    bool gathers = l->dist->world > 1 && (c->method == METHOD_SIMCLR || c->method == METHOD_MOCOV2);
-    if (gathers && check_same_batch(l, n) != 0) return -1;
     LossTerms t;
     switch (c->method) {
     case METHOD_RSA:
         out->beta = schedule_beta(c, k, K);
-        online_forward(l, 0, device_view(l, views[2], 2, n), n, o1, NULL);
-        online_forward(l, 1, device_view(l, views[3], 3, n), n, o2, NULL);
-        target_forward(l, device_view(l, views[0], 0, n), n, o3);
-        target_forward(l, device_view(l, views[1], 1, n), n, o4);
+        online_forward(l, 0, device_view(l, views[2], 2), n, o1, NULL);
+        online_forward(l, 1, device_view(l, views[3], 3), n, o2, NULL);
+        target_forward(l, device_view(l, views[0], 0), n, o3);
+        target_forward(l, device_view(l, views[1], 1), n, o4);
         loss_byol_rsa(n, l->out_dim, out->beta, o1, o2, o3, o4, g1, g2, &t);
         break;
     case METHOD_BYOL: {
-        const float *v1 = device_view(l, views[0], 0, n), *v2 = device_view(l, views[1], 1, n);
-        online_forward(l, 0, v1, n, o1, NULL);
-        target_forward(l, v2, n, o4);
-        online_forward(l, 1, v2, n, o2, NULL);
-        target_forward(l, v1, n, o3);
+        online_forward(l, 0, device_view(l, views[0], 0), n, o1, NULL);
+        target_forward(l, device_view(l, views[1], 1), n, o4);
+        online_forward(l, 1, device_view(l, views[1], 1), n, o2, NULL);
+        target_forward(l, device_view(l, views[0], 0), n, o3);
         loss_byol_rsa(n, l->out_dim, 0.0, o1, o2, o3, o4, g1, g2, &t);
         break;
     }
     case METHOD_SIMCLR:
-        online_forward(l, 0, device_view(l, views[0], 0, n), n, o1, NULL);
-        online_forward(l, 1, device_view(l, views[1], 1, n), n, o2, NULL);
+        online_forward(l, 0, device_view(l, views[0], 0), n, o1, NULL);
+        online_forward(l, 1, device_view(l, views[1], 1), n, o2, NULL);
         if (gathers) simclr_global(l, n, o1, o2, g1, g2, &t);
         else loss_ntxent(n, l->out_dim, c->temperature, o1, o2, g1, g2, &t);
         break;
     case METHOD_MOCOV2:
-        online_forward(l, 0, device_view(l, views[0], 0, n), n, o1, NULL);
-        target_forward(l, device_view(l, views[1], 1, n), n, o3);
+        online_forward(l, 0, device_view(l, views[0], 0), n, o1, NULL);
+        target_forward(l, device_view(l, views[1], 1), n, o3);
         loss_infonce(n, l->out_dim, c->temperature, o1, o3, l->queue, c->queue_size, g1, &t);
         passes = 1;
         break;
     case METHOD_SIMSIAM:
-        online_forward(l, 0, device_view(l, views[0], 0, n), n, o1, o3);
-        online_forward(l, 1, device_view(l, views[1], 1, n), n, o2, o4);
+        online_forward(l, 0, device_view(l, views[0], 0), n, o1, o3);
+        online_forward(l, 1, device_view(l, views[1], 1), n, o2, o4);
         loss_simsiam(n, l->out_dim, o1, o2, o3, o4, g1, g2, &t);
         break;
     }

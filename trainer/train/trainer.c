@@ -247,6 +247,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     if (loader_spec_default(cfg->dataset, cfg->views, cfg->seed, &spec) != 0) goto done;
     spec.size = cfg->image_size, spec.batch = cfg->batch / dist->world, spec.threads = cfg->loader_threads;
     spec.rank = dist->rank, spec.world = dist->world;
+    spec.host_alloc = be->host_alloc, spec.host_free = be->host_free;
     if (!(ld = loader_new(train, &spec))) goto done;
     int64_t spe = loader_steps_per_epoch(ld), total = (int64_t)cfg->epochs * spe;
     if (spe < 1) {

@@ -1,6 +1,7 @@
 /* Shared by the CUDA backend's sources: checked calls into the CUDA runtime, cuDNN and cuBLAS, the handles and the
  * one workspace every op shares, and launch sizes. Every kernel, copy and library call goes to the legacy default
- * stream, so the ops of a step run in the order they were called without events or extra synchronisation. */
+ * stream, so the ops of a step run in the order they were called without events or extra synchronisation; only the
+ * background uploads (backend_cuda.cu) have a stream of their own. */
 #ifndef RSA_CUDA_UTIL_H
 #define RSA_CUDA_UTIL_H
 
