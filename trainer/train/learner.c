@@ -170,6 +170,54 @@ static void average_gradients(Learner *l) {
     l->be->axpby(m->n_weights, 1.0f / (float)d->world, m->g, 0.0f, m->g);
 }
 
+/* FNV-1a over 32-bit words: the state's bits, not its values (a -0 or a NaN payload would count). */
+static uint64_t hash_words(uint64_t h, const void *p, size_t bytes) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i + 4 <= bytes; i += 4) {
+        uint32_t w;
+        memcpy(&w, b + i, sizeof w); /* any object's bytes, without breaking aliasing rules */
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t hash_backend(const Learner *l, uint64_t h, const float *p, size_t n, float *host) {
+    if (l->be->host_memory) return hash_words(h, p, sizeof(float) * n);
+    l->be->download(host, p, sizeof(float) * n);
+    return hash_words(h, host, sizeof(float) * n);
+}
+
+int learner_check_ranks_agree(Learner *l) {
+    Dist *d = l->dist;
+    if (d->world == 1) return 0;
+    Model *m = l->online;
+    float *host = l->be->host_memory ? NULL : malloc(sizeof(float) * m->n_weights);
+    if (!l->be->host_memory && !host) rsa_fatal("free memory", "out of memory");
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = hash_backend(l, h, m->w, m->n_weights, host);
+    h = hash_backend(l, h, l->opt.momentum_buf, m->n_weights, host);
+    if (l->target) h = hash_backend(l, h, l->target->w, l->target->n_weights, host);
+    free(host);
+    if (l->queue) h = hash_words(h, l->queue, sizeof(float) * (size_t)l->cfg->queue_size * l->out_dim);
+    int64_t counters[3] = {l->step, l->scaler.skipped, l->scaler.good_steps};
+    h = hash_words(h, counters, sizeof counters);
+    h = hash_words(h, &l->scaler.scale, sizeof l->scaler.scale);
+    /* four 16-bit pieces: floats hold them exactly */
+    float mine[4], *all = malloc(sizeof(float) * 4 * (size_t)d->world);
+    if (!all) rsa_fatal("free memory", "out of memory");
+    for (int k = 0; k < 4; k++) mine[k] = (float)((h >> (16 * k)) & 0xffff);
+    d->allgather_f32(d, mine, 4, all);
+    int differs = -1;
+    for (int r = 1; r < d->world && differs < 0; r++)
+        if (memcmp(all + 4 * r, all, sizeof mine) != 0) differs = r;
+    free(all);
+    if (differs < 0) return 0;
+    return rsa_fail("run every rank from the same binary and data; report it if they were",
+                    "data-parallel processes out of step after step %lld: rank %d's weights or optimiser state "
+                    "differ from rank 0's (each rank must apply the same averaged gradients)",
+                    (long long)l->step, differs);
+}
+
 void learner_free(Learner *l) {
     if (!l) return;
     free(l->host_grads);

@@ -82,4 +82,10 @@ int learner_load_init(Learner *l, const char *path);
 /* One step on n images; views[v] are NCHW float in host memory, in the method's view order. */
 int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics *out);
 
+/* Data parallel: checks that every process holds the same training state (the online and target weights, the
+ * momentum buffers, MoCo's queue, the fp16 loss scale and the step count) bit for bit, as the all-reduces promise.
+ * Collective: every rank calls it at the same step. 0 in a world of one; -1 with rsa_fail (the same on every rank)
+ * when some rank differs from rank 0. */
+int learner_check_ranks_agree(Learner *l);
+
 #endif

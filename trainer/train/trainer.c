@@ -335,6 +335,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             bool periodic = cfg->checkpoint_every > 0 && l->step % cfg->checkpoint_every == 0;
             if ((stop || periodic) && s + 1 < spe) {
                 RunPosition here = {epoch, s + 1, pos.train_seconds};
+                if (learner_check_ranks_agree(l) != 0) goto done;
                 if (lead && (flush_file(steps_f, steps_path) != 0 || checkpoint_save(l, here, config_hash, ckpt) != 0))
                     goto done;
                 saved_step = l->step;
@@ -353,6 +354,7 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
         }
         double secs = epoch_data + epoch_compute, n = done_steps ? (double)done_steps : 1;
         RunPosition next = {epoch + 1, 0, pos.train_seconds};
+        if (learner_check_ranks_agree(l) != 0) goto done; /* what rank 0 saves is every rank's state */
         if (lead) {
             fprintf(epochs_f, "%d\t%.7g\t%.7g\t%.7g\t%.4f\t%.3f\t%.2f\t%.4f\n", epoch + 1, sums[0] / n,
                     sums[1] / n, sums[2] / n, knn, secs, secs > 0 ? done_steps * cfg->batch / secs : 0,
