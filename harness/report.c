@@ -293,7 +293,7 @@ static void fmt_value(char *out, size_t n, double mean, double std, int count, c
 
 /* A table of ours alone: kind table with no paper table id (a check of our own, e.g. experiments/precision.lua).
  * Its cells show our number only. */
-static bool has_paper(const Experiment *e) { return strcmp(e->kind, "table") != 0 || e->table[0]; }
+static bool has_paper(const Experiment *e) { return e->has_paper; }
 
 /* The three parts of a cell: ours, paper, gap. */
 static void cell_parts(const Table *t, const Cell *c, char *ours, char *paper, char *gap, size_t n) {

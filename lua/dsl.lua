@@ -891,6 +891,8 @@ function M.expand(path, opts)
   if report.rows == nil then
     for _, a in ipairs(exp.axes) do if a.name ~= "seed" and a.name ~= "dataset" then report.rows = a.name break end end
   end
+  -- whether the paper reports numbers for this experiment: every figure does, a table when it names one
+  report.has_paper = report.kind ~= "table" or report.table ~= nil
   exp.report = report
   local paper = exp
   if exp.scale ~= "paper" then
@@ -913,7 +915,7 @@ function M.expand(path, opts)
     end
   end
   -- a table with no paper numbers (no report.table) shows, at a reduced scale, only the columns it ran
-  local paper_cols = exp.scale == "paper" or report.kind ~= "table" or report.table ~= nil
+  local paper_cols = exp.scale == "paper" or report.has_paper
   for _, r in ipairs(paper.runs) do
     local row, col = cell_of(r, report)
     local p = paper_identity(r, report)

@@ -384,6 +384,7 @@ int luaexp_expand(LuaExp *L, const char *path, const ExpandOptions *opt, Experim
     e->rows_axis = get_str0(S, "rows");
     e->coco = get_str0(S, "coco");
     e->x = get_str0(S, "x");
+    e->has_paper = get_bool(S, "has_paper");
     {
         /* best = {label = value, ...} -> "label=value;..." sorted by label: lua_next's order changes from one
          * process to the next (Lua seeds its string hashes), and the report must not */

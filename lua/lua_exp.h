@@ -39,6 +39,7 @@ typedef struct {
 typedef struct {
     char *name, *title, *notes, *scale, *scale_notes, *file;
     char *kind, *table, *metric, *rows_axis, *coco, *x; /* report spec */
+    bool has_paper;                                        /* the paper reports numbers for it (lua/dsl.lua) */
     char *best;                                            /* beta_curve: "col=value;..." */
     char *axes;                                            /* "dataset(5) arm(4) seed(3)" */
     char **scales;                                         /* scales this file defines (paper first) */
