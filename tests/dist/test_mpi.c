@@ -4,7 +4,7 @@
  * bit: the two halves' sums (BN statistics, gradients, the loss) are added in another order, so per-step losses
  * agree to 1e-5 and every tensor of the final checkpoint to 1e-4 (rel_l2). The ranks themselves must agree bit for
  * bit, which the trainer checks at every checkpoint (learner_check_ranks_agree): at fp16, and against a broken
- * all-reduce that must be caught.
+ * all-reduce that must be caught. Stopped and resumed, two processes end with the bits of two that never stopped.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -44,22 +44,23 @@ static void allreduce_not_identical(Dist *d, float *buf, size_t n) {
     if (d->rank == 1 && n > 0) buf[0] = buf[0] * 1.01f + 1e-3f;
 }
 
-static int rank_run(const char *dir, MethodKind method, Precision precision, bool break_allreduce) {
+/* One rank's run; with max_steps it stops there with a checkpoint (as Ctrl-C does), and a later call resumes. */
+static int rank_run(const char *dir, MethodKind method, Precision precision, bool break_allreduce, int max_steps) {
     omp_set_num_threads(1);
     Dist *d = dist_init();
     if (break_allreduce) true_allreduce_f32 = d->allreduce_f32, d->allreduce_f32 = allreduce_not_identical;
     TrainConfig c = config(method, precision);
-    TrainHooks h = {.dist = d};
+    TrainHooks h = {.dist = d, .max_steps = max_steps};
     TrainResult r;
     int rc = train_run(&c, dir, "h", &h, &r);
-    if (rc != 0) fprintf(stderr, "rank %d: %s\n", d->rank, rsa_error_message());
+    if (rc < 0) fprintf(stderr, "rank %d: %s\n", d->rank, rsa_error_message());
     dist_finalize(d);
-    return rc == 0 ? 0 : 1;
+    return rc == 0 || (rc == 1 && max_steps > 0) ? 0 : 1;
 }
 
 /* Runs this binary as two ranks into dir; the exit status, and what they printed in out. */
-static int mpirun_two(const char *dir, MethodKind method, Precision precision, bool break_allreduce, char *out,
-                      size_t out_size) {
+static int mpirun_two(const char *dir, MethodKind method, Precision precision, bool break_allreduce, int max_steps,
+                      char *out, size_t out_size) {
     char cmd[2048], self[600];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     CHECK(len > 0, "cannot find the test binary");
@@ -67,8 +68,8 @@ static int mpirun_two(const char *dir, MethodKind method, Precision precision, b
     self[len] = 0;
     snprintf(cmd, sizeof cmd,
              "mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np 2 -x OMP_NUM_THREADS=1 %s "
-             "--rank-run %s %d %d %d 2>&1",
-             self, dir, (int)method, (int)precision, (int)break_allreduce);
+             "--rank-run %s %d %d %d %d 2>&1",
+             self, dir, (int)method, (int)precision, (int)break_allreduce, max_steps);
     FILE *p = popen(cmd, "r");
     char line[512];
     size_t used = 0;
@@ -107,7 +108,7 @@ static void two_processes_equal_one(MethodKind method, Precision precision, doub
     TrainHooks none = {0};
     TrainResult r;
     CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
-    int status = mpirun_two(two, method, precision, false, out, sizeof out);
+    int status = mpirun_two(two, method, precision, false, 0, out, sizeof out);
     CHECK(status == 0, "mpirun -np 2 failed (status %d; needs openmpi-bin: make deps)", status);
     if (status != 0) return;
     double a[64], b[64];
@@ -169,30 +170,69 @@ static void test_two_processes_equal_one_mocov2(void) {
 static void test_two_processes_in_step_fp16(void) {
     char dir[600], out[8192];
     snprintf(dir, sizeof dir, "%s/two-fp16", test_tmpdir());
-    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP16, false, out, sizeof out);
+    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP16, false, 0, out, sizeof out);
     CHECK(status == 0, "mpirun -np 2 failed (status %d)", status);
     double b[64];
     CHECK(losses(dir, b, 64) == 8, "an fp16 two-process run must train its 8 steps");
 }
+
+/* Exact resume in a data-parallel world: two processes stopped after 3 steps (the checkpoint rank 0 writes) and
+ * resumed end with the weights, buffers, optimiser state and queue of two processes that never stopped, bit for bit,
+ * and log the same losses. MoCo v2: its queue is filled from every rank's keys. */
+static void resumed_two_equal_uninterrupted(MethodKind method) {
+    char a[600], b[600], out[8192];
+    snprintf(a, sizeof a, "%s/whole-%s", test_tmpdir(), method_name(method));
+    snprintf(b, sizeof b, "%s/resumed-%s", test_tmpdir(), method_name(method));
+    CHECK(mpirun_two(a, method, PRECISION_FP32, false, 0, out, sizeof out) == 0, "uninterrupted run failed");
+    CHECK(mpirun_two(b, method, PRECISION_FP32, false, 3, out, sizeof out) == 0, "the run to stop failed");
+    double la[64], lb[64];
+    CHECK(losses(b, lb, 64) == 3, "the stopped run must have trained 3 steps");
+    CHECK(mpirun_two(b, method, PRECISION_FP32, false, 0, out, sizeof out) == 0, "the resumed run failed");
+    int na = losses(a, la, 64), nb = losses(b, lb, 64);
+    CHECK(na == 8 && nb == 8 && memcmp(la, lb, sizeof(double) * 8) == 0, "losses differ after resuming (%d, %d steps)",
+          na, nb);
+    char ca[700], cb[700];
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    StFile fa, fb;
+    CHECK(st_open(&fa, ca) == 0 && st_open(&fb, cb) == 0, "%s", rsa_error_message());
+    int differ = 0, compared = 0;
+    for (int i = 0; i < fa.n_tensors; i++) {
+        const StTensor *t = &fa.tensors[i], *u = st_find(&fb, t->name);
+        bool same = u && u->dtype == t->dtype && st_numel(u) == st_numel(t) &&
+                    memcmp(st_data(&fa, t), st_data(&fb, u), t->end - t->begin) == 0;
+        if (!same && differ++ < 3) test_note("%s differs", t->name);
+        compared++;
+    }
+    CHECK(differ == 0 && fa.n_tensors == fb.n_tensors, "%d of %d checkpoint tensors differ after resuming", differ,
+          compared);
+    st_close(&fa), st_close(&fb);
+}
+
+static void test_resume_two_processes(void) { resumed_two_equal_uninterrupted(METHOD_RSA); }
+static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterrupted(METHOD_MOCOV2); }
 
 /* The check is not blind: one rank with another sum for one gradient stops the run on every rank, at the first
  * checkpoint (step 2). */
 static void test_ranks_out_of_step_caught(void) {
     char dir[600], out[8192];
     snprintf(dir, sizeof dir, "%s/two-broken", test_tmpdir());
-    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP32, true, out, sizeof out);
+    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP32, true, 0, out, sizeof out);
     CHECK(status != 0, "ranks with different weights must fail the run");
     CHECK(strstr(out, "rank 0: ") && strstr(out, "rank 1: ") && strstr(out, "out of step after step 2: rank 1"),
           "both ranks must say that rank 1 left rank 0's step");
 }
 
 int main(int argc, char **argv) {
-    if (argc == 6 && strcmp(argv[1], "--rank-run") == 0)
-        return rank_run(argv[2], (MethodKind)atoi(argv[3]), (Precision)atoi(argv[4]), atoi(argv[5]) != 0);
+    if (argc == 7 && strcmp(argv[1], "--rank-run") == 0)
+        return rank_run(argv[2], (MethodKind)atoi(argv[3]), (Precision)atoi(argv[4]), atoi(argv[5]) != 0,
+                        atoi(argv[6]));
     RUN(test_two_processes_equal_one);
     RUN(test_two_processes_equal_one_simclr);
     RUN(test_two_processes_equal_one_mocov2);
     RUN(test_two_processes_in_step_fp16);
     RUN(test_ranks_out_of_step_caught);
+    RUN(test_resume_two_processes);
+    RUN(test_resume_two_processes_mocov2);
     return test_finish();
 }
