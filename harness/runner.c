@@ -264,7 +264,15 @@ int run_plan(const Ctx *ctx, LuaExp *L, const Experiment *e, Plan *p) {
         fprintf(stderr, "rsa: %s\n", rsa_error_message());
         return 1;
     }
-    if (ctx->dist) ctx->dist->barrier(ctx->dist); /* every rank starts from the same plan */
+    if (ctx->dist) { /* every rank follows rank 0's plan: the others may not see its store (node-local disks) */
+        double *done = calloc((size_t)(p->n ? p->n : 1), sizeof *done);
+        if (!done) rsa_fatal("free memory", "out of memory");
+        for (int i = 0; i < p->n && ctx->rank == 0; i++) done[i] = p->st[i].state == RUN_DONE;
+        ctx->dist->allreduce_f64(ctx->dist, done, (size_t)p->n);
+        for (int i = 0; i < p->n; i++)
+            if ((p->st[i].state == RUN_DONE) != (done[i] != 0)) p->st[i].state = done[i] ? RUN_DONE : RUN_TODO;
+        free(done);
+    }
     int failed = 0, unsupported = 0, trained = 0, status = 0;
     double left = 0;
     for (int i = 0; i < p->n; i++) left += p->est[i];

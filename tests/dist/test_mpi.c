@@ -4,7 +4,8 @@
  * bit: the two halves' sums (BN statistics, gradients, the loss) are added in another order, so per-step losses
  * agree to 1e-5 and every tensor of the final checkpoint to 1e-4 (rel_l2). The ranks themselves must agree bit for
  * bit, which the trainer checks at every checkpoint (learner_check_ranks_agree): at fp16, and against a broken
- * all-reduce that must be caught. Stopped and resumed, two processes end with the bits of two that never stopped.
+ * all-reduce that must be caught. Stopped and resumed, two processes end with the bits of two that never stopped;
+ * ranks that would resume from different checkpoints (results not on a shared file system) stop with a clear error.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -44,11 +45,19 @@ static void allreduce_not_identical(Dist *d, float *buf, size_t n) {
     if (d->rank == 1 && n > 0) buf[0] = buf[0] * 1.01f + 1e-3f;
 }
 
+/* How the ranks of mpirun_two run: as the trainer expects; with a broken all-reduce; with run directories of their
+ * own (results on node-local disks instead of a shared file system). */
+typedef enum { RANKS_NORMAL, RANKS_BROKEN_ALLREDUCE, RANKS_LOCAL_DIRS } RankMode;
+
 /* One rank's run; with max_steps it stops there with a checkpoint (as Ctrl-C does), and a later call resumes. */
-static int rank_run(const char *dir, MethodKind method, Precision precision, bool break_allreduce, int max_steps) {
+static int rank_run(const char *dir, MethodKind method, Precision precision, RankMode mode, int max_steps) {
     omp_set_num_threads(1);
     Dist *d = dist_init();
-    if (break_allreduce) true_allreduce_f32 = d->allreduce_f32, d->allreduce_f32 = allreduce_not_identical;
+    if (mode == RANKS_BROKEN_ALLREDUCE)
+        true_allreduce_f32 = d->allreduce_f32, d->allreduce_f32 = allreduce_not_identical;
+    char own[700];
+    snprintf(own, sizeof own, "%s-rank%d", dir, d->rank);
+    if (mode == RANKS_LOCAL_DIRS) dir = own;
     TrainConfig c = config(method, precision);
     TrainHooks h = {.dist = d, .max_steps = max_steps};
     TrainResult r;
@@ -59,7 +68,7 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, boo
 }
 
 /* Runs this binary as two ranks into dir; the exit status, and what they printed in out. */
-static int mpirun_two(const char *dir, MethodKind method, Precision precision, bool break_allreduce, int max_steps,
+static int mpirun_two(const char *dir, MethodKind method, Precision precision, RankMode mode, int max_steps,
                       char *out, size_t out_size) {
     char cmd[2048], self[600];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -69,7 +78,7 @@ static int mpirun_two(const char *dir, MethodKind method, Precision precision, b
     snprintf(cmd, sizeof cmd,
              "mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np 2 -x OMP_NUM_THREADS=1 %s "
              "--rank-run %s %d %d %d %d 2>&1",
-             self, dir, (int)method, (int)precision, (int)break_allreduce, max_steps);
+             self, dir, (int)method, (int)precision, (int)mode, max_steps);
     FILE *p = popen(cmd, "r");
     char line[512];
     size_t used = 0;
@@ -108,7 +117,7 @@ static void two_processes_equal_one(MethodKind method, Precision precision, doub
     TrainHooks none = {0};
     TrainResult r;
     CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
-    int status = mpirun_two(two, method, precision, false, 0, out, sizeof out);
+    int status = mpirun_two(two, method, precision, RANKS_NORMAL, 0, out, sizeof out);
     CHECK(status == 0, "mpirun -np 2 failed (status %d; needs openmpi-bin: make deps)", status);
     if (status != 0) return;
     double a[64], b[64];
@@ -170,7 +179,7 @@ static void test_two_processes_equal_one_mocov2(void) {
 static void test_two_processes_in_step_fp16(void) {
     char dir[600], out[8192];
     snprintf(dir, sizeof dir, "%s/two-fp16", test_tmpdir());
-    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP16, false, 0, out, sizeof out);
+    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP16, RANKS_NORMAL, 0, out, sizeof out);
     CHECK(status == 0, "mpirun -np 2 failed (status %d)", status);
     double b[64];
     CHECK(losses(dir, b, 64) == 8, "an fp16 two-process run must train its 8 steps");
@@ -183,11 +192,11 @@ static void resumed_two_equal_uninterrupted(MethodKind method) {
     char a[600], b[600], out[8192];
     snprintf(a, sizeof a, "%s/whole-%s", test_tmpdir(), method_name(method));
     snprintf(b, sizeof b, "%s/resumed-%s", test_tmpdir(), method_name(method));
-    CHECK(mpirun_two(a, method, PRECISION_FP32, false, 0, out, sizeof out) == 0, "uninterrupted run failed");
-    CHECK(mpirun_two(b, method, PRECISION_FP32, false, 3, out, sizeof out) == 0, "the run to stop failed");
+    CHECK(mpirun_two(a, method, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "uninterrupted run failed");
+    CHECK(mpirun_two(b, method, PRECISION_FP32, RANKS_NORMAL, 3, out, sizeof out) == 0, "the run to stop failed");
     double la[64], lb[64];
     CHECK(losses(b, lb, 64) == 3, "the stopped run must have trained 3 steps");
-    CHECK(mpirun_two(b, method, PRECISION_FP32, false, 0, out, sizeof out) == 0, "the resumed run failed");
+    CHECK(mpirun_two(b, method, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "the resumed run failed");
     int na = losses(a, la, 64), nb = losses(b, lb, 64);
     CHECK(na == 8 && nb == 8 && memcmp(la, lb, sizeof(double) * 8) == 0, "losses differ after resuming (%d, %d steps)",
           na, nb);
@@ -209,6 +218,20 @@ static void resumed_two_equal_uninterrupted(MethodKind method) {
     st_close(&fa), st_close(&fb);
 }
 
+/* Results on node-local disks: rank 0 finds the stopped run's checkpoint, rank 1 does not. Both must stop at once
+ * with a message that says why, instead of training apart (or waiting for each other forever). */
+static void test_ranks_without_shared_results(void) {
+    char dir[600], out[8192];
+    snprintf(dir, sizeof dir, "%s/local", test_tmpdir());
+    CHECK(mpirun_two(dir, METHOD_RSA, PRECISION_FP32, RANKS_LOCAL_DIRS, 3, out, sizeof out) == 0, "the first part failed");
+    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP32, RANKS_LOCAL_DIRS, 0, out, sizeof out);
+    CHECK(status != 0, "ranks that resume from different steps must fail");
+    CHECK(strstr(out, "rank 0: ") && strstr(out, "rank 1: ") &&
+              strstr(out, "rank 1 of 2 starts from step 0, rank 0 resumes from step 3") &&
+              strstr(out, "a file system every node shares"),
+          "both ranks must name the disagreement and the fix");
+}
+
 static void test_resume_two_processes(void) { resumed_two_equal_uninterrupted(METHOD_RSA); }
 static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterrupted(METHOD_MOCOV2); }
 
@@ -217,7 +240,7 @@ static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterru
 static void test_ranks_out_of_step_caught(void) {
     char dir[600], out[8192];
     snprintf(dir, sizeof dir, "%s/two-broken", test_tmpdir());
-    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP32, true, 0, out, sizeof out);
+    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP32, RANKS_BROKEN_ALLREDUCE, 0, out, sizeof out);
     CHECK(status != 0, "ranks with different weights must fail the run");
     CHECK(strstr(out, "rank 0: ") && strstr(out, "rank 1: ") && strstr(out, "out of step after step 2: rank 1"),
           "both ranks must say that rank 1 left rank 0's step");
@@ -225,7 +248,7 @@ static void test_ranks_out_of_step_caught(void) {
 
 int main(int argc, char **argv) {
     if (argc == 7 && strcmp(argv[1], "--rank-run") == 0)
-        return rank_run(argv[2], (MethodKind)atoi(argv[3]), (Precision)atoi(argv[4]), atoi(argv[5]) != 0,
+        return rank_run(argv[2], (MethodKind)atoi(argv[3]), (Precision)atoi(argv[4]), (RankMode)atoi(argv[5]),
                         atoi(argv[6]));
     RUN(test_two_processes_equal_one);
     RUN(test_two_processes_equal_one_simclr);
@@ -234,5 +257,6 @@ int main(int argc, char **argv) {
     RUN(test_ranks_out_of_step_caught);
     RUN(test_resume_two_processes);
     RUN(test_resume_two_processes_mocov2);
+    RUN(test_ranks_without_shared_results);
     return test_finish();
 }

@@ -230,6 +230,32 @@ static void test_lock(void) {
     free(text), free(out), free(file), free(res);
 }
 
+/* ---- data parallel without a shared results directory ---- */
+
+/* `mpirun` with a results directory per rank, as on nodes with local disks: the ranks follow rank 0's plan. The
+ * second call finds the run done in rank 0's store and none in rank 1's; rank 1 must skip it too (training it
+ * alone, it would wait forever for rank 0). */
+static void test_ranks_follow_rank0_plan(void) {
+    char *a = xasprintf("%s/rank0-store", test_tmpdir()), *b = xasprintf("%s/rank1-store", test_tmpdir());
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    char *argv[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll", "^tuned",
+                    "-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke",
+                    "--results", a, "--only", "Random", ":", "-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin,
+                    "run", file, "--scale", "smoke", "--results", b, "--only", "Random", NULL};
+    char *out = out_file("mpi_plan");
+    for (int call = 0; call < 2; call++) {
+        int rc = run_command(NULL, argv, out);
+        char *text = slurp(out);
+        CHECK(rc == 0, "call %d: mpirun exited %d (124: the ranks waited for each other):\n%.3000s", call + 1, rc,
+              text ? text : "");
+        CHECK_HAS(text, call == 0 ? "done in" : "nothing to train");
+        free(text);
+    }
+    char *runs = xasprintf("%s/runs", b);
+    CHECK(!dir_exists(runs), "rank 1 wrote runs into its store; rank 0 alone writes");
+    free(runs), free(out), free(file), free(a), free(b);
+}
+
 /* ---- Ctrl-C and resume ---- */
 
 static void test_interrupt_and_resume(void) {
@@ -523,6 +549,7 @@ int main(void) {
     }
     RUN(test_check_and_help);
     RUN(test_lock);
+    RUN(test_ranks_follow_rank0_plan);
     RUN(test_report_paper_scale_gap);
     RUN(test_report_quoted_rows);
     RUN(test_report_walltime_ratio);

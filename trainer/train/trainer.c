@@ -208,6 +208,57 @@ static int knn_eval(Learner *l, const TrainConfig *cfg, const Dataset *bank_ds, 
     return 0;
 }
 
+static void put_pieces(float *out, uint64_t v, int n) { /* 16-bit pieces: a float holds each exactly */
+    for (int k = 0; k < n; k++) out[k] = (float)((v >> (16 * k)) & 0xffff);
+}
+
+static uint64_t get_pieces(const float *in, int n) {
+    uint64_t v = 0;
+    for (int k = 0; k < n; k++) v |= (uint64_t)in[k] << (16 * k);
+    return v;
+}
+
+static const char *start_words(char *buf, size_t size, int64_t step) {
+    if (step == 0) snprintf(buf, size, "starts from step 0");
+    else snprintf(buf, size, "resumes from step %lld", (long long)step);
+    return buf;
+}
+
+/* Data parallel: every rank must start the same run at the same step (each reads the run directory, so the results
+ * must be on a file system all of them share). Collective, and it fails on every rank alike: a rank that went on
+ * alone would wait forever in the first all-reduce. */
+static int ranks_agree_on_start(Dist *d, const char *config_hash, int64_t step, bool started) {
+    if (d->world == 1) return started ? 0 : -1;
+    enum { W = 8 }; /* config hash (4 pieces), step (3 pieces), started */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = config_hash; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    float mine[W], *all = malloc(sizeof(float) * W * (size_t)d->world);
+    if (!all) rsa_fatal("free memory", "out of memory");
+    put_pieces(mine, h, 4), put_pieces(mine + 4, (uint64_t)step, 3);
+    mine[7] = started;
+    d->allgather_f32(d, mine, W, all);
+    int bad = -1;
+    for (int r = 0; r < d->world && bad < 0; r++)
+        if (!all[r * W + 7] || memcmp(all + r * W, all, sizeof(float) * 7) != 0) bad = r;
+    if (bad < 0) {
+        free(all);
+        return 0;
+    }
+    const float *b = all + bad * W;
+    int64_t bad_step = (int64_t)get_pieces(b + 4, 3), lead_step = (int64_t)get_pieces(all + 4, 3);
+    bool same_run = memcmp(b, all, sizeof(float) * 4) == 0, bad_started = b[7] != 0;
+    free(all);
+    if (!started) return -1; /* this rank's own message (the checkpoint it could not read) says more */
+    if (!bad_started) return rsa_fail("see that rank's message", "rank %d of %d could not load this run's checkpoint or "
+                               "starting weights", bad, d->world);
+    char x[64], y[64];
+    return rsa_fail("put the results directory on a file system every node shares (or copy it to each node) and "
+                    "rerun",
+                    "the data-parallel ranks disagree: rank %d of %d %s, rank 0 %s", bad, d->world,
+                    same_run ? start_words(x, sizeof x, bad_step) : "runs another configuration",
+                    start_words(y, sizeof y, lead_step));
+}
+
 int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, const TrainHooks *hooks,
               TrainResult *result) {
     memset(result, 0, sizeof *result);
@@ -262,12 +313,14 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     int64_t saved_step = -1; /* the step of the checkpoint on disk */
     char good[1200];
     if (lead) remove_stale_temporaries(dir);
+    bool started = true; /* this rank's checkpoint or starting weights loaded */
     if (access(ckpt, F_OK) == 0) {
-        if (checkpoint_load(l, config_hash, ckpt, &pos) != 0) goto done;
-        saved_step = l->step;
-    } else if (cfg->init_from[0] && learner_load_init(l, cfg->init_from) != 0) {
-        goto done;
+        started = checkpoint_load(l, config_hash, ckpt, &pos) == 0;
+        if (started) saved_step = l->step;
+    } else if (cfg->init_from[0]) {
+        started = learner_load_init(l, cfg->init_from) == 0;
     }
+    if (ranks_agree_on_start(dist, config_hash, l->step, started) != 0) goto done;
     if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
                  truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
         goto done;
