@@ -5,7 +5,8 @@
  * agree to 1e-5 and every tensor of the final checkpoint to 1e-4 (rel_l2). The ranks themselves must agree bit for
  * bit, which the trainer checks at every checkpoint (learner_check_ranks_agree): at fp16, and against a broken
  * all-reduce that must be caught. Stopped and resumed, two processes end with the bits of two that never stopped;
- * ranks that would resume from different checkpoints (results not on a shared file system) stop with a clear error.
+ * ranks that would resume from different checkpoints (results not on a shared file system) stop with a clear error,
+ * and so do both ranks when one fails alone.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -19,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <turbojpeg.h>
 #include <unistd.h>
 
 static TrainConfig config(MethodKind method, Precision precision) {
@@ -47,7 +50,44 @@ static void allreduce_not_identical(Dist *d, float *buf, size_t n) {
 
 /* How the ranks of mpirun_two run: as the trainer expects; with a broken all-reduce; with run directories of their
  * own (results on node-local disks instead of a shared file system). */
-typedef enum { RANKS_NORMAL, RANKS_BROKEN_ALLREDUCE, RANKS_LOCAL_DIRS } RankMode;
+typedef enum { RANKS_NORMAL, RANKS_BROKEN_ALLREDUCE, RANKS_LOCAL_DIRS, RANK1_NO_INIT, CORRUPT_IMAGE } RankMode;
+
+/* A folder data set of 32 small JPEGs in two classes (train and val), one of the training files not a JPEG: some
+ * rank's batch fails when it reaches it. */
+static void write_jpeg(const char *path, int seed) {
+    enum { S = 40 };
+    uint8_t px[S * S * 3];
+    for (int i = 0; i < S * S * 3; i++) px[i] = (uint8_t)(128 + 90 * sin(0.07 * i + seed));
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long size = 0;
+    tjCompress2(tj, px, S, 0, S, TJPF_RGB, &jpg, &size, TJSAMP_420, 90, 0);
+    const void *pieces[1] = {jpg};
+    size_t sizes[1] = {size};
+    atomic_write(path, pieces, sizes, 1);
+    tjFree(jpg);
+    tjDestroy(tj);
+}
+
+static void make_folder_data(const char *root) {
+    char path[900];
+    const char *splits[2] = {"train", "val"};
+    for (int sp = 0; sp < 2; sp++)
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < 16; i++) {
+                snprintf(path, sizeof path, "%s/imagenet/%s/n0%d", root, splits[sp], c);
+                make_dirs(path);
+                snprintf(path, sizeof path, "%s/imagenet/%s/n0%d/%s%d.JPEG", root, splits[sp], c,
+                         sp == 0 && c == 1 && i == 5 ? "bad" : "", i);
+                if (sp == 0 && c == 1 && i == 5) {
+                    const void *pieces[1] = {"this is not a JPEG file"};
+                    size_t sizes[1] = {23};
+                    atomic_write(path, pieces, sizes, 1);
+                } else {
+                    write_jpeg(path, sp * 100 + c * 16 + i);
+                }
+            }
+}
 
 /* One rank's run; with max_steps it stops there with a checkpoint (as Ctrl-C does), and a later call resumes. */
 static int rank_run(const char *dir, MethodKind method, Precision precision, RankMode mode, int max_steps) {
@@ -59,6 +99,13 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
     snprintf(own, sizeof own, "%s-rank%d", dir, d->rank);
     if (mode == RANKS_LOCAL_DIRS) dir = own;
     TrainConfig c = config(method, precision);
+    if (mode == RANK1_NO_INIT && d->rank == 1) /* a file rank 0's node has and rank 1's lacks */
+        snprintf(c.init_from, sizeof c.init_from, "%s.missing-on-this-node", dir);
+    if (mode == CORRUPT_IMAGE) {
+        snprintf(c.dataset, sizeof c.dataset, "imagenet");
+        snprintf(c.data_root, sizeof c.data_root, "%s-data", dir);
+        c.subset = 0, c.batch = 16, c.views = VIEWS_AA;
+    }
     TrainHooks h = {.dist = d, .max_steps = max_steps};
     TrainResult r;
     int rc = train_run(&c, dir, "h", &h, &r);
@@ -76,7 +123,7 @@ static int mpirun_two(const char *dir, MethodKind method, Precision precision, R
     if (len <= 0) return -1;
     self[len] = 0;
     snprintf(cmd, sizeof cmd,
-             "mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np 2 -x OMP_NUM_THREADS=1 %s "
+             "timeout 300 mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np 2 -x OMP_NUM_THREADS=1 %s "
              "--rank-run %s %d %d %d %d 2>&1",
              self, dir, (int)method, (int)precision, (int)mode, max_steps);
     FILE *p = popen(cmd, "r");
@@ -232,6 +279,27 @@ static void test_ranks_without_shared_results(void) {
           "both ranks must name the disagreement and the fix");
 }
 
+/* A failure on one rank alone stops both, each with the failing rank's message, instead of leaving the other
+ * waiting forever in its next all-reduce: before the first step (rank 1 lacks the starting weights) and in the
+ * middle of an epoch (an image that does not decode in some rank's batch). */
+static void test_one_rank_fails_alone(void) {
+    char dir[600], out[8192];
+    snprintf(dir, sizeof dir, "%s/no-init", test_tmpdir());
+    int status = mpirun_two(dir, METHOD_RSA, PRECISION_FP32, RANK1_NO_INIT, 0, out, sizeof out);
+    CHECK(status != 0 && WEXITSTATUS(status) != 124, "mpirun -np 2 exited %d (124: a rank waited forever)", status);
+    CHECK(strstr(out, "rank 0: ") && strstr(out, "data-parallel rank 1 of 2 failed") && strstr(out, "rank 1: ") &&
+              strstr(out, "missing-on-this-node"),
+          "rank 0 must relay rank 1's message");
+    snprintf(dir, sizeof dir, "%s/corrupt", test_tmpdir());
+    char data[700];
+    snprintf(data, sizeof data, "%s-data", dir);
+    make_folder_data(data);
+    status = mpirun_two(dir, METHOD_BYOL, PRECISION_FP32, CORRUPT_IMAGE, 0, out, sizeof out);
+    CHECK(status != 0 && WEXITSTATUS(status) != 124, "mpirun -np 2 exited %d (124: a rank waited forever)", status);
+    const char *r0 = strstr(out, "rank 0: "), *r1 = strstr(out, "rank 1: ");
+    CHECK(r0 && r1 && strstr(r0, "bad5.JPEG") && strstr(r1, "bad5.JPEG"), "both ranks must name the broken image");
+}
+
 static void test_resume_two_processes(void) { resumed_two_equal_uninterrupted(METHOD_RSA); }
 static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterrupted(METHOD_MOCOV2); }
 
@@ -258,5 +326,6 @@ int main(int argc, char **argv) {
     RUN(test_resume_two_processes);
     RUN(test_resume_two_processes_mocov2);
     RUN(test_ranks_without_shared_results);
+    RUN(test_one_rank_fails_alone);
     return test_finish();
 }

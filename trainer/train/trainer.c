@@ -224,33 +224,58 @@ static const char *start_words(char *buf, size_t size, int64_t step) {
     return buf;
 }
 
+/* Data parallel: whether every rank succeeded at a point where some rank may have failed alone (its data, its disk,
+ * its GPU). Collective; every rank gets the same answer, so they stop together instead of waiting forever for the
+ * one that left. A failing rank keeps its own message; the others get the first failing rank's. */
+static bool all_ranks_ok(Dist *d, bool ok) {
+    if (d->world == 1) return ok;
+    double failed = !ok;
+    d->allreduce_f64(d, &failed, 1);
+    if (failed == 0) return true;
+    enum { MSG = 400 }; /* characters of a message, one per float (exact) */
+    float mine[MSG + 1], *all = malloc(sizeof(float) * (MSG + 1) * (size_t)d->world);
+    if (!all) rsa_fatal("free memory", "out of memory");
+    const char *msg = ok ? "" : rsa_error_message();
+    mine[0] = !ok;
+    for (int i = 0; i < MSG; i++) mine[1 + i] = (float)(unsigned char)(i < (int)strlen(msg) ? msg[i] : 0);
+    d->allgather_f32(d, mine, MSG + 1, all);
+    if (ok) {
+        int r = 0;
+        while (r < d->world - 1 && all[(size_t)r * (MSG + 1)] == 0) r++;
+        char text[MSG + 1];
+        for (int i = 0; i < MSG; i++) text[i] = (char)all[(size_t)r * (MSG + 1) + 1 + i];
+        text[MSG] = 0;
+        rsa_fail("every rank stopped with it; fix what it reports and rerun (the last checkpoint is kept)",
+                 "data-parallel rank %d of %d failed: %s", r, d->world, text);
+    }
+    free(all);
+    return false;
+}
+
 /* Data parallel: every rank must start the same run at the same step (each reads the run directory, so the results
  * must be on a file system all of them share). Collective, and it fails on every rank alike: a rank that went on
  * alone would wait forever in the first all-reduce. */
 static int ranks_agree_on_start(Dist *d, const char *config_hash, int64_t step, bool started) {
-    if (d->world == 1) return started ? 0 : -1;
-    enum { W = 8 }; /* config hash (4 pieces), step (3 pieces), started */
+    if (!all_ranks_ok(d, started)) return -1;
+    if (d->world == 1) return 0;
+    enum { W = 7 }; /* config hash (4 pieces), step (3 pieces) */
     uint64_t h = 0xcbf29ce484222325ull;
     for (const char *c = config_hash; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
     float mine[W], *all = malloc(sizeof(float) * W * (size_t)d->world);
     if (!all) rsa_fatal("free memory", "out of memory");
     put_pieces(mine, h, 4), put_pieces(mine + 4, (uint64_t)step, 3);
-    mine[7] = started;
     d->allgather_f32(d, mine, W, all);
     int bad = -1;
-    for (int r = 0; r < d->world && bad < 0; r++)
-        if (!all[r * W + 7] || memcmp(all + r * W, all, sizeof(float) * 7) != 0) bad = r;
+    for (int r = 1; r < d->world && bad < 0; r++)
+        if (memcmp(all + r * W, all, sizeof mine) != 0) bad = r;
     if (bad < 0) {
         free(all);
         return 0;
     }
     const float *b = all + bad * W;
     int64_t bad_step = (int64_t)get_pieces(b + 4, 3), lead_step = (int64_t)get_pieces(all + 4, 3);
-    bool same_run = memcmp(b, all, sizeof(float) * 4) == 0, bad_started = b[7] != 0;
+    bool same_run = memcmp(b, all, sizeof(float) * 4) == 0;
     free(all);
-    if (!started) return -1; /* this rank's own message (the checkpoint it could not read) says more */
-    if (!bad_started) return rsa_fail("see that rank's message", "rank %d of %d could not load this run's checkpoint or "
-                               "starting weights", bad, d->world);
     char x[64], y[64];
     return rsa_fail("put the results directory on a file system every node shares (or copy it to each node) and "
                     "rerun",
@@ -270,10 +295,6 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
         return rsa_fail("make the global batch a multiple of the number of processes", "batch %d over %d processes",
                         cfg->batch, dist->world);
     const Backend *be = backend_by_name(cfg->backend);
-    if (!be || (lead && make_dirs(dir) != 0)) return -1;
-#ifdef RSA_CUDA
-    if (strcmp(be->name, "cuda") == 0) cuda_set_tf32(cfg->tf32), cuda_set_deterministic(cfg->deterministic);
-#endif
     DataOptions opt = {.root = cfg->data_root[0] ? cfg->data_root : NULL};
     bool stl = strcmp(cfg->dataset, "stl10") == 0;
     Dataset *full = NULL, *train = NULL, *labelled = NULL, *eval_train = NULL, *test = NULL;
@@ -286,51 +307,59 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
     snprintf(steps_path, sizeof steps_path, "%s/steps.tsv", dir);
     snprintf(epochs_path, sizeof epochs_path, "%s/epochs.tsv", dir);
-
-    /* STL-10 pretrains on train+unlabeled and evaluates on the 5k labelled train images */
-    if (!(full = dataset_open(cfg->dataset, stl ? "train+unlabeled" : "train", &opt))) goto done;
-    if (!(train = dataset_subset(full, cfg->subset, &train_owned))) goto done;
-    if (!(labelled = stl ? dataset_open(cfg->dataset, "train", &opt) : full)) goto done;
-    if (!(eval_train = dataset_subset(labelled, cfg->eval_subset, &eval_owned))) goto done;
-    if (!(test = dataset_open(cfg->dataset, "test", &opt))) goto done;
-
     LoaderSpec spec;
-    if (loader_spec_default(cfg->dataset, cfg->views, cfg->seed, &spec) != 0) goto done;
-    spec.size = cfg->image_size, spec.batch = cfg->batch / dist->world, spec.threads = cfg->loader_threads;
-    spec.rank = dist->rank, spec.world = dist->world;
-    spec.host_alloc = be->host_alloc, spec.host_free = be->host_free;
-    if (!(ld = loader_new(train, &spec))) goto done;
-    int64_t spe = loader_steps_per_epoch(ld), total = (int64_t)cfg->epochs * spe;
-    if (spe < 1) {
-        rsa_fail("use a smaller batch or more images", "%zu training images make no batch of %d",
-                 dataset_count(train), cfg->batch);
-        goto done;
-    }
-    int max_batch = spec.batch > cfg->linear_batch ? spec.batch : cfg->linear_batch;
-    if (!(l = learner_new(cfg, be, max_batch, total)) || learner_set_dist(l, dist, cfg->sync_bn) != 0) goto done;
-
+    int64_t spe = 0, total = 0;
     RunPosition pos = {0, 0, 0};
     int64_t saved_step = -1; /* the step of the checkpoint on disk */
     char good[1200];
-    if (lead) remove_stale_temporaries(dir);
-    bool started = true; /* this rank's checkpoint or starting weights loaded */
-    if (access(ckpt, F_OK) == 0) {
-        started = checkpoint_load(l, config_hash, ckpt, &pos) == 0;
-        if (started) saved_step = l->step;
-    } else if (cfg->init_from[0]) {
-        started = learner_load_init(l, cfg->init_from) == 0;
-    }
-    if (ranks_agree_on_start(dist, config_hash, l->step, started) != 0) goto done;
-    if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
-                 truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
-        goto done;
-    if (lead) result->final_loss = last_epoch_loss(epochs_path);
-    if (lead) steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
-    if (lead && (!steps_f || !epochs_f)) {
-        rsa_fail("check the permissions of the run directory", "cannot append to %s: %s", steps_path,
-                 strerror(errno));
-        goto done;
-    }
+
+    /* Everything a rank needs before the first step; a failure breaks out to the agreement below, which every rank
+     * reaches, so that one rank's failure (its data, its GPU, its checkpoint) stops them all with its message. */
+    bool started = false;
+    do {
+        if (!be || (lead && make_dirs(dir) != 0)) break;
+#ifdef RSA_CUDA
+        if (strcmp(be->name, "cuda") == 0) cuda_set_tf32(cfg->tf32), cuda_set_deterministic(cfg->deterministic);
+#endif
+        /* STL-10 pretrains on train+unlabeled and evaluates on the 5k labelled train images */
+        if (!(full = dataset_open(cfg->dataset, stl ? "train+unlabeled" : "train", &opt))) break;
+        if (!(train = dataset_subset(full, cfg->subset, &train_owned))) break;
+        if (!(labelled = stl ? dataset_open(cfg->dataset, "train", &opt) : full)) break;
+        if (!(eval_train = dataset_subset(labelled, cfg->eval_subset, &eval_owned))) break;
+        if (!(test = dataset_open(cfg->dataset, "test", &opt))) break;
+        if (loader_spec_default(cfg->dataset, cfg->views, cfg->seed, &spec) != 0) break;
+        spec.size = cfg->image_size, spec.batch = cfg->batch / dist->world, spec.threads = cfg->loader_threads;
+        spec.rank = dist->rank, spec.world = dist->world;
+        spec.host_alloc = be->host_alloc, spec.host_free = be->host_free;
+        if (!(ld = loader_new(train, &spec))) break;
+        spe = loader_steps_per_epoch(ld), total = (int64_t)cfg->epochs * spe;
+        if (spe < 1) {
+            rsa_fail("use a smaller batch or more images", "%zu training images make no batch of %d",
+                     dataset_count(train), cfg->batch);
+            break;
+        }
+        int max_batch = spec.batch > cfg->linear_batch ? spec.batch : cfg->linear_batch;
+        if (!(l = learner_new(cfg, be, max_batch, total)) || learner_set_dist(l, dist, cfg->sync_bn) != 0) break;
+        if (lead) remove_stale_temporaries(dir);
+        if (access(ckpt, F_OK) == 0) {
+            if (checkpoint_load(l, config_hash, ckpt, &pos) != 0) break;
+            saved_step = l->step;
+        } else if (cfg->init_from[0] && learner_load_init(l, cfg->init_from) != 0) {
+            break;
+        }
+        if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
+                     truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
+            break;
+        if (lead) result->final_loss = last_epoch_loss(epochs_path);
+        if (lead) steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
+        if (lead && (!steps_f || !epochs_f)) {
+            rsa_fail("check the permissions of the run directory", "cannot append to %s: %s", steps_path,
+                     strerror(errno));
+            break;
+        }
+        started = true;
+    } while (0);
+    if (ranks_agree_on_start(dist, config_hash, l ? l->step : 0, started) != 0) goto done;
 
     TrainProgress p = {0};
     p.epochs = cfg->epochs, p.total_steps = total, p.steps_per_epoch = spe, p.phase = "train", p.knn_top1 = -1;
@@ -342,13 +371,17 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
 
     for (int epoch = pos.epoch; epoch < cfg->epochs; epoch++) {
         int64_t first = epoch == pos.epoch ? pos.step_in_epoch : 0;
-        if (loader_start(ld, epoch, (int)first) != 0) goto done;
+        if (!all_ranks_ok(dist, loader_start(ld, epoch, (int)first) == 0)) goto done;
         double sums[3] = {0}, epoch_data = 0, epoch_compute = 0;
         int64_t done_steps = 0;
         for (int64_t s = first;; s++) {
             double t0 = now();
-            Batch *b;
-            if (loader_next(ld, &b) != 0) goto done;
+            Batch *b = NULL;
+            bool got = loader_next(ld, &b) == 0; /* an image that does not decode fails one rank's batch */
+            if (!all_ranks_ok(dist, got)) {
+                if (b) loader_release(ld, b);
+                goto done;
+            }
             if (!b) break;
             double t1 = now();
             StepMetrics m;
@@ -389,8 +422,9 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             if ((stop || periodic) && s + 1 < spe) {
                 RunPosition here = {epoch, s + 1, pos.train_seconds};
                 if (learner_check_ranks_agree(l) != 0) goto done;
-                if (lead && (flush_file(steps_f, steps_path) != 0 || checkpoint_save(l, here, config_hash, ckpt) != 0))
-                    goto done;
+                bool saved = !lead || (flush_file(steps_f, steps_path) == 0 &&
+                                       checkpoint_save(l, here, config_hash, ckpt) == 0);
+                if (!all_ranks_ok(dist, saved)) goto done;
                 saved_step = l->step;
                 if (stop) {
                     rc = 1;
@@ -399,23 +433,24 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
             }
         }
         double knn = -1;
+        bool epoch_ok = true; /* rank 0's monitor and checkpoint */
         if (lead && cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
             p.phase = "knn";
             if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
-            if (knn_eval(l, cfg, eval_train, test, &knn_spec, &knn) != 0) goto done;
+            epoch_ok = knn_eval(l, cfg, eval_train, test, &knn_spec, &knn) == 0;
             p.knn_top1 = knn, p.phase = "train";
         }
         double secs = epoch_data + epoch_compute, n = done_steps ? (double)done_steps : 1;
         RunPosition next = {epoch + 1, 0, pos.train_seconds};
         if (learner_check_ranks_agree(l) != 0) goto done; /* what rank 0 saves is every rank's state */
-        if (lead) {
+        if (lead && epoch_ok) {
             fprintf(epochs_f, "%d\t%.7g\t%.7g\t%.7g\t%.4f\t%.3f\t%.2f\t%.4f\n", epoch + 1, sums[0] / n,
                     sums[1] / n, sums[2] / n, knn, secs, secs > 0 ? done_steps * cfg->batch / secs : 0,
                     secs > 0 ? epoch_data / secs : 0);
-            if (flush_file(steps_f, steps_path) != 0 || flush_file(epochs_f, epochs_path) != 0 ||
-                checkpoint_save(l, next, config_hash, ckpt) != 0)
-                goto done;
+            epoch_ok = flush_file(steps_f, steps_path) == 0 && flush_file(epochs_f, epochs_path) == 0 &&
+                       checkpoint_save(l, next, config_hash, ckpt) == 0;
         }
+        if (!all_ranks_ok(dist, epoch_ok)) goto done;
         saved_step = l->step;
         result->final_loss = sums[0] / n;
         if (knn >= 0) result->knn_top1 = knn;
