@@ -6,8 +6,10 @@
  * bit, which the trainer checks at every checkpoint (learner_check_ranks_agree): at fp16, and against a broken
  * all-reduce that must be caught. Stopped and resumed, two processes end with the bits of two that never stopped;
  * ranks that would resume from different checkpoints (results not on a shared file system) stop with a clear error,
- * and so do both ranks when one fails alone.
+ * and so do both ranks when one fails alone. On the staged backend (the GPU's code paths on the CPU) two processes
+ * give the cpu backend's two-process run bit for bit.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
+#include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
@@ -49,8 +51,16 @@ static void allreduce_not_identical(Dist *d, float *buf, size_t n) {
 }
 
 /* How the ranks of mpirun_two run: as the trainer expects; with a broken all-reduce; with run directories of their
- * own (results on node-local disks instead of a shared file system). */
-typedef enum { RANKS_NORMAL, RANKS_BROKEN_ALLREDUCE, RANKS_LOCAL_DIRS, RANK1_NO_INIT, CORRUPT_IMAGE } RankMode;
+ * own (results on node-local disks instead of a shared file system); rank 1 without the starting weights; on a
+ * folder data set with a corrupt image; on the staged backend. */
+typedef enum {
+    RANKS_NORMAL,
+    RANKS_BROKEN_ALLREDUCE,
+    RANKS_LOCAL_DIRS,
+    RANK1_NO_INIT,
+    CORRUPT_IMAGE,
+    RANKS_STAGED,
+} RankMode;
 
 /* A folder data set of 32 small JPEGs in two classes (train and val), one of the training files not a JPEG: some
  * rank's batch fails when it reaches it. */
@@ -101,6 +111,7 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
     TrainConfig c = config(method, precision);
     if (mode == RANK1_NO_INIT && d->rank == 1) /* a file rank 0's node has and rank 1's lacks */
         snprintf(c.init_from, sizeof c.init_from, "%s.missing-on-this-node", dir);
+    if (mode == RANKS_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
     if (mode == CORRUPT_IMAGE) {
         snprintf(c.dataset, sizeof c.dataset, "imagenet");
         snprintf(c.data_root, sizeof c.data_root, "%s-data", dir);
@@ -300,6 +311,17 @@ static void test_one_rank_fails_alone(void) {
     CHECK(r0 && r1 && strstr(r0, "bad5.JPEG") && strstr(r1, "bad5.JPEG"), "both ranks must name the broken image");
 }
 
+/* The device path of data parallel (gradients downloaded, all-reduced on the host, uploaded; the views uploaded in
+ * the background) on the staged backend: the cpu backend's two-process run, bit for bit. */
+static void test_two_processes_staged_backend(void) {
+    char a[600], b[600], out[8192];
+    snprintf(a, sizeof a, "%s/two-cpu", test_tmpdir());
+    snprintf(b, sizeof b, "%s/two-staged", test_tmpdir());
+    CHECK(mpirun_two(a, METHOD_RSA, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "cpu run failed");
+    CHECK(mpirun_two(b, METHOD_RSA, PRECISION_FP32, RANKS_STAGED, 0, out, sizeof out) == 0, "staged run failed");
+    CHECK_SAME_RUN(a, b);
+}
+
 static void test_resume_two_processes(void) { resumed_two_equal_uninterrupted(METHOD_RSA); }
 static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterrupted(METHOD_MOCOV2); }
 
@@ -327,5 +349,6 @@ int main(int argc, char **argv) {
     RUN(test_resume_two_processes_mocov2);
     RUN(test_ranks_without_shared_results);
     RUN(test_one_rank_fails_alone);
+    RUN(test_two_processes_staged_backend);
     return test_finish();
 }

@@ -1,14 +1,19 @@
-/* How a step reaches its views on a backend that computes in its own memory (cuda): the learner starts every view's
- * upload at the top of the step (upload_async) and waits for each one (wait_upload) just before its first use.
+/* The GPU's code paths, run on the CPU through the "staged" backend (trainer/backend/backend_staged.c: the cpu
+ * backend's ops behind device memory, background uploads landing only when waited for, NaN until then).
  *
- * Here that protocol runs on the CPU: "staged" is the cpu backend claiming device memory (host_memory false), so the
- * learner takes its device paths, and its background uploads are simulated in the two extremes a GPU allows. Eager:
- * the copy happens at once. Lazy: the destination holds NaN until the slot is waited for, and the copy happens only
- * then, so a pass that reads a view before waiting for it, or waits on the wrong slot, trains on NaN. Every method
- * must give the cpu backend's losses and weights bit for bit both ways. */
+ * The learner's uploads: a step starts every view's upload at its top (upload_async) and waits for each one
+ * (wait_upload) just before its first use. Every method must give the cpu backend's losses and weights bit for bit
+ * with uploads landing at once and landing only at the wait; a backend whose waits deliver nothing must be noticed.
+ *
+ * The trainer's: a run on the staged backend, stopped and resumed (checkpoints written from and read into device
+ * memory), with the kNN monitor and the linear evaluation (features uploaded batch by batch), ends with the cpu
+ * backend's checkpoint, metrics and accuracies. Data parallel on it (gradients staged through the host) is in
+ * tests/dist/test_mpi.c. */
+#include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/train/learner.h"
+#include "trainer/train/trainer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,42 +22,25 @@
 
 enum { BATCH = 8, SIZE = 16, STEPS = 3 };
 
-typedef struct {
-    void *dst;
-    const void *src;
-    size_t bytes;
-    bool pending;
-} Pending;
-
-static bool lazy, ignore_waits;
-static Pending pending[UPLOAD_SLOTS];
+/* Variants of the staged backend (trainer/backend/backend_staged.c, whose uploads land only at the wait): eager
+ * uploads land at once; broken waits deliver nothing. Counted, to see the learner issue and wait for each view. */
+static bool eager, ignore_waits;
 static int uploads, waits;
 
-static void staged_upload_async(int slot, void *dst, const void *src, size_t bytes) {
-    RSA_ASSERT(slot >= 0 && slot < UPLOAD_SLOTS);
+static void counted_upload_async(int slot, void *dst, const void *src, size_t bytes) {
     uploads++;
-    if (!lazy) {
-        memcpy(dst, src, bytes);
-        return;
-    }
-    float *d = dst;
-    for (size_t i = 0; i < bytes / sizeof(float); i++) d[i] = NAN;
-    pending[slot] = (Pending){dst, src, bytes, true};
+    if (eager) memcpy(dst, src, bytes);
+    else backend_staged()->upload_async(slot, dst, src, bytes);
 }
 
-static void staged_wait_upload(int slot) {
-    RSA_ASSERT(slot >= 0 && slot < UPLOAD_SLOTS);
+static void counted_wait_upload(int slot) {
     waits++;
-    Pending *p = &pending[slot];
-    if (p->pending && !ignore_waits) memcpy(p->dst, p->src, p->bytes);
-    p->pending = false;
+    if (!eager && !ignore_waits) backend_staged()->wait_upload(slot);
 }
 
 static Backend staged(void) {
-    Backend b = *backend_cpu();
-    b.name = "staged";
-    b.host_memory = false;
-    b.upload_async = staged_upload_async, b.wait_upload = staged_wait_upload;
+    Backend b = *backend_staged();
+    b.upload_async = counted_upload_async, b.wait_upload = counted_wait_upload;
     return b;
 }
 
@@ -116,19 +104,19 @@ static void method_alike(MethodKind method) {
     CHECK(train(&cfg, backend_cpu(), views, &want), "cpu backend: %s", rsa_error_message());
     Backend b = staged();
     for (int mode = 0; mode < 2; mode++) {
-        lazy = mode == 1, ignore_waits = false, uploads = waits = 0;
+        eager = mode == 0, ignore_waits = false, uploads = waits = 0;
         bool ok = train(&cfg, &b, views, &got);
         CHECK(ok && same(&got, &want), "%s, %s uploads: not the cpu backend's losses and weights (%s)",
-              method_name(method), lazy ? "lazy" : "eager", ok ? "trained" : rsa_error_message());
+              method_name(method), eager ? "eager" : "lazy", ok ? "trained" : rsa_error_message());
         CHECK(uploads == STEPS * nviews && waits >= uploads, "%d uploads, %d waits for %d steps of %d views", uploads,
               waits, STEPS, nviews);
         outcome_free(&got);
     }
     /* the harness can tell: a backend whose waits deliver nothing leaves the passes NaN */
-    lazy = ignore_waits = true;
+    eager = false, ignore_waits = true;
     bool ok = train(&cfg, &b, views, &got);
     CHECK(!ok || !same(&got, &want), "%s: uploads that never arrive went unnoticed", method_name(method));
-    lazy = ignore_waits = false;
+    ignore_waits = false;
     outcome_free(&got), outcome_free(&want);
     for (int s = 0; s < STEPS; s++)
         for (int v = 0; v < nviews; v++) free(data[s][v]);
@@ -140,11 +128,42 @@ static void test_simclr(void) { method_alike(METHOD_SIMCLR); }
 static void test_mocov2(void) { method_alike(METHOD_MOCOV2); }
 static void test_simsiam(void) { method_alike(METHOD_SIMSIAM); }
 
+/* A whole run on the staged backend, stopped after 3 and 7 steps and resumed, against an uninterrupted cpu run. */
+static void trainer_alike(MethodKind method, Precision precision) {
+    TrainConfig c;
+    CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 8, STEM_CIFAR};
+    c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
+    c.subset = 256, c.batch = 32, c.epochs = 2, c.lr_scaling = LR_SCALE_LINEAR;
+    c.method = method, c.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA, c.precision = precision;
+    c.knn_every = 2, c.linear_epochs = 1, c.eval_subset = 512, c.loader_threads = 1, c.seed = 7;
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/cpu-%s-%s", test_tmpdir(), method_name(method), precision_name(precision));
+    snprintf(b, sizeof b, "%s/staged-%s-%s", test_tmpdir(), method_name(method), precision_name(precision));
+    TrainResult ra, rb;
+    TrainHooks none = {0}, three = {.max_steps = 3}, four = {.max_steps = 4};
+    CHECK(train_run(&c, a, "h", &none, &ra) == 0, "cpu: %s", rsa_error_message());
+    snprintf(c.backend, sizeof c.backend, "staged");
+    CHECK(train_run(&c, b, "h", &three, &rb) == 1, "staged, first part: %s", rsa_error_message());
+    CHECK(train_run(&c, b, "h", &four, &rb) == 1, "staged, second part: %s", rsa_error_message());
+    CHECK(train_run(&c, b, "h", &none, &rb) == 0, "staged: %s", rsa_error_message());
+    CHECK_SAME_RUN(a, b);
+    CHECK(ra.knn_top1 > 0 && ra.knn_top1 == rb.knn_top1, "kNN top-1: cpu %.4f, staged %.4f", ra.knn_top1,
+          rb.knn_top1);
+    CHECK(ra.linear_top1 > 0 && ra.linear_top1 == rb.linear_top1 && ra.linear_top5 == rb.linear_top5,
+          "linear top-1: cpu %.4f, staged %.4f", ra.linear_top1, rb.linear_top1);
+}
+
+static void test_trainer_rsa(void) { trainer_alike(METHOD_RSA, PRECISION_FP32); }
+static void test_trainer_mocov2_fp16(void) { trainer_alike(METHOD_MOCOV2, PRECISION_FP16); }
+
 int main(void) {
     RUN(test_rsa);
     RUN(test_byol);
     RUN(test_simclr);
     RUN(test_mocov2);
     RUN(test_simsiam);
+    RUN(test_trainer_rsa);
+    RUN(test_trainer_mocov2_fp16);
     return test_finish();
 }

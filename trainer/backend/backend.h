@@ -113,8 +113,11 @@ typedef struct Backend {
 const Backend *backend_ref(void);
 const Backend *backend_cpu(void); /* NULL when built without oneDNN */
 const Backend *backend_cuda(void); /* NULL when built without CUDA or when no GPU is usable */
+/* The cpu backend posing as a device (backend_staged.c): runs the GPU code paths on the CPU, for tests. */
+const Backend *backend_staged(void);
 
-/* "ref", "cpu", "cuda"; NULL (with rsa_fail naming the choices) for an unknown or unavailable name. */
+/* "ref", "cpu", "cuda" ("staged" for tests); NULL (with rsa_fail naming the choices) for an unknown or unavailable
+ * name. */
 const Backend *backend_by_name(const char *name);
 
 #endif

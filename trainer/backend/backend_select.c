@@ -12,6 +12,8 @@ const Backend *backend_by_name(const char *name) {
         b = backend_cpu();
     else if (strcmp(name, "cuda") == 0)
         b = backend_cuda();
+    else if (strcmp(name, "staged") == 0)
+        b = backend_staged();
     else
         return rsa_fail("use \"cpu\" (oneDNN), \"cuda\" or \"ref\" (reference loops)", "unknown backend \"%s\"", name),
                NULL;
