@@ -40,7 +40,11 @@ void record_speed(const Ctx *ctx, const TrainConfig *c, double train_seconds, do
 void run_plan_print(const Ctx *ctx, const Experiment *e, const Plan *p, const char *verb);
 /* The banner printed before a reduced-scale run and in its report. */
 const char *scale_banner(const char *scale);
-int world_size(void); /* from the launcher's environment (WORLD_SIZE, OMPI_COMM_WORLD_SIZE, SLURM_NTASKS), else 1 */
+/* Data-parallel processes: what world_size_fix set (rsa run: MPI's count; rsa report: the count the runs were trained
+ * with), else the launcher's environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_STEP_NUM_TASKS, WORLD_SIZE), else 1. */
+int world_size(void);
+void world_size_fix(int world);
+const char *world_size_source(void); /* the variable world_size reads, NULL if none */
 
 /* runner.c: trains the plan's runs. Returns 0 (all done, or only unsupported methods left), 1 (failures),
  * 130 (interrupted). */

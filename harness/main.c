@@ -200,6 +200,15 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
     if (world_size() > 1) {
         /* launched by mpirun: every rank trains its share of each run; rank 0 alone locks, writes and prints */
         ctx->dist = dist_init();
+        if (ctx->dist->world != world_size()) { /* the run ids and the batch split would claim a world not there */
+            fprintf(stderr,
+                    "rsa: %s says %d processes, but MPI sees %d: start data-parallel runs with `mpirun -np %d "
+                    "bin/rsa run ...` (inside a SLURM allocation too), or unset %s to train in one process\n",
+                    world_size_source(), world_size(), ctx->dist->world, world_size(), world_size_source());
+            dist_finalize(ctx->dist);
+            return 1;
+        }
+        world_size_fix(ctx->dist->world);
         ctx->rank = ctx->dist->rank;
         if (ctx->rank != 0 && !freopen("/dev/null", "w", stdout)) ctx->tty = false;
         ctx->tty = false; /* mpirun hands ranks a pseudo-terminal even when its own output is a file */
@@ -232,7 +241,7 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
     }
     int rc = run_plan(ctx, L, &e, &p);
     if (rc < 128 && ctx->rank == 0) {
-        store_record_experiment(ctx->results, file, e.scale, a->seeds, str_c(&sets));
+        store_record_experiment(ctx->results, file, e.scale, a->seeds, str_c(&sets), world_size());
         if (report_write(ctx, &e) != 0 || report_index(ctx) != 0) fprintf(stderr, "rsa: %s\n", rsa_error_message());
     }
     str_free(&sets);
@@ -410,9 +419,12 @@ static int cmd_report(Ctx *ctx, LuaExp *L, const Args *a) {
             char *nl = strchr(line, '\n');
             if (nl) *nl = 0;
             char *f[4] = {0};
-            int n = 0;
-            for (char *save = NULL, *tok = strtok_r(line, "\t", &save); tok && n < 4; tok = strtok_r(NULL, "\t", &save))
-                f[n++] = tok;
+            int n = 0, world = 1;
+            for (char *save = NULL, *tok = strtok_r(line, "\t", &save); tok; tok = strtok_r(NULL, "\t", &save)) {
+                if (strncmp(tok, "world=", 6) == 0) world = atoi(tok + 6);
+                else if (n < 4) f[n++] = tok;
+            }
+            world_size_fix(world > 1 ? world : 1); /* the runs' ids hold the world they were trained in */
             if (n >= 2) {
                 Args b = *a;
                 b.seeds = n >= 3 ? atoi(f[2]) : 0;

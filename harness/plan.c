@@ -10,14 +10,26 @@
 #include <string.h>
 #include <unistd.h>
 
-int world_size(void) {
-    const char *vars[] = {"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        if (v && atoi(v) > 0) return atoi(v);
+/* Variables a launcher sets in each process it starts. Not SLURM_NTASKS: a batch script has it too, run as one
+ * process. */
+static const char *const WORLD_VARS[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS", "WORLD_SIZE"};
+static int world_fixed;
+
+const char *world_size_source(void) {
+    for (size_t i = 0; i < sizeof WORLD_VARS / sizeof WORLD_VARS[0]; i++) {
+        const char *v = getenv(WORLD_VARS[i]);
+        if (v && atoi(v) > 0) return WORLD_VARS[i];
     }
-    return 1;
+    return NULL;
 }
+
+int world_size(void) {
+    if (world_fixed > 0) return world_fixed;
+    const char *var = world_size_source();
+    return var ? atoi(getenv(var)) : 1;
+}
+
+void world_size_fix(int world) { world_fixed = world; }
 
 const char *scale_banner(const char *scale) {
     if (strcmp(scale, "paper") == 0) return "";

@@ -225,10 +225,14 @@ void store_unlock(int fd) {
     }
 }
 
-int store_record_experiment(const char *results, const char *file, const char *scale, int seeds, const char *sets) {
+int store_record_experiment(const char *results, const char *file, const char *scale, int seeds, const char *sets,
+                            int world) {
     char *p = xasprintf("%s/experiments.tsv", results);
     char *old = slurp(p);
-    char *line = xasprintf("%s\t%s\t%d\t%s\n", file, scale, seeds, sets ? sets : "");
+    /* the world is part of data-parallel runs' ids: rsa report must expand with it to find them */
+    char wfield[32] = "";
+    if (world > 1) snprintf(wfield, sizeof wfield, "\tworld=%d", world);
+    char *line = xasprintf("%s\t%s\t%d\t%s%s\n", file, scale, seeds, sets ? sets : "", wfield);
     int rc = 0;
     if (!old || !strstr(old, line)) {
         /* one line per (file, scale): a newer seeds/overrides choice replaces the older line */

@@ -48,8 +48,10 @@ void store_log(const char *results, const char *id, const char *line);
 int store_lock(const char *results, const char *command);
 void store_unlock(int fd);
 
-/* Records that an experiment was run into results/experiments.tsv (file, scale, seeds, overrides) so that
+/* Records that an experiment was run into results/experiments.tsv (file, scale, seeds, overrides, and the
+ * data-parallel world when above 1) so that
  * `rsa report` can rebuild every report. */
-int store_record_experiment(const char *results, const char *file, const char *scale, int seeds, const char *sets);
+int store_record_experiment(const char *results, const char *file, const char *scale, int seeds, const char *sets,
+                            int world);
 
 #endif

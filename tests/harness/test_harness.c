@@ -253,7 +253,39 @@ static void test_ranks_follow_rank0_plan(void) {
     }
     char *runs = xasprintf("%s/runs", b);
     CHECK(!dir_exists(runs), "rank 1 wrote runs into its store; rank 0 alone writes");
+    /* the world is part of the run's id: a later `rsa report`, in one process, must still find the run */
+    char *tsv = xasprintf("%s/experiments.tsv", a), *md = xasprintf("%s/table1-smoke.md", a);
+    char *rec = slurp(tsv);
+    CHECK_HAS(rec, "\tworld=2");
+    remove(md);
+    CHECK(rsa(out, "report", "--results", a, NULL, NULL, NULL, NULL, NULL) == 0, "rsa report failed");
+    char *report = slurp(md);
+    CHECK(report && strstr(report, "| done |"), "rsa report outside mpirun lost the two-process run:\n%.2000s",
+          report ? report : "(no report)");
+    free(report), free(rec), free(md), free(tsv);
     free(runs), free(out), free(file), free(a), free(b);
+}
+
+/* The world comes from the launcher's per-process variables and must be MPI's: a WORLD_SIZE without mpirun is
+ * refused (the run ids would claim a world that is not there); SLURM_NTASKS, which a batch script run as one
+ * process also has, is not read. */
+static void test_world_from_launcher(void) {
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    char *res = xasprintf("%s/world-store", test_tmpdir()), *out = out_file("world");
+    setenv("WORLD_SIZE", "2", 1);
+    int rc = rsa(out, "run", file, "--scale", "smoke", "--results", res, "--only", "Random");
+    unsetenv("WORLD_SIZE");
+    char *text = slurp(out);
+    CHECK(rc == 1, "WORLD_SIZE=2 without mpirun: exit %d", rc);
+    CHECK_HAS(text, "WORLD_SIZE says 2 processes, but MPI sees 1");
+    free(text);
+    setenv("SLURM_NTASKS", "4", 1);
+    rc = rsa(out, "run", file, "--scale", "smoke", "--results", res, "--only", "Random");
+    unsetenv("SLURM_NTASKS");
+    text = slurp(out);
+    CHECK(rc == 0, "SLURM_NTASKS=4 in one process: exit %d\n%.2000s", rc, text ? text : "");
+    CHECK(text && !strstr(text, "world size 4"), "SLURM_NTASKS must not set the world");
+    free(text), free(out), free(res), free(file);
 }
 
 /* ---- Ctrl-C and resume ---- */
@@ -550,6 +582,7 @@ int main(void) {
     RUN(test_check_and_help);
     RUN(test_lock);
     RUN(test_ranks_follow_rank0_plan);
+    RUN(test_world_from_launcher);
     RUN(test_report_paper_scale_gap);
     RUN(test_report_quoted_rows);
     RUN(test_report_walltime_ratio);
