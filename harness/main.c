@@ -394,12 +394,41 @@ static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
     return 0;
 }
 
+/* The data-parallel world experiments.tsv recorded for (file, scale), 0 if none; the file by its real path, as
+ * rsa run was given it relative to wherever it ran. */
+static int recorded_world(const char *results, const char *file, const char *scale) {
+    char *path = xasprintf("%s/experiments.tsv", results), *text = slurp(path);
+    char want[PATH_MAX], got[PATH_MAX];
+    if (!realpath(file, want)) snprintf(want, sizeof want, "%s", file);
+    int world = 0;
+    for (char *l = text; l && *l && !world;) {
+        char *nl = strchr(l, '\n');
+        if (nl) *nl = 0;
+        char *tab = strchr(l, '\t'), *tab2 = tab ? strchr(tab + 1, '\t') : NULL;
+        if (tab && tab2) {
+            *tab = 0;
+            if (!realpath(l, got)) snprintf(got, sizeof got, "%s", l);
+            size_t len = (size_t)(tab2 - tab - 1);
+            bool same_scale = strlen(scale) == len && strncmp(tab + 1, scale, len) == 0;
+            if (strcmp(got, want) == 0 && same_scale) {
+                char *w = strstr(tab2, "\tworld=");
+                world = w ? atoi(w + 7) : 1;
+            }
+        }
+        l = nl ? nl + 1 : NULL;
+    }
+    free(text), free(path);
+    return world;
+}
+
 static int cmd_report(Ctx *ctx, LuaExp *L, const Args *a) {
     int bad = 0;
     if (a->n_files > 0) {
         for (int f = 0; f < a->n_files; f++) {
             Experiment e;
             const char *scale = a->scale && strcmp(a->scale, "auto") != 0 ? a->scale : "paper";
+            int world = recorded_world(ctx->results, a->files[f], scale);
+            if (world > 0) world_size_fix(world); /* the world its runs were trained in is part of their ids */
             if (expand(L, a->files[f], a, scale, &e) != 0) {
                 bad++;
                 continue;

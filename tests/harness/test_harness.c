@@ -262,6 +262,11 @@ static void test_ranks_follow_rank0_plan(void) {
     char *report = slurp(md);
     CHECK(report && strstr(report, "| done |"), "rsa report outside mpirun lost the two-process run:\n%.2000s",
           report ? report : "(no report)");
+    free(report);
+    remove(md);
+    CHECK(rsa(out, "report", file, "--scale", "smoke", "--results", a, NULL, NULL) == 0, "rsa report FILE failed");
+    report = slurp(md);
+    CHECK(report && strstr(report, "| done |"), "rsa report FILE outside mpirun lost the two-process run");
     free(report), free(rec), free(md), free(tsv);
     free(runs), free(out), free(file), free(a), free(b);
 }
