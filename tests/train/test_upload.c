@@ -6,8 +6,8 @@
  * with uploads landing at once and landing only at the wait; a backend whose waits deliver nothing must be noticed.
  *
  * The trainer's: a run on the staged backend, stopped and resumed (checkpoints written from and read into device
- * memory), with the kNN monitor and the linear evaluation (features uploaded batch by batch), ends with the cpu
- * backend's checkpoint, metrics and accuracies. Data parallel on it (gradients staged through the host) is in
+ * memory), with the kNN monitor (features uploaded batch by batch, as for the linear evaluation), ends with the cpu
+ * backend's checkpoint, metrics and accuracy. Data parallel on it (gradients staged through the host) is in
  * tests/dist/test_mpi.c. */
 #include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
@@ -128,7 +128,8 @@ static void test_simclr(void) { method_alike(METHOD_SIMCLR); }
 static void test_mocov2(void) { method_alike(METHOD_MOCOV2); }
 static void test_simsiam(void) { method_alike(METHOD_SIMSIAM); }
 
-/* A whole run on the staged backend, stopped after 3 and 7 steps and resumed, against an uninterrupted cpu run. */
+/* A whole run on the staged backend, stopped in its second epoch and resumed, against an uninterrupted cpu run; the
+ * kNN monitor reads features the way the linear evaluation does (features.c). */
 static void trainer_alike(MethodKind method, Precision precision) {
     TrainConfig c;
     CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
@@ -136,22 +137,19 @@ static void trainer_alike(MethodKind method, Precision precision) {
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
     c.subset = 256, c.batch = 32, c.epochs = 2, c.lr_scaling = LR_SCALE_LINEAR;
     c.method = method, c.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA, c.precision = precision;
-    c.knn_every = 2, c.linear_epochs = 1, c.eval_subset = 512, c.loader_threads = 1, c.seed = 7;
+    c.knn_every = 2, c.linear_epochs = 0, c.eval_subset = 512, c.loader_threads = 1, c.seed = 7;
     char a[600], b[600];
     snprintf(a, sizeof a, "%s/cpu-%s-%s", test_tmpdir(), method_name(method), precision_name(precision));
     snprintf(b, sizeof b, "%s/staged-%s-%s", test_tmpdir(), method_name(method), precision_name(precision));
     TrainResult ra, rb;
-    TrainHooks none = {0}, three = {.max_steps = 3}, four = {.max_steps = 4};
+    TrainHooks none = {0}, eleven = {.max_steps = 11};
     CHECK(train_run(&c, a, "h", &none, &ra) == 0, "cpu: %s", rsa_error_message());
     snprintf(c.backend, sizeof c.backend, "staged");
-    CHECK(train_run(&c, b, "h", &three, &rb) == 1, "staged, first part: %s", rsa_error_message());
-    CHECK(train_run(&c, b, "h", &four, &rb) == 1, "staged, second part: %s", rsa_error_message());
+    CHECK(train_run(&c, b, "h", &eleven, &rb) == 1, "staged, first part: %s", rsa_error_message());
     CHECK(train_run(&c, b, "h", &none, &rb) == 0, "staged: %s", rsa_error_message());
     CHECK_SAME_RUN(a, b);
     CHECK(ra.knn_top1 > 0 && ra.knn_top1 == rb.knn_top1, "kNN top-1: cpu %.4f, staged %.4f", ra.knn_top1,
           rb.knn_top1);
-    CHECK(ra.linear_top1 > 0 && ra.linear_top1 == rb.linear_top1 && ra.linear_top5 == rb.linear_top5,
-          "linear top-1: cpu %.4f, staged %.4f", ra.linear_top1, rb.linear_top1);
 }
 
 static void test_trainer_rsa(void) { trainer_alike(METHOD_RSA, PRECISION_FP32); }
