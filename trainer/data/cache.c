@@ -9,6 +9,7 @@
 
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
+#include "trainer/core/hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,24 +22,18 @@
 enum { CACHE_VERSION = 1, HEADER = 64 };
 static const char MAGIC[8] = {'R', 'S', 'A', 'D', 'S', 'E', 'T', 0};
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 int data_fingerprint(char **paths, size_t n, const char *tag, uint64_t *out) {
-    uint64_t h = fnv(0xcbf29ce484222325ull, tag, strlen(tag) + 1);
+    uint64_t h = fnv1a64(FNV1A64_START, tag, strlen(tag) + 1);
     uint32_t v = CACHE_VERSION;
-    h = fnv(h, &v, sizeof v);
+    h = fnv1a64(h, &v, sizeof v);
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         if (stat(paths[i], &st) != 0)
             return rsa_fail("the data set changed while being opened, or a file is unreadable", "cannot stat %s: %s",
                             paths[i], strerror(errno));
         int64_t meta[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
-        h = fnv(h, paths[i], strlen(paths[i]) + 1);
-        h = fnv(h, meta, sizeof meta);
+        h = fnv1a64(h, paths[i], strlen(paths[i]) + 1);
+        h = fnv1a64(h, meta, sizeof meta);
     }
     *out = h;
     return 0;

@@ -1,6 +1,7 @@
 #include "learner.h"
 
 #include "../core/error.h"
+#include "../core/hash.h"
 #include "../core/rng.h"
 #include "../io/model_io.h"
 #include "losses.h"
@@ -170,21 +171,11 @@ static void average_gradients(Learner *l) {
     l->be->axpby(m->n_weights, 1.0f / (float)d->world, m->g, 0.0f, m->g);
 }
 
-/* FNV-1a over 32-bit words: the state's bits, not its values (a -0 or a NaN payload would count). */
-static uint64_t hash_words(uint64_t h, const void *p, size_t bytes) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i + 4 <= bytes; i += 4) {
-        uint32_t w;
-        memcpy(&w, b + i, sizeof w); /* any object's bytes, without breaking aliasing rules */
-        h = (h ^ w) * 0x100000001b3ull;
-    }
-    return h;
-}
-
+/* The bits of n floats in backend memory, not their values (a -0 or a NaN payload counts). */
 static uint64_t hash_backend(const Learner *l, uint64_t h, const float *p, size_t n, float *host) {
-    if (l->be->host_memory) return hash_words(h, p, sizeof(float) * n);
+    if (l->be->host_memory) return fnv1a64(h, p, sizeof(float) * n);
     l->be->download(host, p, sizeof(float) * n);
-    return hash_words(h, host, sizeof(float) * n);
+    return fnv1a64(h, host, sizeof(float) * n);
 }
 
 int learner_check_ranks_agree(Learner *l) {
@@ -193,15 +184,15 @@ int learner_check_ranks_agree(Learner *l) {
     Model *m = l->online;
     float *host = l->be->host_memory ? NULL : malloc(sizeof(float) * m->n_weights);
     if (!l->be->host_memory && !host) rsa_fatal("free memory", "out of memory");
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = FNV1A64_START;
     h = hash_backend(l, h, m->w, m->n_weights, host);
     h = hash_backend(l, h, l->opt.momentum_buf, m->n_weights, host);
     if (l->target) h = hash_backend(l, h, l->target->w, l->target->n_weights, host);
     free(host);
-    if (l->queue) h = hash_words(h, l->queue, sizeof(float) * (size_t)l->cfg->queue_size * l->out_dim);
+    if (l->queue) h = fnv1a64(h, l->queue, sizeof(float) * (size_t)l->cfg->queue_size * l->out_dim);
     int64_t counters[3] = {l->step, l->scaler.skipped, l->scaler.good_steps};
-    h = hash_words(h, counters, sizeof counters);
-    h = hash_words(h, &l->scaler.scale, sizeof l->scaler.scale);
+    h = fnv1a64(h, counters, sizeof counters);
+    h = fnv1a64(h, &l->scaler.scale, sizeof l->scaler.scale);
     /* four 16-bit pieces: floats hold them exactly */
     float mine[4], *all = malloc(sizeof(float) * 4 * (size_t)d->world);
     if (!all) rsa_fatal("free memory", "out of memory");

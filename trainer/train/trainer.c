@@ -5,6 +5,7 @@
 
 #include "../core/error.h"
 #include "../core/fileio.h"
+#include "../core/hash.h"
 #include "../eval/knn.h"
 #include "../eval/linear.h"
 #include "checkpoint.h"
@@ -259,8 +260,7 @@ static int ranks_agree_on_start(Dist *d, const char *config_hash, int64_t step, 
     if (!all_ranks_ok(d, started)) return -1;
     if (d->world == 1) return 0;
     enum { W = 7 }; /* config hash (4 pieces), step (3 pieces) */
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *c = config_hash; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    uint64_t h = fnv1a64(FNV1A64_START, config_hash, strlen(config_hash));
     float mine[W], *all = malloc(sizeof(float) * W * (size_t)d->world);
     if (!all) rsa_fatal("free memory", "out of memory");
     put_pieces(mine, h, 4), put_pieces(mine + 4, (uint64_t)step, 3);
