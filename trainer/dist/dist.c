@@ -17,6 +17,29 @@ static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, N
 
 Dist *dist_single(void) { return &SINGLE; }
 
+int dist_first_disagreeing(Dist *d, const uint64_t *mine, int n, uint64_t *rank0, uint64_t *other) {
+    if (d->world == 1) return -1;
+    const int W = 4 * n; /* 16-bit pieces: a float holds each exactly, and the gather moves floats */
+    float *send = malloc(sizeof(float) * (size_t)W), *all = malloc(sizeof(float) * (size_t)W * (size_t)d->world);
+    if (!send || !all) rsa_fatal("free memory", "out of memory");
+    for (int i = 0; i < W; i++) send[i] = (float)((mine[i / 4] >> (16 * (i % 4))) & 0xffff);
+    d->allgather_f32(d, send, (size_t)W, all);
+    int bad = -1;
+    for (int r = 1; r < d->world && bad < 0; r++)
+        if (memcmp(all + (size_t)r * W, all, sizeof(float) * (size_t)W) != 0) bad = r;
+    for (int i = 0; bad >= 0 && i < n; i++) {
+        uint64_t a = 0, b = 0;
+        for (int k = 0; k < 4; k++) {
+            a |= (uint64_t)all[4 * i + k] << (16 * k);
+            b |= (uint64_t)all[(size_t)bad * W + 4 * i + k] << (16 * k);
+        }
+        if (rank0) rank0[i] = a;
+        if (other) other[i] = b;
+    }
+    free(send), free(all);
+    return bad;
+}
+
 Dist *dist_mpi_init(void); /* dist_mpi.c: NULL when not under mpirun or built without MPI */
 void dist_mpi_finalize(Dist *d);
 

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct Dist Dist;
 struct Dist {
@@ -25,6 +26,11 @@ struct Dist {
     /* recv[r * n .. (r + 1) * n) = rank r's send (n floats each, host memory); identical on every rank. */
     void (*allgather_f32)(Dist *d, const float *send, size_t n, float *recv);
 };
+
+/* Compares n 64-bit values across the processes (collective): the first rank whose values differ from rank 0's, -1
+ * when all agree (always in a world of one). rank0 and other (n values each, may be NULL) receive rank 0's values and
+ * that rank's. For the checks that every rank holds the same state or starts at the same place. */
+int dist_first_disagreeing(Dist *d, const uint64_t *mine, int n, uint64_t *rank0, uint64_t *other);
 
 /* The world this process runs in: MPI when launched by mpirun (and built with MPI), else a world of one. Never NULL
  * (a failed MPI start is fatal: the other ranks could not go on). */

@@ -193,15 +193,7 @@ int learner_check_ranks_agree(Learner *l) {
     int64_t counters[3] = {l->step, l->scaler.skipped, l->scaler.good_steps};
     h = fnv1a64(h, counters, sizeof counters);
     h = fnv1a64(h, &l->scaler.scale, sizeof l->scaler.scale);
-    /* four 16-bit pieces: floats hold them exactly */
-    float mine[4], *all = malloc(sizeof(float) * 4 * (size_t)d->world);
-    if (!all) rsa_fatal("free memory", "out of memory");
-    for (int k = 0; k < 4; k++) mine[k] = (float)((h >> (16 * k)) & 0xffff);
-    d->allgather_f32(d, mine, 4, all);
-    int differs = -1;
-    for (int r = 1; r < d->world && differs < 0; r++)
-        if (memcmp(all + 4 * r, all, sizeof mine) != 0) differs = r;
-    free(all);
+    int differs = dist_first_disagreeing(d, &h, 1, NULL, NULL);
     if (differs < 0) return 0;
     return rsa_fail("run every rank from the same binary and data; report it if they were",
                     "data-parallel processes out of step after step %lld: rank %d's weights or optimiser state "

@@ -209,16 +209,6 @@ static int knn_eval(Learner *l, const TrainConfig *cfg, const Dataset *bank_ds, 
     return 0;
 }
 
-static void put_pieces(float *out, uint64_t v, int n) { /* 16-bit pieces: a float holds each exactly */
-    for (int k = 0; k < n; k++) out[k] = (float)((v >> (16 * k)) & 0xffff);
-}
-
-static uint64_t get_pieces(const float *in, int n) {
-    uint64_t v = 0;
-    for (int k = 0; k < n; k++) v |= (uint64_t)in[k] << (16 * k);
-    return v;
-}
-
 static const char *start_words(char *buf, size_t size, int64_t step) {
     if (step == 0) snprintf(buf, size, "starts from step 0");
     else snprintf(buf, size, "resumes from step %lld", (long long)step);
@@ -258,30 +248,16 @@ static bool all_ranks_ok(Dist *d, bool ok) {
  * alone would wait forever in the first all-reduce. */
 static int ranks_agree_on_start(Dist *d, const char *config_hash, int64_t step, bool started) {
     if (!all_ranks_ok(d, started)) return -1;
-    if (d->world == 1) return 0;
-    enum { W = 7 }; /* config hash (4 pieces), step (3 pieces) */
-    uint64_t h = fnv1a64(FNV1A64_START, config_hash, strlen(config_hash));
-    float mine[W], *all = malloc(sizeof(float) * W * (size_t)d->world);
-    if (!all) rsa_fatal("free memory", "out of memory");
-    put_pieces(mine, h, 4), put_pieces(mine + 4, (uint64_t)step, 3);
-    d->allgather_f32(d, mine, W, all);
-    int bad = -1;
-    for (int r = 1; r < d->world && bad < 0; r++)
-        if (memcmp(all + r * W, all, sizeof mine) != 0) bad = r;
-    if (bad < 0) {
-        free(all);
-        return 0;
-    }
-    const float *b = all + bad * W;
-    int64_t bad_step = (int64_t)get_pieces(b + 4, 3), lead_step = (int64_t)get_pieces(all + 4, 3);
-    bool same_run = memcmp(b, all, sizeof(float) * 4) == 0;
-    free(all);
+    uint64_t mine[2] = {fnv1a64(FNV1A64_START, config_hash, strlen(config_hash)), (uint64_t)step}, lead[2], them[2];
+    int bad = dist_first_disagreeing(d, mine, 2, lead, them);
+    if (bad < 0) return 0;
+    bool same_run = them[0] == lead[0];
     char x[64], y[64];
     return rsa_fail("put the results directory on a file system every node shares (or copy it to each node) and "
                     "rerun",
                     "the data-parallel ranks disagree: rank %d of %d %s, rank 0 %s", bad, d->world,
-                    same_run ? start_words(x, sizeof x, bad_step) : "runs another configuration",
-                    start_words(y, sizeof y, lead_step));
+                    same_run ? start_words(x, sizeof x, (int64_t)them[1]) : "runs another configuration",
+                    start_words(y, sizeof y, (int64_t)lead[1]));
 }
 
 int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, const TrainHooks *hooks,
