@@ -1,6 +1,7 @@
 /* The loader: batches identical for any number of threads, epoch permutations, sharding, drop_last, exact resume,
  * the view modes (MA's aggressive views are made from its weak views), corrupt images in folder data sets,
  * TurboJPEG's DCT scaling measured against the exact path, and batches in a backend's memory. */
+#include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <turbojpeg.h>
 #include <unistd.h>
 
 enum { N = 101, SIDE = 32 };
@@ -283,24 +283,6 @@ static void test_none_mode(void) {
     loader_free(l);
 }
 
-static void write_jpeg(const char *path, int w, int h, int seed) {
-    uint8_t *px = malloc((size_t)w * h * 3);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++)
-                px[(y * w + x) * 3 + c] = (uint8_t)(128 + 90 * sin(0.03 * x * (c + 1) + 0.05 * y + seed));
-    tjhandle tj = tjInitCompress();
-    unsigned char *jpg = NULL;
-    unsigned long size = 0;
-    tjCompress2(tj, px, w, 0, h, TJPF_RGB, &jpg, &size, TJSAMP_420, 90, 0);
-    const void *pieces[1] = {jpg};
-    size_t sizes[1] = {size};
-    atomic_write(path, pieces, sizes, 1);
-    tjFree(jpg);
-    tjDestroy(tj);
-    free(px);
-}
-
 static void test_folder_loader(void) {
     char root[1024], path[2048];
     snprintf(root, sizeof root, "%s/loader_root", test_tmpdir());
@@ -309,7 +291,7 @@ static void test_folder_loader(void) {
             snprintf(path, sizeof path, "%s/imagenet/train/n0%d", root, c);
             make_dirs(path);
             snprintf(path, sizeof path, "%s/imagenet/train/n0%d/%d.JPEG", root, c, i);
-            write_jpeg(path, 180 + 37 * i, 150 + 23 * c, c * 6 + i);
+            write_test_jpeg(path, 180 + 37 * i, 150 + 23 * c, c * 6 + i);
         }
     DataOptions o = {.root = root};
     Dataset *ds = dataset_open("imagenet", "train", &o);

@@ -9,6 +9,7 @@
  * and so do both ranks when one fails alone. On the staged backend (the GPU's code paths on the CPU) two processes
  * give the cpu backend's two-process run bit for bit.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
+#include "tests/util/fixture.h"
 #include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <turbojpeg.h>
 #include <unistd.h>
 
 /* The ResNet's width. 8 where one process is compared with two: at 16 (oneDNN's channel-blocked kernels, 4x faster
@@ -69,21 +69,6 @@ typedef enum {
 
 /* A folder data set of 32 small JPEGs in two classes (train and val), one of the training files not a JPEG: some
  * rank's batch fails when it reaches it. */
-static void write_jpeg(const char *path, int seed) {
-    enum { S = 40 };
-    uint8_t px[S * S * 3];
-    for (int i = 0; i < S * S * 3; i++) px[i] = (uint8_t)(128 + 90 * sin(0.07 * i + seed));
-    tjhandle tj = tjInitCompress();
-    unsigned char *jpg = NULL;
-    unsigned long size = 0;
-    tjCompress2(tj, px, S, 0, S, TJPF_RGB, &jpg, &size, TJSAMP_420, 90, 0);
-    const void *pieces[1] = {jpg};
-    size_t sizes[1] = {size};
-    atomic_write(path, pieces, sizes, 1);
-    tjFree(jpg);
-    tjDestroy(tj);
-}
-
 static void make_folder_data(const char *root) {
     char path[900];
     const char *splits[2] = {"train", "val"};
@@ -99,7 +84,7 @@ static void make_folder_data(const char *root) {
                     size_t sizes[1] = {23};
                     atomic_write(path, pieces, sizes, 1);
                 } else {
-                    write_jpeg(path, sp * 100 + c * 16 + i);
+                    write_test_jpeg(path, 40, 40, sp * 100 + c * 16 + i);
                 }
             }
 }

@@ -2,11 +2,14 @@
 
 #include "testlib.h"
 #include "trainer/core/error.h"
+#include "trainer/core/fileio.h"
 #include "trainer/nn/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <turbojpeg.h>
 
 int fixture_open(StFile *f, const char *name) {
     const char *dirs[2] = {getenv("RSA_FIXTURES"), "tests/fixtures"};
@@ -115,4 +118,29 @@ void randomize_bn(Model *m, uint64_t seed) {
     m->be->upload(m->w, w, sizeof(float) * m->n_weights);
     model_weights_changed(m);
     free(w);
+}
+
+void write_test_jpeg(const char *path, int w, int h, int seed) {
+    uint8_t *px = malloc((size_t)w * h * 3);
+    if (!px) abort();
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                px[(y * w + x) * 3 + c] = (uint8_t)(128 + 90 * sin(0.03 * x * (c + 1) + 0.05 * y + seed));
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long size = 0;
+    if (!tj || tjCompress2(tj, px, w, 0, h, TJPF_RGB, &jpg, &size, TJSAMP_420, 90, 0) != 0) {
+        fprintf(stderr, "write_test_jpeg: %s\n", tjGetErrorStr2(tj));
+        abort();
+    }
+    const void *pieces[1] = {jpg};
+    size_t sizes[1] = {size};
+    if (atomic_write(path, pieces, sizes, 1) != 0) {
+        fprintf(stderr, "write_test_jpeg: %s\n", rsa_error_message());
+        abort();
+    }
+    tjFree(jpg);
+    tjDestroy(tj);
+    free(px);
 }

@@ -22,6 +22,9 @@ void be_get_flat(const Backend *be, const float *p, size_t count, float *host);
 float *be_zeros(const Backend *be, size_t count);
 void be_free(const Backend *be, void *p, size_t count);
 
+/* A w x h RGB JPEG of a smooth pattern (varied by seed), written atomically to path; aborts the test run on failure. */
+void write_test_jpeg(const char *path, int w, int h, int seed);
+
 struct Model;
 /* Random gammas in [0.5, 1.5] and betas ~ N(0, 0.1) for every affine batch norm of a finalised model (torchvision's
  * zero_init_residual would otherwise silence residual branches), then model_weights_changed. */
