@@ -394,31 +394,38 @@ static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
     return 0;
 }
 
+/* One line of experiments.tsv, split in place: f[0] file, f[1] scale, f[2] seeds, f[3] overrides (the fields
+ * present; the count is returned) and the data-parallel world (1 when the line names none). */
+static int split_experiment_line(char *line, char *f[4], int *world) {
+    int n = 0;
+    *world = 1;
+    for (char *save = NULL, *tok = strtok_r(line, "\t", &save); tok; tok = strtok_r(NULL, "\t", &save)) {
+        if (strncmp(tok, "world=", 6) == 0) *world = atoi(tok + 6);
+        else if (n < 4) f[n++] = tok;
+    }
+    return n;
+}
+
 /* The data-parallel world experiments.tsv recorded for (file, scale), 0 if none; the file by its real path, as
  * rsa run was given it relative to wherever it ran. */
 static int recorded_world(const char *results, const char *file, const char *scale) {
     char *path = xasprintf("%s/experiments.tsv", results), *text = slurp(path);
     char want[PATH_MAX], got[PATH_MAX];
     if (!realpath(file, want)) snprintf(want, sizeof want, "%s", file);
-    int world = 0;
-    for (char *l = text; l && *l && !world;) {
+    int found = 0;
+    for (char *l = text; l && *l && !found;) {
         char *nl = strchr(l, '\n');
         if (nl) *nl = 0;
-        char *tab = strchr(l, '\t'), *tab2 = tab ? strchr(tab + 1, '\t') : NULL;
-        if (tab && tab2) {
-            *tab = 0;
-            if (!realpath(l, got)) snprintf(got, sizeof got, "%s", l);
-            size_t len = (size_t)(tab2 - tab - 1);
-            bool same_scale = strlen(scale) == len && strncmp(tab + 1, scale, len) == 0;
-            if (strcmp(got, want) == 0 && same_scale) {
-                char *w = strstr(tab2, "\tworld=");
-                world = w ? atoi(w + 7) : 1;
-            }
+        char *f[4] = {0};
+        int world;
+        if (split_experiment_line(l, f, &world) >= 2) {
+            if (!realpath(f[0], got)) snprintf(got, sizeof got, "%s", f[0]);
+            if (strcmp(got, want) == 0 && strcmp(f[1], scale) == 0) found = world;
         }
         l = nl ? nl + 1 : NULL;
     }
     free(text), free(path);
-    return world;
+    return found;
 }
 
 static int cmd_report(Ctx *ctx, LuaExp *L, const Args *a) {
@@ -448,11 +455,7 @@ static int cmd_report(Ctx *ctx, LuaExp *L, const Args *a) {
             char *nl = strchr(line, '\n');
             if (nl) *nl = 0;
             char *f[4] = {0};
-            int n = 0, world = 1;
-            for (char *save = NULL, *tok = strtok_r(line, "\t", &save); tok; tok = strtok_r(NULL, "\t", &save)) {
-                if (strncmp(tok, "world=", 6) == 0) world = atoi(tok + 6);
-                else if (n < 4) f[n++] = tok;
-            }
+            int world, n = split_experiment_line(line, f, &world);
             world_size_fix(world > 1 ? world : 1); /* the runs' ids hold the world they were trained in */
             if (n >= 2) {
                 Args b = *a;
