@@ -8,4 +8,6 @@ echo "== RSA and BYOL steps, ResNet-18 CIFAR"
 bench/step.sh r18c 64 256
 echo "== the quick scale's RSA and BYOL steps (Table 1 quick)"
 OURS_FLAGS=keep2 bench/step.sh quick 256
+echo "== mixed precision: the quick scale's RSA step in bf16"
+bench/precision.sh 256
 if [ -x bench/aug.sh ]; then echo "== 4-view MA augmentation"; bench/aug.sh; fi

@@ -1,12 +1,15 @@
 /* Training-step throughput on any backend.
- * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest] [keep2]
+ * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest] [keep2] [bf16|fp16] [fp32conv]
  *   ARCH r18c (ResNet-18, CIFAR stem, 32 px), r50 (ResNet-50, 224 px) or quick (the quick scale's network:
  *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward)
  *   or rsa (a whole RSA step: 4 views, EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
+ *   fp32conv: a bf16 network on the cpu backend runs fp32 convolutions on its rounded values instead of oneDNN's
+ *   bf16 kernels (to measure what they bring).
  * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory. */
 #include "trainer/core/error.h"
 #include "trainer/core/hostmem.h"
 #include "trainer/core/rng.h"
+#include "trainer/ops/cpu/conv_cpu.h"
 #include "trainer/train/learner.h"
 #ifdef RSA_CUDA
 #include "trainer/ops/cuda/cuda_backend.h"
@@ -31,7 +34,7 @@ static int cmp(const void *a, const void *b) {
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest] [keep2] "
-                        "[bf16|fp16]\n");
+                        "[bf16|fp16] [fp32conv]\n");
         return 2;
     }
     const char *arch = argv[2], *mode = argv[3];
@@ -43,6 +46,7 @@ int main(int argc, char **argv) {
             keep2 |= strcmp(argv[i], "keep2") == 0;
         if (strcmp(argv[i], "bf16") == 0) precision = PRECISION_BF16;
         if (strcmp(argv[i], "fp16") == 0) precision = PRECISION_FP16;
+        if (strcmp(argv[i], "fp32conv") == 0) conv_cpu_set_native_bf16(false);
     }
 #ifdef RSA_CUDA
     cuda_set_tf32(tf32);
@@ -124,10 +128,11 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "cuda") == 0) gpu_mib = ((double)cuda_device_used_bytes() - base_used) / 1048576.0;
 #endif
     qsort(t, (size_t)steps, sizeof *t, cmp);
-    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f "
+    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f "
            "MiB\n",
            argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
            precision != PRECISION_FP32 ? " " : "", precision != PRECISION_FP32 ? precision_name(precision) : "",
+           precision == PRECISION_BF16 && !conv_cpu_native_bf16() && strcmp(argv[1], "cpu") == 0 ? " fp32conv" : "",
            batch / t[steps / 2],
            strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
     return 0;

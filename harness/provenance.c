@@ -5,6 +5,7 @@
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
 #include "trainer/data/data.h"
+#include "trainer/ops/cpu/conv_cpu.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -287,6 +288,11 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
         str_addf(&b, "precision = %s\n", c->tf32 ? "tf32 (tensor-core math)" : "fp32 (strict)");
     else
         str_addf(&b, "precision = fp32%s\n", c->tf32 ? " (tf32 asked for: the cpu and ref backends have no tf32)" : "");
+    /* bf16 runs before 2026-12-01 ran fp32 convolutions here: a rerun differs from them in the last bits */
+    if (c->precision == PRECISION_BF16 && strcmp(c->backend, "cpu") == 0)
+        str_addf(&b, "bf16_convolutions = %s\n",
+                 conv_cpu_native_bf16() ? "oneDNN bf16 kernels (bf16 products, fp32 sums; not the 3-channel stem)"
+                                        : "fp32 kernels on the rounded values (this CPU has no AVX512-BF16)");
     if (cuda)
         str_addf(&b, "cudnn_algorithms = %s\n",
                  c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)"

@@ -4,10 +4,12 @@
  * labelled and never holding a paper number in an "ours" cell, Table 4's quoted rows, Table 7's ratio, Tables 5/6
  * without and with detectron2 metrics. */
 #include "harness/harness.h"
+#include "harness/provenance.h"
 #include "harness/util.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
+#include "trainer/ops/cpu/conv_cpu.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -204,6 +206,21 @@ static void test_provenance_and_export(void) {
     free(bytes), free(lt), free(log), free(out), free(ct), free(st), free(cfg), free(sha), free(p), free(prov);
     experiment_free(&e);
     free(file);
+}
+
+/* The convolution arithmetic of a bf16 run on the cpu backend is recorded (it changed on 2026-12-01, so a rerun of
+ * an older bf16 run differs in the last bits); fp32 runs have no such line. */
+static void test_provenance_bf16_convolutions(void) {
+    TrainConfig c;
+    CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
+    snprintf(c.backend, sizeof c.backend, "cpu");
+    char *fp32 = provenance_text(&c, home(), test_tmpdir(), "test");
+    c.precision = PRECISION_BF16;
+    char *bf16 = provenance_text(&c, home(), test_tmpdir(), "test");
+    CHECK(fp32 && !strstr(fp32, "bf16_convolutions"), "an fp32 run names bf16 convolutions");
+    CHECK_HAS(bf16, conv_cpu_native_bf16() ? "bf16_convolutions = oneDNN bf16 kernels"
+                                           : "bf16_convolutions = fp32 kernels on the rounded values");
+    free(fp32), free(bf16);
 }
 
 /* ---- the lock ---- */
@@ -597,6 +614,7 @@ int main(void) {
     RUN(test_rerun_trains_nothing);
     RUN(test_smoke_report_contents);
     RUN(test_provenance_and_export);
+    RUN(test_provenance_bf16_convolutions);
     RUN(test_schedule_function_run);
     RUN(test_interrupt_and_resume);
     luaexp_free(L);

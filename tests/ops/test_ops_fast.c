@@ -1,7 +1,8 @@
 /* Fast CPU backend against the reference on many shapes, including every convolution shape of ResNet-18 (CIFAR)
  * and ResNet-50 at small batches, batches smaller than planned, and thread-count independence of the CPU kernels.
  * The reference accumulates in double; the fast path in float (and Winograd for 3x3 stride 1), so whole-tensor
- * rel_l2 must stay under 2e-5 for convolutions and 1e-5 for the rest. */
+ * rel_l2 must stay under 2e-5 for convolutions and 1e-5 for the rest. Convolutions are also run as a bf16 and an
+ * fp16 network runs them (rounded values; oneDNN's bf16 kernels where the CPU has them), to the same tolerance. */
 #include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -24,7 +25,14 @@ typedef struct {
     int n, ci, h, co, k, stride, pad, bias, run_n;
 } ConvCase;
 
-static void conv_case(const ConvCase *c) {
+static void round_all(Precision p, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = round_to(p, x[i]);
+}
+
+/* At bf16 and fp16 the values (x, dy, weights, bias) are rounded as a mixed-precision network hands them to a
+ * convolution, and the reference computes on the same values: a bf16 kernel multiplies them exactly and sums in
+ * fp32, so it must be as close to the reference as the fp32 kernels are. */
+static void conv_case(const ConvCase *c, Precision p) {
     ConvShape s = conv_shape(c->n, c->ci, c->h, c->h, c->co, c->k, c->stride, c->pad);
     int rn = c->run_n ? c->run_n : c->n;
     size_t nx = (size_t)rn * s.ci * s.hi * s.wi, ny = (size_t)rn * s.co * s.ho * s.wo, nw = (size_t)s.co * s.ci * s.k * s.k;
@@ -33,6 +41,7 @@ static void conv_case(const ConvCase *c) {
     fill_normal(w, nw, 2 + c->co, (float)sqrt(2.0 / (s.ci * s.k * s.k)));
     fill_normal(b, s.co, 3, 1);
     fill_normal(dy, ny, 4 + c->h, 1);
+    round_all(p, x, nx), round_all(p, w, nw), round_all(p, b, s.co), round_all(p, dy, ny);
     float *y_ref = test_alloc(ny), *dx_ref = test_alloc(nx), *dw_ref = test_alloc(nw), *db_ref = test_alloc(s.co);
     ConvOp *rop = ref->conv_create(&s, LAYOUT_NCHW, LAYOUT_NCHW, c->bias);
     ref->conv_forward(rop, rn, x, w, c->bias ? b : NULL, y_ref);
@@ -46,13 +55,17 @@ static void conv_case(const ConvCase *c) {
     float *fy = be_zeros(fast, ny), *fdx = be_zeros(fast, nx), *fdw = be_zeros(fast, nw), *fdb = be_zeros(fast, s.co);
     for (size_t i = 0; i < nw; i++) fdw[i] = 0.5f;
     ConvOp *op = fast->conv_create(&s, li, lo, c->bias);
+    fast->conv_set_precision(op, p);
     fast->conv_forward(op, rn, fx, w, c->bias ? b : NULL, fy);
     fast->conv_backward_data(op, rn, fdy, w, fdx);
     fast->conv_backward_weights(op, rn, fx, fdy, fdw, c->bias ? fdb : NULL);
     float *got = test_alloc(nx > ny ? nx : ny);
     char what[128];
-    snprintf(what, sizeof what, "conv n%d/%d %dx%d %d->%d k%d s%d p%d (%s) y", rn, c->n, c->h, c->h, c->ci, c->co, c->k,
-             c->stride, c->pad, conv_cpu_impl(op));
+    snprintf(what, sizeof what, "%s conv n%d/%d %dx%d %d->%d k%d s%d p%d (%s) y", precision_name(p), rn, c->n, c->h,
+             c->h, c->ci, c->co, c->k, c->stride, c->pad, conv_cpu_impl(op));
+    bool native = p == PRECISION_BF16 && conv_cpu_native_bf16() && li == LAYOUT_NCHW16C && lo == LAYOUT_NCHW16C;
+    CHECK(native == (strstr(conv_cpu_impl(op), "bf16") != NULL), "%s: the bf16 kernels must run exactly where the "
+          "CPU has them and the activations are channel-blocked", what);
     be_get(fast, fy, lo, rn, s.co, s.ho, s.wo, got);
     expect_rel(what, got, y_ref, ny, 2e-5);
     what[strlen(what) - 1] = 0;
@@ -69,23 +82,31 @@ static void conv_case(const ConvCase *c) {
     be_free(fast, fdw, nw), be_free(fast, fdb, s.co);
 }
 
-static void test_conv_shapes(void) {
-    const ConvCase cases[] = {
-        /* ResNet-18 CIFAR stem and stages (batch 2, and a run at batch 1 of a plan for 3) */
-        {2, 3, 32, 64, 3, 1, 1, 0, 0},    {3, 64, 32, 64, 3, 1, 1, 0, 1},  {2, 64, 32, 128, 3, 2, 1, 0, 0},
-        {2, 64, 32, 128, 1, 2, 0, 0, 0},  {2, 128, 16, 128, 3, 1, 1, 0, 0}, {2, 256, 8, 512, 3, 2, 1, 0, 0},
-        {4, 512, 4, 512, 3, 1, 1, 0, 0},  {2, 512, 4, 512, 3, 1, 1, 0, 0},
-        /* ResNet-50 stem, bottleneck 1x1s, strided 3x3 */
-        {2, 3, 64, 64, 7, 2, 3, 0, 0},    {2, 64, 16, 256, 1, 1, 0, 0, 0}, {2, 256, 16, 64, 1, 1, 0, 0, 0},
-        {2, 128, 16, 128, 3, 2, 1, 0, 0}, {2, 1024, 4, 2048, 1, 2, 0, 0, 0}, {2, 512, 2, 512, 3, 1, 1, 0, 0},
-        /* the quick scale's and the step fixtures' width-16 network (direct convolution below 32 channels) */
-        {8, 16, 16, 16, 3, 1, 1, 0, 0},   {2, 16, 32, 16, 3, 1, 1, 0, 0},  {8, 16, 16, 32, 3, 2, 1, 0, 0},
-        {8, 32, 8, 32, 3, 1, 1, 0, 0},
-        /* odd sizes and bias */
-        {3, 16, 7, 32, 3, 1, 1, 1, 0},    {2, 32, 5, 16, 1, 1, 0, 1, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) conv_case(&cases[i]);
+static const ConvCase CONV_CASES[] = {
+    /* ResNet-18 CIFAR stem and stages (batch 2, and a run at batch 1 of a plan for 3) */
+    {2, 3, 32, 64, 3, 1, 1, 0, 0},    {3, 64, 32, 64, 3, 1, 1, 0, 1},  {2, 64, 32, 128, 3, 2, 1, 0, 0},
+    {2, 64, 32, 128, 1, 2, 0, 0, 0},  {2, 128, 16, 128, 3, 1, 1, 0, 0}, {2, 256, 8, 512, 3, 2, 1, 0, 0},
+    {4, 512, 4, 512, 3, 1, 1, 0, 0},  {2, 512, 4, 512, 3, 1, 1, 0, 0},
+    /* ResNet-50 stem, bottleneck 1x1s, strided 3x3 */
+    {2, 3, 64, 64, 7, 2, 3, 0, 0},    {2, 64, 16, 256, 1, 1, 0, 0, 0}, {2, 256, 16, 64, 1, 1, 0, 0, 0},
+    {2, 128, 16, 128, 3, 2, 1, 0, 0}, {2, 1024, 4, 2048, 1, 2, 0, 0, 0}, {2, 512, 2, 512, 3, 1, 1, 0, 0},
+    /* the quick scale's and the step fixtures' width-16 network (direct convolution below 32 channels) */
+    {8, 16, 16, 16, 3, 1, 1, 0, 0},   {2, 16, 32, 16, 3, 1, 1, 0, 0},  {8, 16, 16, 32, 3, 2, 1, 0, 0},
+    {8, 32, 8, 32, 3, 1, 1, 0, 0},
+    /* odd sizes and bias */
+    {3, 16, 7, 32, 3, 1, 1, 1, 0},    {2, 32, 5, 16, 1, 1, 0, 1, 0},
+};
+
+static void conv_cases(Precision p) {
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) conv_case(&CONV_CASES[i], p);
 }
+static void test_conv_shapes(void) { conv_cases(PRECISION_FP32); }
+/* bf16 kernels where this CPU has them (the check above says which ran); fp16 runs fp32 kernels on rounded values */
+static void test_conv_shapes_bf16(void) {
+    if (!conv_cpu_native_bf16()) test_note("this CPU has no AVX512-BF16: bf16 networks run the fp32 kernels");
+    conv_cases(PRECISION_BF16);
+}
+static void test_conv_shapes_fp16(void) { conv_cases(PRECISION_FP16); }
 
 static void bn_case(int n, int c, int h, bool relu, int threads_a, int threads_b) {
     size_t nx = (size_t)n * c * h * h;
@@ -196,6 +217,8 @@ int main(void) {
     ref = backend_ref();
     fast = backend_cpu();
     RUN(test_conv_shapes);
+    RUN(test_conv_shapes_bf16);
+    RUN(test_conv_shapes_fp16);
     RUN(test_batchnorm_shapes);
     RUN(test_pool_linear_shapes);
     return test_finish();

@@ -316,8 +316,9 @@ static float *put_flat_rounded(const float *host, size_t n) {
     return p;
 }
 
-/* What a bf16 network does around a convolution and a linear layer (model.c): operands rounded, fp32 op, result
- * rounded; against PyTorch's bf16 convolution and linear layer. */
+/* What a bf16 network does around a convolution and a linear layer (model.c): operands rounded, the op told the
+ * network's precision (bf16 kernels where the backend has them), result rounded; against PyTorch's bf16 convolution
+ * and linear layer. */
 static void test_bf16_ops(void) {
     for (int i = 0;; i++) {
         char key[64], name[64], what[64];
@@ -336,6 +337,7 @@ static void test_bf16_ops(void) {
         float *dev_dy = put_rounded(dy, ny, lo, s.n, s.co, s.ho, s.wo);
         float *dev_y = be_zeros(be, ny), *dev_dx = be_zeros(be, nx), *dev_dw = be_zeros(be, nw);
         ConvOp *op = be->conv_create(&s, li, lo, false);
+        be->conv_set_precision(op, PRECISION_BF16);
         be->conv_forward(op, s.n, dev_x, dev_w, NULL, dev_y);
         be->round_lowp(PRECISION_BF16, ny, dev_y);
         be->conv_backward_data(op, s.n, dev_dy, dev_w, dev_dx);

@@ -61,6 +61,11 @@ typedef struct Backend {
     void (*conv_backward_weights)(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias);
     /* Tells the op its weights changed (after an optimiser step), so cached copies are stale. */
     void (*conv_weights_changed)(ConvOp *op);
+    /* Tells the op the precision of the network it serves. At bf16 or fp16 every x, dy and weight it is handed is
+     * representable in that format (the network rounds them, core/precision.h), so it may compute with that
+     * format's operands and fp32 sums: the same products as fp32 arithmetic on the rounded values, summed in
+     * another order. FP32 (the default) and backends without such kernels: fp32 arithmetic. */
+    void (*conv_set_precision)(ConvOp *op, Precision p);
 
     /* Batch norm with an optional ReLU after it (y = max(0, bn(x))). With sync, mean and variance are over all
      * processes' batches. */

@@ -45,6 +45,7 @@ static const Backend CPU = {
     .conv_backward_data = conv_cpu_backward_data,
     .conv_backward_weights = conv_cpu_backward_weights,
     .conv_weights_changed = conv_cpu_weights_changed,
+    .conv_set_precision = conv_cpu_set_precision,
     .bn_forward_train = bn_cpu_forward_train,
     .bn_forward_eval = bn_cpu_forward_eval,
     .bn_apply = bn_cpu_apply,

@@ -115,6 +115,7 @@ static Backend make_backend(void) {
     b.conv_backward_data = conv_cuda_backward_data;
     b.conv_backward_weights = conv_cuda_backward_weights;
     b.conv_weights_changed = conv_cuda_weights_changed;
+    b.conv_set_precision = conv_cuda_set_precision;
     b.bn_forward_train = bn_cuda_forward_train;
     b.bn_forward_eval = bn_cuda_forward_eval;
     b.bn_apply = bn_cuda_apply;

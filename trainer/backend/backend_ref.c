@@ -64,6 +64,9 @@ static void ref_conv_backward_weights(ConvOp *op, int n, const float *x, const f
 
 static void ref_conv_weights_changed(ConvOp *op) { (void)op; }
 
+/* The oracle: fp32 arithmetic (accumulating in double) on the rounded values at every precision. */
+static void ref_conv_set_precision(ConvOp *op, Precision p) { (void)op, (void)p; }
+
 static void ref_bn_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                                  const float *beta, float *y, float *mean, float *invstd, float momentum, float *rm,
                                  float *rv, const BnSync *sync) {
@@ -151,6 +154,7 @@ static const Backend REF = {
     .conv_backward_data = ref_conv_backward_data,
     .conv_backward_weights = ref_conv_backward_weights,
     .conv_weights_changed = ref_conv_weights_changed,
+    .conv_set_precision = ref_conv_set_precision,
     .bn_forward_train = ref_bn_forward_train,
     .bn_forward_eval = ref_bn_forward_eval,
     .bn_apply = ref_bn_apply,

@@ -309,6 +309,8 @@ int model_set_precision(Model *m, Precision p) {
         if (!m->w_lowp) return rsa_error_context("allocating the %s copy of the weights", precision_name(p));
     }
     m->precision = p;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].conv) m->be->conv_set_precision(m->nodes[i].conv, p);
     model_weights_changed(m); /* convolutions may hold a copy of the other precision's weights */
     return 0;
 }

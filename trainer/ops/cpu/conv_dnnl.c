@@ -9,19 +9,31 @@
  * 3x3 stride-1 convolutions on channel-blocked tensors with at least 32 channels use Winograd F(4x4, 3x3) when the
  * machine supports it: it measured 2.1x faster than direct convolution here (64->64 channels, 32x32, batch 64,
  * forward + both backwards; a ResNet-18 step 1.6x). With 16 channels its small transform-domain products lose:
- * direct convolution made the quick scale's step (16-128 channels) 15 % faster. */
+ * direct convolution made the quick scale's step (16-128 channels) 15 % faster.
+ * bf16 networks (conv_cpu_set_precision): the values handed in are already bf16, so on a CPU with AVX512-BF16 the
+ * op packs them into bf16 buffers (exact) and runs oneDNN's bf16 kernels, which multiply in bf16 and sum in fp32 and
+ * write fp32: the products are the fp32 path's, only the order of the sums differs. Elsewhere (the stem, whose input
+ * is plain NCHW, and CPUs without the instructions) bf16 networks run the fp32 kernels on the rounded values. */
 #include "conv_cpu.h"
 
 #include "../../core/hostmem.h"
+#include "blocked.h"
 #include "dnnl_util.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bool winograd_enabled = true;
+static bool winograd_enabled = true, native_bf16_enabled = true;
 
 void conv_cpu_set_winograd(bool enabled) { winograd_enabled = enabled; }
 bool conv_cpu_winograd(void) { return winograd_enabled; }
+void conv_cpu_set_native_bf16(bool enabled) { native_bf16_enabled = enabled; }
+
+bool conv_cpu_native_bf16(void) {
+    return native_bf16_enabled &&
+           (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
 
 typedef struct {
     dnnl_primitive_t prim;
@@ -32,9 +44,11 @@ struct ConvOp {
     ConvShape s;
     Layout in, out;
     bool bias;
+    bool bf16;               /* x, dy and weights go to the primitives as bf16 */
     int n;                   /* batch the primitives below were made for; 0 = none yet */
     dnnl_alg_kind_t alg;     /* algorithm of the forward primitive */
     dnnl_memory_desc_t x_md, y_md, w_user_md, b_md;
+    dnnl_memory_desc_t x_in_md, y_in_md; /* what the primitives read x and dy as: x_md, y_md or their bf16 twins */
     Prim fwd, bwd_data, bwd_weights;
     dnnl_primitive_t w_to_fwd, w_to_bwd; /* OIHW -> the primitives' weight layouts */
     dnnl_primitive_t dw_to_user;          /* weight gradient -> OIHW gradient, accumulating */
@@ -42,12 +56,12 @@ struct ConvOp {
 };
 
 typedef struct {
-    float *buf;
+    void *buf;
     size_t bytes;
 } Shared;
-static Shared shared_w_fwd, shared_w_bwd, shared_dw;
+static Shared shared_w_fwd, shared_w_bwd, shared_dw, shared_x_bf16, shared_dy_bf16;
 
-static float *shared_get(Shared *s, size_t bytes) {
+static void *shared_get(Shared *s, size_t bytes) {
     if (bytes > s->bytes) {
         hostmem_free(s->buf, s->bytes);
         s->buf = hostmem_alloc(bytes);
@@ -77,7 +91,7 @@ static void release_plan(ConvOp *op) {
 }
 
 static bool winograd_fits(const ConvOp *op) {
-    return winograd_enabled && op->s.k == 3 && op->s.stride == 1 && op->in == LAYOUT_NCHW16C &&
+    return winograd_enabled && !op->bf16 && op->s.k == 3 && op->s.stride == 1 && op->in == LAYOUT_NCHW16C &&
            op->out == LAYOUT_NCHW16C && op->s.ci >= 32 && op->s.co >= 32;
 }
 
@@ -87,7 +101,7 @@ static dnnl_alg_kind_t make_fwd(ConvOp *op, const dnnl_memory_desc_t *w_any) {
     dnnl_alg_kind_t algs[2] = {dnnl_convolution_winograd, dnnl_convolution_direct};
     for (int i = winograd_fits(op) ? 0 : 1; i < 2; i++) {
         dnnl_convolution_desc_t d;
-        DNNL_CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, algs[i], &op->x_md, w_any,
+        DNNL_CHECK(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, algs[i], &op->x_in_md, w_any,
                                                       op->bias ? &op->b_md : NULL, &op->y_md, strides, pad, pad));
         dnnl_status_t st = dnnl_primitive_desc_create(&op->fwd.pd, &d, NULL, dnnl_util_engine(), NULL);
         if (st == dnnl_success) return algs[i];
@@ -98,13 +112,16 @@ static dnnl_alg_kind_t make_fwd(ConvOp *op, const dnnl_memory_desc_t *w_any) {
 
 static void build_plan(ConvOp *op, int n) {
     release_plan(op);
-    op->x_md = dnnl_util_act_md(n, op->s.ci, op->s.hi, op->s.wi, op->in);
-    op->y_md = dnnl_util_act_md(n, op->s.co, op->s.ho, op->s.wo, op->out);
+    dnnl_data_type_t in_dt = op->bf16 ? dnnl_bf16 : dnnl_f32;
+    op->x_md = dnnl_util_act_md(n, op->s.ci, op->s.hi, op->s.wi, op->in, dnnl_f32);
+    op->y_md = dnnl_util_act_md(n, op->s.co, op->s.ho, op->s.wo, op->out, dnnl_f32);
+    op->x_in_md = dnnl_util_act_md(n, op->s.ci, op->s.hi, op->s.wi, op->in, in_dt);
+    op->y_in_md = dnnl_util_act_md(n, op->s.co, op->s.ho, op->s.wo, op->out, in_dt);
     dnnl_dims_t wdims = {op->s.co, op->s.ci, op->s.k, op->s.k}, bdims = {op->s.co};
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&op->w_user_md, 4, wdims, dnnl_f32, dnnl_oihw));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&op->b_md, 1, bdims, dnnl_f32, dnnl_x));
     dnnl_memory_desc_t w_any;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, in_dt, dnnl_format_tag_any));
 
     op->alg = make_fwd(op, &w_any);
     DNNL_CHECK(dnnl_primitive_create(&op->fwd.prim, op->fwd.pd));
@@ -118,12 +135,12 @@ static void build_backward_data(ConvOp *op) {
     dnnl_dims_t strides = {op->s.stride, op->s.stride}, pad = {op->s.pad, op->s.pad};
     dnnl_dims_t wdims = {op->s.co, op->s.ci, op->s.k, op->s.k};
     dnnl_memory_desc_t w_any;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, op->bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
     dnnl_alg_kind_t algs[2] = {op->alg, dnnl_convolution_direct};
     for (int i = 0; i < 2 && !op->bwd_data.pd; i++) {
         dnnl_convolution_desc_t d;
-        DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d, algs[i], &op->x_md, &w_any, &op->y_md, strides, pad,
-                                                            pad));
+        DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d, algs[i], &op->x_md, &w_any, &op->y_in_md, strides,
+                                                            pad, pad));
         dnnl_status_t st = dnnl_primitive_desc_create(&op->bwd_data.pd, &d, NULL, dnnl_util_engine(), op->fwd.pd);
         if (st != dnnl_success && st != dnnl_unimplemented) DNNL_CHECK(st);
         if (st != dnnl_success) op->bwd_data.pd = NULL;
@@ -142,9 +159,9 @@ static void build_backward_weights(ConvOp *op) {
     dnnl_alg_kind_t algs[2] = {op->alg, dnnl_convolution_direct};
     for (int i = 0; i < 2 && !op->bwd_weights.pd; i++) {
         dnnl_convolution_desc_t d;
-        DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d, algs[i], &op->x_md, &w_any,
-                                                               op->bias ? &op->b_md : NULL, &op->y_md, strides, pad,
-                                                               pad));
+        DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d, algs[i], &op->x_in_md, &w_any,
+                                                               op->bias ? &op->b_md : NULL, &op->y_in_md, strides,
+                                                               pad, pad));
         dnnl_status_t st = dnnl_primitive_desc_create(&op->bwd_weights.pd, &d, NULL, dnnl_util_engine(), op->fwd.pd);
         if (st != dnnl_success && st != dnnl_unimplemented) DNNL_CHECK(st);
         if (st != dnnl_success) op->bwd_weights.pd = NULL;
@@ -206,12 +223,43 @@ static void reorder_into(dnnl_primitive_t r, const dnnl_memory_desc_t *from_md, 
 
 void conv_cpu_weights_changed(ConvOp *op) { (void)op; /* nothing cached: weights are reordered at every call */ }
 
+void conv_cpu_set_precision(ConvOp *op, Precision p) {
+    bool bf16 = p == PRECISION_BF16 && conv_cpu_native_bf16() && op->in == LAYOUT_NCHW16C &&
+                op->out == LAYOUT_NCHW16C;
+    if (bf16 != op->bf16) release_plan(op);
+    op->bf16 = bf16;
+}
+
+/* float -> bf16 storage. The network hands in values it has rounded to bf16, so this keeps them exactly; it
+ * rounds (ties to even, as round_bf16) in case one was not, and keeps NaN a NaN. Branch-free so that it vectorises;
+ * elementwise, so thread-count independent. */
+CPU_CLONES static void pack_bf16(size_t n, const float *x, uint16_t *y) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        uint16_t rounded = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        y[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fc0u : rounded;
+    }
+}
+
+/* What a primitive reads for an activation given as floats: the floats themselves, or their bf16 copy in one of
+ * the shared buffers. */
+static const void *as_input(const ConvOp *op, Shared *buf, const dnnl_memory_desc_t *md, const float *x) {
+    if (!op->bf16) return x;
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    uint16_t *packed = shared_get(buf, bytes);
+    pack_bf16(bytes / sizeof(uint16_t), x, packed);
+    return packed;
+}
+
 void conv_cpu_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
     ensure_plan(op, n);
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->fwd.pd, dnnl_query_weights_md, 0);
-    float *w_prim = shared_get(&shared_w_fwd, dnnl_memory_desc_get_size(w_md));
+    void *w_prim = shared_get(&shared_w_fwd, dnnl_memory_desc_get_size(w_md));
     reorder_into(op->w_to_fwd, &op->w_user_md, w, w_md, w_prim);
-    dnnl_memory_t mx = wrap(&op->x_md, x), mw = wrap(w_md, w_prim), my = wrap(&op->y_md, y);
+    const void *xin = as_input(op, &shared_x_bf16, &op->x_in_md, x);
+    dnnl_memory_t mx = wrap(&op->x_in_md, xin), mw = wrap(w_md, w_prim), my = wrap(&op->y_md, y);
     dnnl_memory_t mb = op->bias ? wrap(&op->b_md, bias) : NULL;
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}, {DNNL_ARG_BIAS, mb}};
     dnnl_util_run(op->fwd.prim, op->bias ? 4 : 3, args);
@@ -225,9 +273,10 @@ void conv_cpu_backward_data(ConvOp *op, int n, const float *dy, const float *w, 
     ensure_plan(op, n);
     if (!op->bwd_data.prim) build_backward_data(op);
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->bwd_data.pd, dnnl_query_weights_md, 0);
-    float *w_prim = shared_get(&shared_w_bwd, dnnl_memory_desc_get_size(w_md));
+    void *w_prim = shared_get(&shared_w_bwd, dnnl_memory_desc_get_size(w_md));
     reorder_into(op->w_to_bwd, &op->w_user_md, w, w_md, w_prim);
-    dnnl_memory_t mdy = wrap(&op->y_md, dy), mw = wrap(w_md, w_prim), mdx = wrap(&op->x_md, dx);
+    const void *dyin = as_input(op, &shared_dy_bf16, &op->y_in_md, dy);
+    dnnl_memory_t mdy = wrap(&op->y_in_md, dyin), mw = wrap(w_md, w_prim), mdx = wrap(&op->x_md, dx);
     dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}};
     dnnl_util_run(op->bwd_data.prim, 3, args);
     DNNL_CHECK(dnnl_memory_destroy(mdy));
@@ -240,7 +289,9 @@ void conv_cpu_backward_weights(ConvOp *op, int n, const float *x, const float *d
     if (!op->bwd_weights.prim) build_backward_weights(op);
     const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(op->bwd_weights.pd, dnnl_query_diff_weights_md, 0);
     float *dw_prim = shared_get(&shared_dw, dnnl_memory_desc_get_size(dw_md));
-    dnnl_memory_t mx = wrap(&op->x_md, x), mdy = wrap(&op->y_md, dy), mdw = wrap(dw_md, dw_prim);
+    const void *xin = as_input(op, &shared_x_bf16, &op->x_in_md, x);
+    const void *dyin = as_input(op, &shared_dy_bf16, &op->y_in_md, dy);
+    dnnl_memory_t mx = wrap(&op->x_in_md, xin), mdy = wrap(&op->y_in_md, dyin), mdw = wrap(dw_md, dw_prim);
     dnnl_memory_t mdb = op->bias ? wrap(&op->b_md, op->db_prim) : NULL;
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}, {DNNL_ARG_DIFF_BIAS, mdb}};

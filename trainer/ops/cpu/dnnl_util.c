@@ -26,11 +26,11 @@ dnnl_stream_t dnnl_util_stream(void) {
 
 const char *dnnl_util_status(dnnl_status_t s) { return dnnl_status2str(s); }
 
-dnnl_memory_desc_t dnnl_util_act_md(int n, int c, int h, int w, int layout) {
+dnnl_memory_desc_t dnnl_util_act_md(int n, int c, int h, int w, int layout, dnnl_data_type_t dt) {
     dnnl_memory_desc_t md;
     dnnl_dims_t dims = {n, c, h, w};
     dnnl_format_tag_t tag = layout == LAYOUT_NHWC ? dnnl_nhwc : layout == LAYOUT_NCHW16C ? dnnl_nChw16c : dnnl_nchw;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&md, 4, dims, dnnl_f32, tag));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&md, 4, dims, dt, tag));
     return md;
 }
 

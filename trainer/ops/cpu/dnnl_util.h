@@ -19,8 +19,8 @@ const char *dnnl_util_status(dnnl_status_t s);
                       "oneDNN call failed with %s: %s", dnnl_util_status(status_), #call);                      \
     } while (0)
 
-/* Memory descriptor for a 4-D activation in one of our layouts. */
-dnnl_memory_desc_t dnnl_util_act_md(int n, int c, int h, int w, int layout);
+/* Memory descriptor for a 4-D activation in one of our layouts, with elements of type dt. */
+dnnl_memory_desc_t dnnl_util_act_md(int n, int c, int h, int w, int layout, dnnl_data_type_t dt);
 /* Executes a primitive with the given arguments and waits. */
 void dnnl_util_run(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args);
 /* Creates a reorder between two descriptors; attr may be NULL. */

@@ -81,6 +81,10 @@ void conv_cuda_destroy(ConvOp *op) {
 
 void conv_cuda_weights_changed(ConvOp *op) { op->w_source = NULL; }
 
+/* No bf16/fp16 tensor-core path yet: a mixed-precision network's convolutions run in fp32 (or TF32) on its rounded
+ * values. */
+void conv_cuda_set_precision(ConvOp *op, Precision p) { (void)op, (void)p; }
+
 static void describe_batch(ConvOp *op, int n) {
     RSA_ASSERT(n >= 1 && n <= op->s.n);
     if (op->desc_n == n) return;

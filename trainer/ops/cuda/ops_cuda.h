@@ -13,6 +13,7 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
 void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx);
 void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias);
 void conv_cuda_weights_changed(ConvOp *op);
+void conv_cuda_set_precision(ConvOp *op, Precision p);
 
 void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                            const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
