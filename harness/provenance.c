@@ -23,6 +23,7 @@
 #endif
 #endif
 #ifdef RSA_CUDA
+#include "trainer/ops/cuda/cuda_backend.h"
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <nccl.h>
@@ -251,6 +252,23 @@ char *hardware_line(const char *backend) {
     return r;
 }
 
+/* The arithmetic of a mixed-precision run's convolutions. bf16 runs on the cpu backend before 2026-12-01 ran fp32
+ * kernels on the rounded values: a rerun differs from them in the last bits. */
+static const char *lowp_convolutions(const TrainConfig *c) {
+    const char *plain = "fp32 kernels on the rounded values";
+    if (strcmp(c->backend, "cpu") == 0)
+        return c->precision == PRECISION_BF16 && conv_cpu_native_bf16()
+                   ? "oneDNN bf16 kernels (bf16 products, fp32 sums; the 3-channel stem in fp32)"
+                   : plain;
+#ifdef RSA_CUDA
+    if (strcmp(c->backend, "cuda") == 0 && cuda_lowp_convolutions())
+        return "cuDNN 16-bit tensor-core kernels for forward and input gradient (exact products, fp32 sums, one "
+               "rounding of the result; the stem and biased convolutions in fp32/TF32), weight gradient in "
+               "fp32/TF32";
+#endif
+    return plain;
+}
+
 char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command) {
     Str b = {0};
     char when[64];
@@ -288,11 +306,7 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
         str_addf(&b, "precision = %s\n", c->tf32 ? "tf32 (tensor-core math)" : "fp32 (strict)");
     else
         str_addf(&b, "precision = fp32%s\n", c->tf32 ? " (tf32 asked for: the cpu and ref backends have no tf32)" : "");
-    /* bf16 runs before 2026-12-01 ran fp32 convolutions here: a rerun differs from them in the last bits */
-    if (c->precision == PRECISION_BF16 && strcmp(c->backend, "cpu") == 0)
-        str_addf(&b, "bf16_convolutions = %s\n",
-                 conv_cpu_native_bf16() ? "oneDNN bf16 kernels (bf16 products, fp32 sums; not the 3-channel stem)"
-                                        : "fp32 kernels on the rounded values (this CPU has no AVX512-BF16)");
+    if (c->precision != PRECISION_FP32) str_addf(&b, "lowp_convolutions = %s\n", lowp_convolutions(c));
     if (cuda)
         str_addf(&b, "cudnn_algorithms = %s\n",
                  c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)"

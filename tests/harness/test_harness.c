@@ -208,19 +208,22 @@ static void test_provenance_and_export(void) {
     free(file);
 }
 
-/* The convolution arithmetic of a bf16 run on the cpu backend is recorded (it changed on 2026-12-01, so a rerun of
- * an older bf16 run differs in the last bits); fp32 runs have no such line. */
-static void test_provenance_bf16_convolutions(void) {
+/* The convolution arithmetic of a mixed-precision run is recorded (on the cpu backend it changed for bf16 on
+ * 2026-12-01, so a rerun of an older bf16 run differs in the last bits); fp32 runs have no such line. */
+static void test_provenance_lowp_convolutions(void) {
     TrainConfig c;
     CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
     snprintf(c.backend, sizeof c.backend, "cpu");
     char *fp32 = provenance_text(&c, home(), test_tmpdir(), "test");
     c.precision = PRECISION_BF16;
     char *bf16 = provenance_text(&c, home(), test_tmpdir(), "test");
-    CHECK(fp32 && !strstr(fp32, "bf16_convolutions"), "an fp32 run names bf16 convolutions");
-    CHECK_HAS(bf16, conv_cpu_native_bf16() ? "bf16_convolutions = oneDNN bf16 kernels"
-                                           : "bf16_convolutions = fp32 kernels on the rounded values");
-    free(fp32), free(bf16);
+    c.precision = PRECISION_FP16;
+    char *fp16 = provenance_text(&c, home(), test_tmpdir(), "test");
+    CHECK(fp32 && !strstr(fp32, "lowp_convolutions"), "an fp32 run names 16-bit convolutions");
+    CHECK_HAS(bf16, conv_cpu_native_bf16() ? "lowp_convolutions = oneDNN bf16 kernels"
+                                           : "lowp_convolutions = fp32 kernels on the rounded values");
+    CHECK_HAS(fp16, "lowp_convolutions = fp32 kernels on the rounded values");
+    free(fp32), free(bf16), free(fp16);
 }
 
 /* ---- the lock ---- */
@@ -614,7 +617,7 @@ int main(void) {
     RUN(test_rerun_trains_nothing);
     RUN(test_smoke_report_contents);
     RUN(test_provenance_and_export);
-    RUN(test_provenance_bf16_convolutions);
+    RUN(test_provenance_lowp_convolutions);
     RUN(test_schedule_function_run);
     RUN(test_interrupt_and_resume);
     luaexp_free(L);
