@@ -3,8 +3,8 @@
  *   ARCH r18c (ResNet-18, CIFAR stem, 32 px), r50 (ResNet-50, 224 px) or quick (the quick scale's network:
  *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward)
  *   or rsa (a whole RSA step: 4 views, EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
- *   fp32conv: a bf16 network on the cpu backend runs fp32 convolutions on its rounded values instead of oneDNN's
- *   bf16 kernels (to measure what they bring).
+ *   fp32conv: a bf16/fp16 network runs fp32 (TF32) convolutions on its rounded values instead of oneDNN's bf16
+ *   kernels (cpu) or cuDNN's 16-bit tensor-core convolutions (cuda), to measure what they bring.
  * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory. */
 #include "trainer/core/error.h"
 #include "trainer/core/hostmem.h"
@@ -41,16 +41,18 @@ int main(int argc, char **argv) {
     int batch = atoi(argv[4]), steps = atoi(argv[5]);
     bool tf32 = false, fastest = false, keep2 = false; /* keep2: low_memory off (both online passes kept) */
     Precision precision = PRECISION_FP32;            /* bf16, fp16: mixed precision (core/precision.h) */
+    bool fp32conv = false; /* a mixed-precision network's convolutions in fp32 on the rounded values */
     for (int i = 6; i < argc; i++) {
         tf32 |= strcmp(argv[i], "tf32") == 0, fastest |= strcmp(argv[i], "fastest") == 0,
             keep2 |= strcmp(argv[i], "keep2") == 0;
         if (strcmp(argv[i], "bf16") == 0) precision = PRECISION_BF16;
         if (strcmp(argv[i], "fp16") == 0) precision = PRECISION_FP16;
-        if (strcmp(argv[i], "fp32conv") == 0) conv_cpu_set_native_bf16(false);
+        if (strcmp(argv[i], "fp32conv") == 0) conv_cpu_set_native_bf16(false), fp32conv = true;
     }
 #ifdef RSA_CUDA
     cuda_set_tf32(tf32);
     cuda_set_deterministic(!fastest);
+    cuda_set_lowp_convolutions(!fp32conv);
 #endif
     const Backend *be = backend_by_name(argv[1]);
     if (!be) {
@@ -132,7 +134,7 @@ int main(int argc, char **argv) {
            "MiB\n",
            argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
            precision != PRECISION_FP32 ? " " : "", precision != PRECISION_FP32 ? precision_name(precision) : "",
-           precision == PRECISION_BF16 && !conv_cpu_native_bf16() && strcmp(argv[1], "cpu") == 0 ? " fp32conv" : "",
+           precision != PRECISION_FP32 && fp32conv ? " fp32conv" : "",
            batch / t[steps / 2],
            strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
     return 0;

@@ -1,7 +1,8 @@
 /* The cuda backend against the reference ops (plain loops on the host, NCHW) on random shapes, and the properties
  * training relies on: deterministic mode gives the same bits twice, alloc returns zeros, an op runs batches smaller
  * than the one it was made for, cached convolution weights follow the weights, bn_apply rebuilds the training
- * output bit for bit, background uploads from pinned memory keep their order against queued work. Without a GPU,
+ * output bit for bit, background uploads from pinned memory keep their order against queued work, and bf16/fp16
+ * networks' convolutions run on tensor cores with 16-bit results. Without a GPU,
  * or in a build without CUDA, it prints a skip line and exits 0.
  *
  * Tolerances, as |got - want| <= rtol |want| + rtol max|want| (scale-relative, as test_ops_torch):
@@ -113,7 +114,7 @@ static ConvResult conv_reference(const ConvCase *c, const ConvData *d) {
     return r;
 }
 
-static ConvResult conv_cuda(const ConvCase *c, const ConvData *d) {
+static ConvResult conv_cuda(const ConvCase *c, const ConvData *d, Precision prec) {
     ConvShape sp = case_shape(c, c->n_plan), s = case_shape(c, c->n);
     Layout li = c->nchw_input ? LAYOUT_NCHW : cu->act_layout(s.ci, s.hi * s.wi), lo = cu->act_layout(s.co, s.ho * s.wo);
     size_t nx = (size_t)sp.n * s.ci * s.hi * s.wi, ny = (size_t)sp.n * s.co * s.ho * s.wo;
@@ -124,6 +125,7 @@ static ConvResult conv_cuda(const ConvCase *c, const ConvData *d) {
     float *y = be_zeros(cu, ny), *dx = be_zeros(cu, nx), *dw = be_put_flat(cu, d->dw, nw);
     float *db = be_put_flat(cu, d->db, (size_t)s.co);
     ConvOp *op = cu->conv_create(&sp, li, lo, c->bias);
+    cu->conv_set_precision(op, prec);
     if (c->n < c->n_plan) cu->conv_forward(op, sp.n, x, w, c->bias ? b : NULL, y); /* plans for n_plan first */
     cu->conv_forward(op, s.n, x, w, c->bias ? b : NULL, y);
     cu->conv_backward_data(op, s.n, dy, w, dx);
@@ -145,7 +147,7 @@ static void conv_cases(double tol, bool bitwise) {
         const ConvCase *c = &CONV_CASES[i];
         ConvShape s = case_shape(c, c->n);
         ConvData d = conv_data(c, 100 + 10 * i);
-        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d);
+        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, PRECISION_FP32);
         size_t ny = (size_t)s.n * s.co * s.ho * s.wo, nx = (size_t)s.n * s.ci * s.hi * s.wi;
         size_t nw = (size_t)s.co * s.ci * s.k * s.k;
         char what[96];
@@ -156,7 +158,7 @@ static void conv_cases(double tol, bool bitwise) {
         check_scaled(LABEL("dw (accumulated)"), got.dw, want.dw, nw, tol);
         if (c->bias) check_scaled(LABEL("db (accumulated)"), got.db, want.db, (size_t)s.co, 1e-5);
         if (bitwise) {
-            ConvResult again = conv_cuda(c, &d);
+            ConvResult again = conv_cuda(c, &d, PRECISION_FP32);
             check_same_bits(LABEL("y"), got.y, again.y, ny);
             check_same_bits(LABEL("dx"), got.dx, again.dx, nx);
             check_same_bits(LABEL("dw"), got.dw, again.dw, nw);
@@ -168,7 +170,58 @@ static void conv_cases(double tol, bool bitwise) {
     }
 }
 
+static void round_floats(Precision p, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = round_to(p, x[i]);
+}
+
+static size_t unrounded(Precision p, const float *x, size_t n) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += memcmp(&x[i], &(float){round_to(p, x[i])}, sizeof(float)) != 0;
+    return count;
+}
+
+/* A bf16 or fp16 network's convolutions: values rounded to the format, the op told the precision. Where the
+ * tensor-core path applies (no bias, NHWC input) y and dx come out in the format (every element representable:
+ * the 16-bit path ran), within one rounding of the reference's fp32 result rounded (another summation order can
+ * tip an element to the neighbouring 16-bit value); elsewhere the fp32 path's tolerance holds. The weight gradient
+ * is the fp32 path's everywhere. Twice the same bits in deterministic mode. */
+static void conv_cases_lowp(Precision p) {
+    const double step = p == PRECISION_BF16 ? 0x1p-8 : 0x1p-11; /* one rounding, relative */
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
+        const ConvCase *c = &CONV_CASES[i];
+        ConvShape s = case_shape(c, c->n), sp = case_shape(c, c->n_plan);
+        ConvData d = conv_data(c, 300 + 10 * i);
+        size_t ny = (size_t)s.n * s.co * s.ho * s.wo, nx = (size_t)s.n * s.ci * s.hi * s.wi;
+        size_t nw = (size_t)s.co * s.ci * s.k * s.k;
+        round_floats(p, d.x, (size_t)sp.n * s.ci * s.hi * s.wi), round_floats(p, d.w, nw);
+        round_floats(p, d.b, (size_t)s.co), round_floats(p, d.dy, (size_t)sp.n * s.co * s.ho * s.wo);
+        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, p), again = conv_cuda(c, &d, p);
+        bool tensor_cores = !c->bias && !c->nchw_input;
+        char what[112];
+#define LABEL(part) (snprintf(what, sizeof what, "%s conv case %zu (%dx%d/%d %d->%d): " part, precision_name(p), i, \
+                              c->k, c->k, c->stride, c->ci, c->co), what)
+        if (tensor_cores) {
+            CHECK(unrounded(p, got.y, ny) == 0 && unrounded(p, got.dx, nx) == 0, "%s", LABEL("y or dx not in the "
+                  "format: the 16-bit path did not run"));
+            round_floats(p, want.y, ny), round_floats(p, want.dx, nx);
+            check_scaled(LABEL("y"), got.y, want.y, ny, step);
+            check_scaled(LABEL("dx"), got.dx, want.dx, nx, step);
+        } else {
+            check_scaled(LABEL("y"), got.y, want.y, ny, 2e-4);
+            check_scaled(LABEL("dx"), got.dx, want.dx, nx, 2e-4);
+        }
+        check_scaled(LABEL("dw (accumulated)"), got.dw, want.dw, nw, 2e-4);
+        check_same_bits(LABEL("y"), got.y, again.y, ny);
+        check_same_bits(LABEL("dx"), got.dx, again.dx, nx);
+        check_same_bits(LABEL("dw"), got.dw, again.dw, nw);
+#undef LABEL
+        conv_result_free(&want), conv_result_free(&got), conv_result_free(&again), conv_data_free(&d);
+    }
+}
+
 static void test_conv(void) { conv_cases(2e-4, true); }
+static void test_conv_bf16(void) { conv_cases_lowp(PRECISION_BF16); }
+static void test_conv_fp16(void) { conv_cases_lowp(PRECISION_FP16); }
 
 /* The op's reordered copy of the weights must follow new values (after conv_weights_changed) and a new pointer. */
 static void test_conv_weight_cache(void) {
@@ -559,6 +612,8 @@ int main(void) {
     RUN(test_background_upload);
     RUN(test_elementwise);
     RUN(test_conv);
+    RUN(test_conv_bf16);
+    RUN(test_conv_fp16);
     RUN(test_conv_weight_cache);
     RUN(test_batchnorm);
     RUN(test_maxpool);

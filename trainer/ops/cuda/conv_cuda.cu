@@ -8,7 +8,15 @@
  *
  * Algorithms are chosen once per batch size and setting of cuda_backend.h, on first use of each direction: in
  * deterministic mode the first deterministic algorithm in the order of cuDNN's heuristics (no timing, so every run
- * chooses the same), otherwise the fastest cudnnFind measures. Strict FP32 admits only CUDNN_FMA_MATH algorithms. */
+ * chooses the same), otherwise the fastest cudnnFind measures. Strict FP32 admits only CUDNN_FMA_MATH algorithms.
+ *
+ * bf16 and fp16 networks (conv_cuda_set_precision) hand in values already representable in their format, so the
+ * forward and input-gradient convolutions run on tensor cores in that format: x (or dy) and the weights are packed
+ * into 16-bit copies (exactly), cuDNN multiplies them exactly and sums in fp32, and its 16-bit output, rounded to
+ * nearest even once, is what the network's own rounding of the fp32 sum would give (up to the summation order).
+ * The weight gradient stays an fp32 convolution on the float values (cuDNN's 16-bit weight gradient would be
+ * rounded to 16 bits; ours accumulates in fp32 as the reference does). Convolutions with a bias (rounding would
+ * come before the bias is added) and the NCHW stem (3 channels) keep the fp32 path. */
 #include "cuda_util.h"
 #include "ops_cuda.h"
 
@@ -27,24 +35,57 @@ typedef struct {
 typedef struct {
     int n;
     bool deterministic, tf32;
+    Precision lowp; /* the format of the forward and input-gradient convolutions (FP32: float) */
     Choice fwd, bwd_data, bwd_filter;
 } Plan;
+
+/* One set of cuDNN descriptors: the float one, and the 16-bit one of a mixed-precision network. */
+typedef struct {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    int n; /* batch the tensor descriptors describe; 0 = none yet */
+} Descs;
 
 struct ConvOp {
     ConvShape s;
     bool bias;
     bool nchw_input; /* input given as NCHW with more than one pixel: goes through x_nhwc */
-    cudnnTensorDescriptor_t x_desc, y_desc;
-    cudnnFilterDescriptor_t w_desc;
-    cudnnConvolutionDescriptor_t conv_desc;
-    int desc_n; /* batch the tensor descriptors describe */
+    Precision lowp;  /* PRECISION_FP32, or the 16-bit format of the forward and input-gradient convolutions */
+    Descs f32, d16;
     Plan *plans;
     int n_plans;
     float *w_ohwi;           /* weights for cuDNN; valid while w_source matches */
     const float *w_source;
+    void *w16;               /* w_ohwi in lowp's format, made with it */
+    Precision w16_format;    /* the format w16 holds; FP32 = stale */
     float *dw_ohwi;          /* weight gradient in cuDNN's layout, made on first use */
     float *x_nhwc;           /* the NCHW input transposed (and its gradient), made on first use */
 };
+
+static cudnnDataType_t cudnn_type(Precision p) {
+    return p == PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : p == PRECISION_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+}
+
+static void descs_create(Descs *d, const ConvShape *s, Precision p) {
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->x));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&d->y));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&d->w));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d->conv));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(d->w, cudnn_type(p), CUDNN_TENSOR_NHWC, s->co, s->ci, s->k, s->k));
+    /* the sums are fp32 whatever the operands */
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d->conv, s->pad, s->pad, s->stride, s->stride, 1, 1,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    d->n = 0;
+}
+
+static void descs_destroy(Descs *d) {
+    if (!d->x) return;
+    CUDNN_CHECK(cudnnDestroyTensorDescriptor(d->x));
+    CUDNN_CHECK(cudnnDestroyTensorDescriptor(d->y));
+    CUDNN_CHECK(cudnnDestroyFilterDescriptor(d->w));
+    CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(d->conv));
+}
 
 static size_t weight_count(const ConvShape *s) { return (size_t)s->co * s->ci * s->k * s->k; }
 
@@ -55,24 +96,18 @@ ConvOp *conv_cuda_create(const ConvShape *s, Layout in, Layout out, bool bias) {
     if (!op) rsa_fatal("free memory", "out of memory");
     op->s = *s, op->bias = bias;
     op->nchw_input = in == LAYOUT_NCHW && s->hi * s->wi > 1;
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&op->x_desc));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&op->y_desc));
-    CUDNN_CHECK(cudnnCreateFilterDescriptor(&op->w_desc));
-    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&op->conv_desc));
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(op->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s->co, s->ci, s->k, s->k));
-    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(op->conv_desc, s->pad, s->pad, s->stride, s->stride, 1, 1,
-                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    op->lowp = PRECISION_FP32;
+    descs_create(&op->f32, s, PRECISION_FP32);
     op->w_ohwi = cuda_alloc_floats(weight_count(s));
     return op;
 }
 
 void conv_cuda_destroy(ConvOp *op) {
     if (!op) return;
-    CUDNN_CHECK(cudnnDestroyTensorDescriptor(op->x_desc));
-    CUDNN_CHECK(cudnnDestroyTensorDescriptor(op->y_desc));
-    CUDNN_CHECK(cudnnDestroyFilterDescriptor(op->w_desc));
-    CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(op->conv_desc));
+    descs_destroy(&op->f32);
+    descs_destroy(&op->d16);
     cuda_free(op->w_ohwi);
+    cuda_free(op->w16);
     cuda_free(op->dw_ohwi);
     cuda_free(op->x_nhwc);
     free(op->plans);
@@ -81,125 +116,142 @@ void conv_cuda_destroy(ConvOp *op) {
 
 void conv_cuda_weights_changed(ConvOp *op) { op->w_source = NULL; }
 
-/* No bf16/fp16 tensor-core path yet: a mixed-precision network's convolutions run in fp32 (or TF32) on its rounded
- * values. */
-void conv_cuda_set_precision(ConvOp *op, Precision p) { (void)op, (void)p; }
+void conv_cuda_set_precision(ConvOp *op, Precision p) {
+    bool eligible = p != PRECISION_FP32 && cuda_lowp_convolutions() && !op->nchw_input && !op->bias;
+    op->lowp = eligible ? p : PRECISION_FP32;
+    if (op->lowp == PRECISION_FP32) return;
+    if (op->d16.x) descs_destroy(&op->d16);
+    descs_create(&op->d16, &op->s, op->lowp);
+    op->w16_format = PRECISION_FP32;
+}
 
-static void describe_batch(ConvOp *op, int n) {
-    RSA_ASSERT(n >= 1 && n <= op->s.n);
-    if (op->desc_n == n) return;
-    const ConvShape *s = &op->s;
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->x_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, n, s->ci, s->hi, s->wi));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(op->y_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, n, s->co, s->ho, s->wo));
+static void describe_batch(const ConvShape *s, Descs *d, Precision p, int n) {
+    RSA_ASSERT(n >= 1 && n <= s->n);
+    if (d->n == n) return;
+    cudnnDataType_t t = cudnn_type(p);
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NHWC, t, n, s->ci, s->hi, s->wi));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NHWC, t, n, s->co, s->ho, s->wo));
     int dims[4];
-    CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(op->conv_desc, op->x_desc, op->w_desc, &dims[0], &dims[1],
-                                                      &dims[2], &dims[3]));
+    CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(d->conv, d->x, d->w, &dims[0], &dims[1], &dims[2], &dims[3]));
     RSA_ASSERT(dims[0] == n && dims[1] == s->co && dims[2] == s->ho && dims[3] == s->wo);
-    op->desc_n = n;
+    d->n = n;
 }
 
 static Plan *plan_for(ConvOp *op, int n) {
-    describe_batch(op, n);
+    describe_batch(&op->s, &op->f32, PRECISION_FP32, n);
+    if (op->lowp != PRECISION_FP32) describe_batch(&op->s, &op->d16, op->lowp, n);
     bool det = cuda_deterministic(), tf32 = cuda_tf32();
     for (int i = 0; i < op->n_plans; i++) {
         Plan *p = &op->plans[i];
-        if (p->n == n && p->deterministic == det && p->tf32 == tf32) return p;
+        if (p->n == n && p->deterministic == det && p->tf32 == tf32 && p->lowp == op->lowp) return p;
     }
     Plan *grown = (Plan *)realloc(op->plans, sizeof(Plan) * (size_t)(op->n_plans + 1));
     if (!grown) rsa_fatal("free memory", "out of memory");
     op->plans = grown;
     Plan *p = &op->plans[op->n_plans++];
     *p = Plan{};
-    p->n = n, p->deterministic = det, p->tf32 = tf32;
+    p->n = n, p->deterministic = det, p->tf32 = tf32, p->lowp = op->lowp;
     return p;
 }
 
-/* The first usable entry of cuDNN's list (ordered by its heuristics or by measured time). */
+/* The first usable entry of cuDNN's list (ordered by its heuristics or by measured time). With 16-bit operands
+ * (lowp) any math keeps the products exact and the sums fp32, except ALLOW_CONVERSION, which may narrow what it is
+ * given. */
 template <class Perf>
-static Choice pick(const Plan *p, const Perf *perf, int count, const char *direction, const ConvShape *s) {
+static Choice pick(const Plan *p, bool lowp, const Perf *perf, int count, const char *direction, const ConvShape *s) {
     for (int i = 0; i < count; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > WORKSPACE_LIMIT) continue;
         if (p->deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-        if (!p->tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+        if (lowp ? perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION
+                 : !p->tf32 && perf[i].mathType != CUDNN_FMA_MATH)
+            continue;
         return Choice{true, (int)perf[i].algo, perf[i].mathType, 0}; /* workspace: asked once the math is set */
     }
-    rsa_fatal("try cuda_set_deterministic(false), or backend \"cpu\"",
-              "cuDNN offers no %s%salgorithm for the %s convolution %dx%d stride %d, %d->%d channels, %dx%d input, "
-              "batch %d", p->deterministic ? "deterministic " : "", p->tf32 ? "" : "strict FP32 ", direction, s->k,
-              s->k, s->stride, s->ci, s->co, s->hi, s->wi, p->n);
+    rsa_fatal("try cuda_set_deterministic(false), cuda_set_lowp_convolutions(false), or backend \"cpu\"",
+              "cuDNN offers no %s%salgorithm for the %s%s convolution %dx%d stride %d, %d->%d channels, %dx%d input, "
+              "batch %d", p->deterministic ? "deterministic " : "",
+              lowp ? (p->lowp == PRECISION_BF16 ? "bf16 " : "fp16 ") : p->tf32 ? "" : "strict FP32 ", direction,
+              lowp ? " (16-bit operands)" : "", s->k, s->k, s->stride, s->ci, s->co, s->hi, s->wi, p->n);
 }
 
 /* The math type the descriptor asks for while choosing: strict FP32 is FMA only; TF32 is cuDNN's default for
- * float on Ampere and newer. */
-static void allow_math(ConvOp *op, const Plan *p) {
-    CUDNN_CHECK(cudnnSetConvolutionMathType(op->conv_desc, p->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+ * float on Ampere and newer; 16-bit operands ask for tensor cores. */
+static void allow_math(const Descs *d, const Plan *p, bool lowp) {
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, lowp     ? CUDNN_TENSOR_OP_MATH
+                                                     : p->tf32 ? CUDNN_DEFAULT_MATH
+                                                               : CUDNN_FMA_MATH));
 }
+
+/* The descriptors of the forward and input-gradient convolutions under plan p. */
+static Descs *data_descs(ConvOp *op, const Plan *p) { return p->lowp != PRECISION_FP32 ? &op->d16 : &op->f32; }
 
 static const Choice *forward_choice(ConvOp *op, Plan *p) {
     if (p->fwd.chosen) return &p->fwd;
-    allow_math(op, p);
+    const Descs *d = data_descs(op, p);
+    bool lowp = p->lowp != PRECISION_FP32;
+    allow_math(d, p, lowp);
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
     if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), op->x_desc, op->w_desc, op->conv_desc,
-                                                           op->y_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), d->x, d->w, d->conv, d->y,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     else
-        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), op->x_desc, op->w_desc, op->conv_desc,
-                                                         op->y_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-    p->fwd = pick(p, perf, count, "forward", &op->s);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(op->conv_desc, p->fwd.math));
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), op->x_desc, op->w_desc, op->conv_desc,
-                                                        op->y_desc, (cudnnConvolutionFwdAlgo_t)p->fwd.algo,
-                                                        &p->fwd.workspace));
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y,
+                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+    p->fwd = pick(p, lowp, perf, count, "forward", &op->s);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->fwd.math));
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y,
+                                                        (cudnnConvolutionFwdAlgo_t)p->fwd.algo, &p->fwd.workspace));
     return &p->fwd;
 }
 
 static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
     if (p->bwd_data.chosen) return &p->bwd_data;
-    allow_math(op, p);
+    const Descs *d = data_descs(op, p);
+    bool lowp = p->lowp != PRECISION_FP32;
+    allow_math(d, p, lowp);
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
     if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), op->w_desc, op->y_desc, op->conv_desc,
-                                                                op->x_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                                &count, perf));
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), d->w, d->y, d->conv, d->x,
+                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     else
-        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), op->w_desc, op->y_desc, op->conv_desc,
-                                                              op->x_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                              &count, perf));
-    p->bwd_data = pick(p, perf, count, "backward-data", &op->s);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(op->conv_desc, p->bwd_data.math));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), op->w_desc, op->y_desc, op->conv_desc,
-                                                             op->x_desc, (cudnnConvolutionBwdDataAlgo_t)p->bwd_data.algo,
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x,
+                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+    p->bwd_data = pick(p, lowp, perf, count, "backward-data", &op->s);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->bwd_data.math));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x,
+                                                             (cudnnConvolutionBwdDataAlgo_t)p->bwd_data.algo,
                                                              &p->bwd_data.workspace));
     return &p->bwd_data;
 }
 
+/* Always on the float descriptors: the weight gradient is an fp32 convolution at every precision. */
 static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
     if (p->bwd_filter.chosen) return &p->bwd_filter;
-    allow_math(op, p);
+    const Descs *d = &op->f32;
+    allow_math(d, p, false);
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
     if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), op->x_desc, op->y_desc, op->conv_desc,
-                                                                  op->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                  &count, perf));
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), d->x, d->y, d->conv, d->w,
+                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+                                                                  perf));
     else
-        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), op->x_desc, op->y_desc, op->conv_desc,
-                                                                op->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                &count, perf));
-    p->bwd_filter = pick(p, perf, count, "backward-weights", &op->s);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(op->conv_desc, p->bwd_filter.math));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), op->x_desc, op->y_desc, op->conv_desc,
-                                                               op->w_desc,
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), d->x, d->y, d->conv, d->w,
+                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+                                                                perf));
+    p->bwd_filter = pick(p, false, perf, count, "backward-weights", &op->s);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->bwd_filter.math));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w,
                                                                (cudnnConvolutionBwdFilterAlgo_t)p->bwd_filter.algo,
                                                                &p->bwd_filter.workspace));
     return &p->bwd_filter;
 }
 
 /* The descriptor runs each algorithm under the math type it was chosen with. */
-static void *prepare(ConvOp *op, const Choice *c) {
-    CUDNN_CHECK(cudnnSetConvolutionMathType(op->conv_desc, c->math));
+static void *prepare(const Descs *d, const Choice *c) {
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, c->math));
     return cuda_workspace(c->workspace);
 }
 
@@ -208,8 +260,20 @@ static const float *weights_ohwi(ConvOp *op, const float *w) {
         /* [co][ci][k*k] -> [co][k*k][ci] */
         transpose_cuda(op->s.co, op->s.ci, op->s.k * op->s.k, w, op->w_ohwi, false);
         op->w_source = w;
+        op->w16_format = PRECISION_FP32;
     }
     return op->w_ohwi;
+}
+
+/* The OHWI weights in the op's 16-bit format. */
+static const void *weights_16(ConvOp *op, const float *w) {
+    const float *ohwi = weights_ohwi(op, w);
+    if (op->w16_format != op->lowp) {
+        if (!op->w16) op->w16 = cuda_alloc_floats((weight_count(&op->s) + 1) / 2);
+        to_lowp_cuda(op->lowp, weight_count(&op->s), ohwi, op->w16);
+        op->w16_format = op->lowp;
+    }
+    return op->w16;
 }
 
 static float *nhwc_buffer(ConvOp *op) {
@@ -229,24 +293,49 @@ static const float *input_nhwc(ConvOp *op, int n, const float *x) {
 void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
     Plan *p = plan_for(op, n);
     const Choice *c = forward_choice(op, p);
-    const float *xn = input_nhwc(op, n, x), *wn = weights_ohwi(op, w);
-    void *ws = prepare(op, c);
+    const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
-    CUDNN_CHECK(cudnnConvolutionForward(cuda_cudnn(), &one, op->x_desc, xn, op->w_desc, wn, op->conv_desc,
-                                        (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &zero, op->y_desc, y));
+    if (p->lowp != PRECISION_FP32) { /* 16-bit x and weights in, 16-bit y out, widened into the float y */
+        size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
+        const void *w16 = weights_16(op, w);
+        void *x16 = cuda_lowp_buffer(0, nx), *y16 = cuda_lowp_buffer(1, ny);
+        to_lowp_cuda(p->lowp, nx, x, x16);
+        void *ws = prepare(d, c);
+        CUDNN_CHECK(cudnnConvolutionForward(cuda_cudnn(), &one, d->x, x16, d->w, w16, d->conv,
+                                            (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &zero, d->y, y16));
+        from_lowp_cuda(p->lowp, ny, y16, y);
+        return;
+    }
+    const float *xn = input_nhwc(op, n, x), *wn = weights_ohwi(op, w);
+    void *ws = prepare(d, c);
+    CUDNN_CHECK(cudnnConvolutionForward(cuda_cudnn(), &one, d->x, xn, d->w, wn, d->conv,
+                                        (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &zero, d->y, y));
     if (op->bias && bias) bias_cuda_add((size_t)n * op->s.ho * op->s.wo, op->s.co, bias, y);
 }
 
 void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx) {
     Plan *p = plan_for(op, n);
     const Choice *c = backward_data_choice(op, p);
+    const Descs *d = data_descs(op, p);
+    const float one = 1, zero = 0;
+    if (p->lowp != PRECISION_FP32) {
+        size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
+        const void *w16 = weights_16(op, w);
+        void *dy16 = cuda_lowp_buffer(0, ny), *dx16 = cuda_lowp_buffer(1, nx);
+        to_lowp_cuda(p->lowp, ny, dy, dy16);
+        void *ws = prepare(d, c);
+        CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_cudnn(), &one, d->w, w16, d->y, dy16, d->conv,
+                                                 (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace, &zero,
+                                                 d->x, dx16));
+        from_lowp_cuda(p->lowp, nx, dx16, dx);
+        return;
+    }
     const float *wn = weights_ohwi(op, w);
     float *dxn = op->nchw_input ? nhwc_buffer(op) : dx;
-    void *ws = prepare(op, c);
-    const float one = 1, zero = 0;
-    CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_cudnn(), &one, op->w_desc, wn, op->y_desc, dy, op->conv_desc,
-                                             (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace, &zero,
-                                             op->x_desc, dxn));
+    void *ws = prepare(d, c);
+    CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_cudnn(), &one, d->w, wn, d->y, dy, d->conv,
+                                             (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace, &zero, d->x,
+                                             dxn));
     /* [n][hw][ci] -> [n][ci][hw] */
     if (op->nchw_input) transpose_cuda(n, op->s.hi * op->s.wi, op->s.ci, dxn, dx, false);
 }
@@ -256,13 +345,14 @@ void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *
     if (dw) {
         Plan *p = plan_for(op, n);
         const Choice *c = backward_filter_choice(op, p);
+        const Descs *d = &op->f32;
         const float *xn = input_nhwc(op, n, x);
         if (!op->dw_ohwi) op->dw_ohwi = cuda_alloc_floats(weight_count(s));
-        void *ws = prepare(op, c);
+        void *ws = prepare(d, c);
         const float one = 1, zero = 0;
-        CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, op->x_desc, xn, op->y_desc, dy, op->conv_desc,
+        CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, d->x, xn, d->y, dy, d->conv,
                                                    (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws, c->workspace, &zero,
-                                                   op->w_desc, op->dw_ohwi));
+                                                   d->w, op->dw_ohwi));
         /* dw[co][ci][k*k] += dw_ohwi[co][k*k][ci] */
         transpose_cuda(s->co, s->k * s->k, s->ci, op->dw_ohwi, dw, true);
     }

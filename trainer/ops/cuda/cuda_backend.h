@@ -21,6 +21,12 @@ bool cuda_deterministic(void);
 void cuda_set_tf32(bool on);
 bool cuda_tf32(void);
 
+/* Tensor-core convolutions for bf16 and fp16 networks (default on): their forward and input-gradient convolutions
+ * take 16-bit copies of the values, which the network has already rounded, and sum in fp32. Off: fp32 (or TF32)
+ * convolutions on the rounded values. Read when a network's precision is set (model_set_precision). */
+void cuda_set_lowp_convolutions(bool on);
+bool cuda_lowp_convolutions(void);
+
 /* Device memory in use on the current GPU (cudaMemGetInfo: total - free), for benchmarks. */
 size_t cuda_device_used_bytes(void);
 

@@ -5,14 +5,14 @@
 
 static cudnnHandle_t cudnn;
 static cublasHandle_t cublas;
-static void *workspace;
-static size_t workspace_bytes;
-static bool deterministic = true, tf32 = false;
+static bool deterministic = true, tf32 = false, lowp_convolutions = true;
 
 void cuda_set_deterministic(bool on) { deterministic = on; }
 bool cuda_deterministic(void) { return deterministic; }
 void cuda_set_tf32(bool on) { tf32 = on; }
 bool cuda_tf32(void) { return tf32; }
+void cuda_set_lowp_convolutions(bool on) { lowp_convolutions = on; }
+bool cuda_lowp_convolutions(void) { return lowp_convolutions; }
 
 bool cuda_context_open(void) {
     int count = 0;
@@ -50,19 +50,33 @@ cublasHandle_t cuda_cublas(void) {
     return cublas;
 }
 
-void *cuda_workspace(size_t bytes) {
-    if (bytes <= workspace_bytes) return workspace;
+typedef struct {
+    void *p;
+    size_t bytes;
+} Scratch;
+
+static Scratch workspace_buf, lowp_bufs[2];
+
+static void *scratch_get(Scratch *s, size_t bytes, const char *what) {
+    if (bytes <= s->bytes) return s->p;
     /* Kernels queued earlier may still use the old buffer. */
     CUDA_CHECK(cudaDeviceSynchronize());
-    CUDA_CHECK(cudaFree(workspace));
-    workspace = NULL, workspace_bytes = 0;
+    CUDA_CHECK(cudaFree(s->p));
+    s->p = NULL, s->bytes = 0;
     size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-    if (cudaMalloc(&workspace, want) != cudaSuccess) {
+    if (cudaMalloc(&s->p, want) != cudaSuccess) {
         cudaGetLastError();
-        rsa_fatal("free GPU memory or reduce the batch size", "cannot allocate a %zu-byte GPU workspace", want);
+        rsa_fatal("free GPU memory or reduce the batch size", "cannot allocate a %zu-byte GPU %s", want, what);
     }
-    workspace_bytes = want;
-    return workspace;
+    s->bytes = want;
+    return s->p;
+}
+
+void *cuda_workspace(size_t bytes) { return scratch_get(&workspace_buf, bytes, "workspace"); }
+
+void *cuda_lowp_buffer(int which, size_t count) {
+    RSA_ASSERT(which == 0 || which == 1);
+    return scratch_get(&lowp_bufs[which], count * 2, "buffer for 16-bit convolution operands");
 }
 
 float *cuda_alloc_floats(size_t count) {

@@ -60,6 +60,9 @@ cublasHandle_t cuda_cublas(void);
 /* One device buffer of at least `bytes`, shared by all ops (they run one after another on one stream); it grows as
  * needed and stays valid until the next call. */
 void *cuda_workspace(size_t bytes);
+/* Two more such buffers (which = 0, 1) of at least `count` 16-bit elements: a convolution's 16-bit input and
+ * output. */
+void *cuda_lowp_buffer(int which, size_t count);
 
 /* Device memory for an op's private buffers (cached weights and the like); fatal when the GPU is full. */
 float *cuda_alloc_floats(size_t count);

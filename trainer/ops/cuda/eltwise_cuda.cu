@@ -40,6 +40,42 @@ void round_lowp_cuda(Precision p, size_t n, float *x) {
     CUDA_CHECK_LAUNCH();
 }
 
+/* 16-bit copies for the tensor-core convolutions: narrowing rounds as round_lowp (exact for values already in the
+ * format), widening is exact. */
+__global__ void to_bf16_kernel(size_t n, const float *x, __nv_bfloat16 *y) {
+    GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void to_fp16_kernel(size_t n, const float *x, __half *y) {
+    GRID_STRIDE(i, n) y[i] = __float2half_rn(x[i]);
+}
+
+__global__ void from_bf16_kernel(size_t n, const __nv_bfloat16 *x, float *y) {
+    GRID_STRIDE(i, n) y[i] = __bfloat162float(x[i]);
+}
+
+__global__ void from_fp16_kernel(size_t n, const __half *x, float *y) {
+    GRID_STRIDE(i, n) y[i] = __half2float(x[i]);
+}
+
+void to_lowp_cuda(Precision p, size_t n, const float *x, void *y) {
+    RSA_ASSERT(p != PRECISION_FP32);
+    if (p == PRECISION_BF16)
+        to_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, x, (__nv_bfloat16 *)y);
+    else
+        to_fp16_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, x, (__half *)y);
+    CUDA_CHECK_LAUNCH();
+}
+
+void from_lowp_cuda(Precision p, size_t n, const void *x, float *y) {
+    RSA_ASSERT(p != PRECISION_FP32);
+    if (p == PRECISION_BF16)
+        from_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, (const __nv_bfloat16 *)x, y);
+    else
+        from_fp16_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, (const __half *)x, y);
+    CUDA_CHECK_LAUNCH();
+}
+
 void relu_cuda_forward(size_t n, const float *x, float *y) {
     relu_forward_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, x, y);
     CUDA_CHECK_LAUNCH();

@@ -31,6 +31,9 @@ void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx);
 void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu);
 void accumulate_cuda(size_t n, float *y, const float *x);
 void round_lowp_cuda(Precision p, size_t n, float *x);
+/* y = x in p's 16-bit format (bf16 or fp16, rounded to nearest even), and back (exact). */
+void to_lowp_cuda(Precision p, size_t n, const float *x, void *y);
+void from_lowp_cuda(Precision p, size_t n, const void *x, float *y);
 
 void maxpool_cuda_forward(const PoolShape *s, Layout l, const float *x, float *y);
 void maxpool_cuda_backward(const PoolShape *s, Layout l, const float *x, const float *dy, float *dx);
