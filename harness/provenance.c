@@ -263,8 +263,8 @@ static const char *lowp_convolutions(const TrainConfig *c) {
 #ifdef RSA_CUDA
     if (strcmp(c->backend, "cuda") == 0 && cuda_lowp_convolutions())
         return "cuDNN 16-bit tensor-core kernels for forward and input gradient (exact products, fp32 sums, one "
-               "rounding of the result; the stem and biased convolutions in fp32/TF32), weight gradient in "
-               "fp32/TF32";
+               "rounding of the result; the stem, biased convolutions and channel counts not multiples of 8 in "
+               "fp32/TF32), weight gradient in fp32/TF32";
 #endif
     return plain;
 }

@@ -73,6 +73,7 @@ static const ConvCase CONV_CASES[] = {
     {3, 3, 3, 15, 13, 8, 7, 2, 3, true, true},     /* the stem with bias, odd sizes */
     {6, 4, 5, 7, 7, 7, 3, 1, 1, true, false},      /* odd channels, smaller batch than planned */
     {5, 1, 16, 6, 6, 16, 3, 2, 1, false, false},   /* batch 1 of 5 */
+    {2, 2, 12, 6, 6, 20, 3, 1, 1, false, false},   /* channels not multiples of 8 (fp32 path at bf16/fp16) */
 };
 
 typedef struct {
@@ -181,7 +182,7 @@ static size_t unrounded(Precision p, const float *x, size_t n) {
 }
 
 /* A bf16 or fp16 network's convolutions: values rounded to the format, the op told the precision. Where the
- * tensor-core path applies (no bias, NHWC input) y and dx come out in the format (every element representable:
+ * tensor-core path applies (no bias, NHWC input, channels in multiples of 8) y and dx come out in the format (every element representable:
  * the 16-bit path ran), within one rounding of the reference's fp32 result rounded (another summation order can
  * tip an element to the neighbouring 16-bit value); elsewhere the fp32 path's tolerance holds. The weight gradient
  * is the fp32 path's everywhere. Twice the same bits in deterministic mode. */
@@ -196,7 +197,7 @@ static void conv_cases_lowp(Precision p) {
         round_floats(p, d.x, (size_t)sp.n * s.ci * s.hi * s.wi), round_floats(p, d.w, nw);
         round_floats(p, d.b, (size_t)s.co), round_floats(p, d.dy, (size_t)sp.n * s.co * s.ho * s.wo);
         ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, p), again = conv_cuda(c, &d, p);
-        bool tensor_cores = !c->bias && !c->nchw_input;
+        bool tensor_cores = !c->bias && !c->nchw_input && c->ci % 8 == 0 && c->co % 8 == 0;
         char what[112];
 #define LABEL(part) (snprintf(what, sizeof what, "%s conv case %zu (%dx%d/%d %d->%d): " part, precision_name(p), i, \
                               c->k, c->k, c->stride, c->ci, c->co), what)

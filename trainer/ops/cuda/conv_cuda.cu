@@ -16,7 +16,8 @@
  * nearest even once, is what the network's own rounding of the fp32 sum would give (up to the summation order).
  * The weight gradient stays an fp32 convolution on the float values (cuDNN's 16-bit weight gradient would be
  * rounded to 16 bits; ours accumulates in fp32 as the reference does). Convolutions with a bias (rounding would
- * come before the bias is added) and the NCHW stem (3 channels) keep the fp32 path. */
+ * come before the bias is added), the NCHW stem (3 channels) and channel counts that are not multiples of 8 keep
+ * the fp32 path. */
 #include "cuda_util.h"
 #include "ops_cuda.h"
 
@@ -117,7 +118,10 @@ void conv_cuda_destroy(ConvOp *op) {
 void conv_cuda_weights_changed(ConvOp *op) { op->w_source = NULL; }
 
 void conv_cuda_set_precision(ConvOp *op, Precision p) {
-    bool eligible = p != PRECISION_FP32 && cuda_lowp_convolutions() && !op->nchw_input && !op->bias;
+    /* channels in multiples of 8: what cuDNN's 16-bit NHWC tensor-core kernels take (every ResNet convolution but
+     * the stem's) */
+    bool eligible = p != PRECISION_FP32 && cuda_lowp_convolutions() && !op->nchw_input && !op->bias &&
+                    op->s.ci % 8 == 0 && op->s.co % 8 == 0;
     op->lowp = eligible ? p : PRECISION_FP32;
     if (op->lowp == PRECISION_FP32) return;
     if (op->d16.x) descs_destroy(&op->d16);
