@@ -257,11 +257,11 @@ char *hardware_line(const char *backend) {
 static const char *lowp_convolutions(const TrainConfig *c) {
     const char *plain = "fp32 kernels on the rounded values";
     if (strcmp(c->backend, "cpu") == 0)
-        return c->precision == PRECISION_BF16 && conv_cpu_native_bf16()
+        return c->precision == PRECISION_BF16 && c->lowp_convolutions && conv_cpu_has_bf16()
                    ? "oneDNN bf16 kernels (bf16 products, fp32 sums; the 3-channel stem in fp32)"
                    : plain;
 #ifdef RSA_CUDA
-    if (strcmp(c->backend, "cuda") == 0 && cuda_lowp_convolutions())
+    if (strcmp(c->backend, "cuda") == 0 && c->lowp_convolutions)
         return "cuDNN 16-bit tensor-core kernels for forward and input gradient (exact products, fp32 sums, one "
                "rounding of the result; the stem, biased convolutions and channel counts not multiples of 8 in "
                "fp32/TF32), weight gradient in fp32/TF32";

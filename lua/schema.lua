@@ -165,6 +165,11 @@ S.run = {
     doc = "cuda: only the cuDNN algorithms it reports deterministic (the same bits on the same GPU and libraries); " ..
           "false: the fastest by timing. The cpu backend is deterministic at a fixed thread count either way; " ..
           "provenance.txt records which" },
+  { key = "lowp_convolutions", group = "run", type = "boolean", default = true, hash = false,
+    doc = "bf16, fp16: convolutions multiply the already-rounded values in the 16-bit format and sum in fp32 " ..
+          "(oneDNN's bf16 kernels on AVX512-BF16 CPUs, cuDNN's tensor cores on the cuda backend): the products of " ..
+          "fp32 arithmetic, other summation orders. false: fp32 convolutions on the rounded values (slower; how " ..
+          "bf16 runs before 2026-12-01 computed, to rerun them bit for bit). provenance.txt records which" },
   { key = "low_memory", group = "run", type = "boolean", default = true, hash = false,
     doc = "keep the activations of one online pass instead of two: the second view's pass runs again just before " ..
           "its backward (about 12 % more compute, about half the activation memory; the same bits)" },

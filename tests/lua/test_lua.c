@@ -458,7 +458,7 @@ static void test_precision_keys(void) {
     char *b = put("prec_b.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'tf32', "
                                 "deterministic = false }\n");
     char *c = put("prec_c.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp32', "
-                                "deterministic = false }\n");
+                                "deterministic = false, lowp_convolutions = false }\n");
     char *d = put("prec_d.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp8' }\n");
     char *e = put("prec_e.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16' }\n");
     char *f = put("prec_f.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'fp16' }\n");
@@ -469,7 +469,9 @@ static void test_precision_keys(void) {
     if (ra == 0 && rb == 0 && rc == 0 && re == 0 && rf == 0) {
         const TrainConfig *ca = &ea.runs[0].cfg, *cb = &eb.runs[0].cfg, *cc = &ec.runs[0].cfg;
         const TrainConfig *ce = &ee.runs[0].cfg, *cf = &ef.runs[0].cfg;
-        CHECK(!ca->tf32 && ca->deterministic && ca->precision == PRECISION_FP32, "defaults: fp32, deterministic");
+        CHECK(!ca->tf32 && ca->deterministic && ca->precision == PRECISION_FP32 && ca->lowp_convolutions,
+              "defaults: fp32, deterministic, 16-bit convolution kernels");
+        CHECK(!cc->lowp_convolutions, "lowp_convolutions = false not read");
         CHECK(cb->tf32 && !cb->deterministic && cb->precision == PRECISION_FP32,
               "precision = tf32, deterministic = false not read");
         CHECK(!cc->tf32 && !cc->deterministic, "precision = fp32, deterministic = false not read");
@@ -478,7 +480,8 @@ static void test_precision_keys(void) {
         CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) != 0, "tf32 must change the run id");
         CHECK(strcmp(ea.runs[0].hash, ee.runs[0].hash) != 0 && strcmp(ee.runs[0].hash, ef.runs[0].hash) != 0,
               "bf16 and fp16 must change the run id");
-        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) == 0, "the default precision and deterministic changed the id");
+        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) == 0,
+              "the default precision, deterministic or lowp_convolutions changed the id");
         CHECK(!strstr(ea.runs[0].canonical, "precision"), "the default precision is in the canonical text");
         CHECK(strstr(eb.runs[0].canonical, "precision = \"tf32\""), "tf32 missing from the canonical text:\n%s",
               eb.runs[0].canonical);

@@ -7,6 +7,7 @@
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
 #include "trainer/io/safetensors.h"
+#include "trainer/ops/cpu/conv_cpu.h"
 #include "trainer/train/checkpoint.h"
 #include "trainer/train/trainer.h"
 
@@ -87,6 +88,34 @@ static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL, PRECI
 static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM, PRECISION_FP32); }
 static void test_low_memory_rsa_bf16(void) { low_memory_same_bits(METHOD_RSA, PRECISION_BF16); }
 
+/* lowp_convolutions reaches the convolutions: at bf16 on a CPU with AVX512-BF16, oneDNN's bf16 kernels (true) and
+ * fp32 kernels on the rounded values (false) sum in other orders, so the runs differ; each is reproducible bit for
+ * bit (false is how bf16 runs computed before 2026-12-01, so they can be rerun). Without AVX512-BF16 both are the
+ * fp32 kernels' run. */
+static void test_lowp_convolutions_key(void) {
+    TrainConfig c = config(METHOD_RSA);
+    c.precision = PRECISION_BF16, c.epochs = 1;
+    char a[600], b[600], b2[600], ca[700], cb[700], why[512] = "";
+    snprintf(a, sizeof a, "%s/lowp-on", test_tmpdir());
+    snprintf(b, sizeof b, "%s/lowp-off", test_tmpdir());
+    snprintf(b2, sizeof b2, "%s/lowp-off-again", test_tmpdir());
+    TrainResult r;
+    TrainHooks none = {0};
+    CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    c.lowp_convolutions = false;
+    CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
+    CHECK(train_run(&c, b2, "h", &none, &r) == 0, "%s", rsa_error_message());
+    CHECK_SAME_RUN(b, b2);
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    bool same = run_same_checkpoint(ca, cb, why, sizeof why);
+    if (conv_cpu_has_bf16())
+        CHECK(!same, "lowp_convolutions = false gave the bf16 kernels' bits: the key does not reach the convolutions");
+    else
+        CHECK(same, "without AVX512-BF16 both settings must run the fp32 kernels: %s", why);
+    conv_cpu_set_native_bf16(true); /* the trainer's setting is process-wide: the default for what runs next */
+}
+
 /* A run can start from given weights: the official names (a checkpoint) or torchvision's (an export). */
 static void test_init_from(void) {
     TrainConfig c = config(METHOD_RSA);
@@ -132,5 +161,6 @@ int main(void) {
     RUN(test_low_memory_byol);
     RUN(test_low_memory_simsiam);
     RUN(test_low_memory_rsa_bf16);
+    RUN(test_lowp_convolutions_key);
     return test_finish();
 }

@@ -8,6 +8,7 @@
 #include "../core/hash.h"
 #include "../eval/knn.h"
 #include "../eval/linear.h"
+#include "../ops/cpu/conv_cpu.h"
 #include "checkpoint.h"
 #include "schedule.h"
 #include "subset.h"
@@ -295,8 +296,11 @@ int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, 
     do {
         if (!be || (lead && make_dirs(dir) != 0)) break;
 #ifdef RSA_CUDA
-        if (strcmp(be->name, "cuda") == 0) cuda_set_tf32(cfg->tf32), cuda_set_deterministic(cfg->deterministic);
+        if (strcmp(be->name, "cuda") == 0)
+            cuda_set_tf32(cfg->tf32), cuda_set_deterministic(cfg->deterministic),
+                cuda_set_lowp_convolutions(cfg->lowp_convolutions);
 #endif
+        conv_cpu_set_native_bf16(cfg->lowp_convolutions); /* cpu (and staged); read as the networks are built */
         /* STL-10 pretrains on train+unlabeled and evaluates on the 5k labelled train images */
         if (!(full = dataset_open(cfg->dataset, stl ? "train+unlabeled" : "train", &opt))) break;
         if (!(train = dataset_subset(full, cfg->subset, &train_owned))) break;

@@ -21,5 +21,6 @@ bool conv_cpu_winograd(void);
  * channel-blocked. Off, or unavailable: fp32 kernels on the rounded values. */
 void conv_cpu_set_native_bf16(bool enabled);
 bool conv_cpu_native_bf16(void);
+bool conv_cpu_has_bf16(void); /* the CPU has AVX512-BF16, whatever the setting */
 
 #endif

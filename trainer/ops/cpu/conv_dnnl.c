@@ -30,10 +30,11 @@ void conv_cpu_set_winograd(bool enabled) { winograd_enabled = enabled; }
 bool conv_cpu_winograd(void) { return winograd_enabled; }
 void conv_cpu_set_native_bf16(bool enabled) { native_bf16_enabled = enabled; }
 
-bool conv_cpu_native_bf16(void) {
-    return native_bf16_enabled &&
-           (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+bool conv_cpu_has_bf16(void) {
+    return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
+
+bool conv_cpu_native_bf16(void) { return native_bf16_enabled && conv_cpu_has_bf16(); }
 
 typedef struct {
     dnnl_primitive_t prim;

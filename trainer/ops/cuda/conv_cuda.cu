@@ -53,6 +53,7 @@ struct ConvOp {
     bool bias;
     bool nchw_input; /* input given as NCHW with more than one pixel: goes through x_nhwc */
     Precision lowp;  /* PRECISION_FP32, or the 16-bit format of the forward and input-gradient convolutions */
+    bool lowp_unserved; /* cuDNN had no 16-bit algorithm for a direction: this op stays on its fp32 path */
     Descs f32, d16;
     Plan *plans;
     int n_plans;
@@ -121,7 +122,7 @@ void conv_cuda_set_precision(ConvOp *op, Precision p) {
     /* channels in multiples of 8: what cuDNN's 16-bit NHWC tensor-core kernels take (every ResNet convolution but
      * the stem's) */
     bool eligible = p != PRECISION_FP32 && cuda_lowp_convolutions() && !op->nchw_input && !op->bias &&
-                    op->s.ci % 8 == 0 && op->s.co % 8 == 0;
+                    op->s.ci % 8 == 0 && op->s.co % 8 == 0 && !op->lowp_unserved;
     op->lowp = eligible ? p : PRECISION_FP32;
     if (op->lowp == PRECISION_FP32) return;
     if (op->d16.x) descs_destroy(&op->d16);
@@ -160,7 +161,7 @@ static Plan *plan_for(ConvOp *op, int n) {
 
 /* The first usable entry of cuDNN's list (ordered by its heuristics or by measured time). With 16-bit operands
  * (lowp) any math keeps the products exact and the sums fp32, except ALLOW_CONVERSION, which may narrow what it is
- * given. */
+ * given; when no 16-bit algorithm fits, the result is not chosen and the op falls back to its fp32 path. */
 template <class Perf>
 static Choice pick(const Plan *p, bool lowp, const Perf *perf, int count, const char *direction, const ConvShape *s) {
     for (int i = 0; i < count; i++) {
@@ -171,11 +172,11 @@ static Choice pick(const Plan *p, bool lowp, const Perf *perf, int count, const 
             continue;
         return Choice{true, (int)perf[i].algo, perf[i].mathType, 0}; /* workspace: asked once the math is set */
     }
-    rsa_fatal("try cuda_set_deterministic(false), cuda_set_lowp_convolutions(false), or backend \"cpu\"",
-              "cuDNN offers no %s%salgorithm for the %s%s convolution %dx%d stride %d, %d->%d channels, %dx%d input, "
-              "batch %d", p->deterministic ? "deterministic " : "",
-              lowp ? (p->lowp == PRECISION_BF16 ? "bf16 " : "fp16 ") : p->tf32 ? "" : "strict FP32 ", direction,
-              lowp ? " (16-bit operands)" : "", s->k, s->k, s->stride, s->ci, s->co, s->hi, s->wi, p->n);
+    if (lowp) return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
+    rsa_fatal("try cuda_set_deterministic(false), or backend \"cpu\"",
+              "cuDNN offers no %s%salgorithm for the %s convolution %dx%d stride %d, %d->%d channels, %dx%d input, "
+              "batch %d", p->deterministic ? "deterministic " : "", p->tf32 ? "" : "strict FP32 ", direction, s->k,
+              s->k, s->stride, s->ci, s->co, s->hi, s->wi, p->n);
 }
 
 /* The math type the descriptor asks for while choosing: strict FP32 is FMA only; TF32 is cuDNN's default for
@@ -189,6 +190,7 @@ static void allow_math(const Descs *d, const Plan *p, bool lowp) {
 /* The descriptors of the forward and input-gradient convolutions under plan p. */
 static Descs *data_descs(ConvOp *op, const Plan *p) { return p->lowp != PRECISION_FP32 ? &op->d16 : &op->f32; }
 
+/* NULL: the plan is 16-bit and cuDNN offers no 16-bit algorithm for this shape (see pick). */
 static const Choice *forward_choice(ConvOp *op, Plan *p) {
     if (p->fwd.chosen) return &p->fwd;
     const Descs *d = data_descs(op, p);
@@ -203,6 +205,7 @@ static const Choice *forward_choice(ConvOp *op, Plan *p) {
         CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y,
                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     p->fwd = pick(p, lowp, perf, count, "forward", &op->s);
+    if (!p->fwd.chosen) return NULL;
     CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->fwd.math));
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y,
                                                         (cudnnConvolutionFwdAlgo_t)p->fwd.algo, &p->fwd.workspace));
@@ -223,6 +226,7 @@ static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
         CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x,
                                                               CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     p->bwd_data = pick(p, lowp, perf, count, "backward-data", &op->s);
+    if (!p->bwd_data.chosen) return NULL;
     CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->bwd_data.math));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x,
                                                              (cudnnConvolutionBwdDataAlgo_t)p->bwd_data.algo,
@@ -294,9 +298,20 @@ static const float *input_nhwc(ConvOp *op, int n, const float *x) {
     return op->x_nhwc;
 }
 
-void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
+/* The plan and choice of a direction; a 16-bit plan cuDNN cannot serve turns the op's 16-bit path off. */
+static Plan *plan_with(ConvOp *op, int n, const Choice *(*choose)(ConvOp *, Plan *), const Choice **c) {
     Plan *p = plan_for(op, n);
-    const Choice *c = forward_choice(op, p);
+    *c = choose(op, p);
+    if (*c) return p;
+    op->lowp = PRECISION_FP32, op->lowp_unserved = true;
+    p = plan_for(op, n);
+    *c = choose(op, p);
+    return p;
+}
+
+void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
+    const Choice *c;
+    Plan *p = plan_with(op, n, forward_choice, &c);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) { /* 16-bit x and weights in, 16-bit y out, widened into the float y */
@@ -318,8 +333,8 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
 }
 
 void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx) {
-    Plan *p = plan_for(op, n);
-    const Choice *c = backward_data_choice(op, p);
+    const Choice *c;
+    Plan *p = plan_with(op, n, backward_data_choice, &c);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) {
