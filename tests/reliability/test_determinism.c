@@ -80,26 +80,35 @@ static uint64_t hash(const void *p, size_t bytes) {
 #define EMIT(name, guaranteed, ptr, n)                                                                              \
     printf("%s %016" PRIx64 " %d\n", name, hash(ptr, sizeof(float) * (size_t)(n)), guaranteed)
 
-static void ops_conv(const Backend *be, int n, int ci, int hw, int co, int k, int stride, int pad) {
+/* At bf16 the values are rounded as a bf16 network hands them in, and the op runs the bf16 kernels where the CPU has
+ * them. */
+static void ops_conv_at(const Backend *be, Precision p, int n, int ci, int hw, int co, int k, int stride, int pad) {
     Layout in = be->act_layout(ci, hw * hw);
     ConvShape s = conv_shape(n, ci, hw, hw, co, k, stride, pad);
     Layout out = be->act_layout(co, s.ho * s.wo);
     ConvOp *op = be->conv_create(&s, in, out, false);
+    be->conv_set_precision(op, p);
     size_t nx = (size_t)n * ci * hw * hw, ny = (size_t)n * co * s.ho * s.wo, nw = (size_t)co * ci * k * k;
     float *x = test_alloc(nx), *y = test_alloc(ny), *w = test_alloc(nw), *dy = test_alloc(ny), *dx = test_alloc(nx),
           *dw = test_alloc(nw);
     fill_normal(x, nx, 1, 1), fill_normal(w, nw, 2, 0.1f), fill_normal(dy, ny, 3, 1);
+    be->round_lowp(p, nx, x), be->round_lowp(p, nw, w), be->round_lowp(p, ny, dy);
     be->conv_forward(op, n, x, w, NULL, y);
     be->conv_backward_data(op, n, dy, w, dx);
     be->conv_backward_weights(op, n, x, dy, dw, NULL);
     char name[128];
-    snprintf(name, sizeof name, "conv-n%d-%dx%dpx-%d-k%ds%d", n, ci, hw, co, k, stride);
+    snprintf(name, sizeof name, "%sconv-n%d-%dx%dpx-%d-k%ds%d", p == PRECISION_BF16 ? "bf16-" : "", n, ci, hw, co, k,
+             stride);
     char f[160];
     snprintf(f, sizeof f, "%s.forward", name), EMIT(f, 1, y, ny);
     snprintf(f, sizeof f, "%s.backward-data", name), EMIT(f, 1, dx, nx);
     snprintf(f, sizeof f, "%s.backward-weights", name), EMIT(f, 0, dw, nw);
     be->conv_destroy(op);
     free(x), free(y), free(w), free(dy), free(dx), free(dw);
+}
+
+static void ops_conv(const Backend *be, int n, int ci, int hw, int co, int k, int stride, int pad) {
+    ops_conv_at(be, PRECISION_FP32, n, ci, hw, co, k, stride, pad);
 }
 
 static void ops_linear(const Backend *be, int n, int in, int out) {
@@ -199,6 +208,10 @@ static int ops_child(void) {
     ops_conv(be, 128, 64, 32, 64, 3, 1, 1);  /* ResNet-18 CIFAR layer1 */
     ops_conv(be, 128, 128, 16, 256, 3, 2, 1);
     ops_conv(be, 128, 256, 8, 512, 1, 2, 0);
+    ops_conv_at(be, PRECISION_BF16, 64, 16, 16, 16, 3, 1, 1); /* oneDNN's bf16 kernels (AVX512-BF16 CPUs) */
+    ops_conv_at(be, PRECISION_BF16, 64, 16, 16, 32, 3, 2, 1);
+    ops_conv_at(be, PRECISION_BF16, 128, 64, 32, 64, 3, 1, 1);
+    ops_conv_at(be, PRECISION_BF16, 128, 256, 8, 512, 1, 2, 0);
     ops_linear(be, 64, 32, 32);
     ops_linear(be, 256, 512, 1024); /* projector */
     ops_linear(be, 256, 1024, 128);
