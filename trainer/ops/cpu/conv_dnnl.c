@@ -232,15 +232,15 @@ void conv_cpu_set_precision(ConvOp *op, Precision p) {
 }
 
 /* float -> bf16 storage. The network hands in values it has rounded to bf16, so this keeps them exactly; it
- * rounds (ties to even, as round_bf16) in case one was not, and keeps NaN a NaN. Branch-free so that it vectorises;
- * elementwise, so thread-count independent. */
+ * rounds (round_bf16) in case one was not, and keeps NaN a NaN (its payload may sit in the dropped bits).
+ * Elementwise, so thread-count independent. */
 CPU_CLONES static void pack_bf16(size_t n, const float *x, uint16_t *y) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
+        float r = round_bf16(x[i]);
         uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        uint16_t rounded = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-        y[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fc0u : rounded;
+        memcpy(&u, &r, sizeof u);
+        y[i] = r != r ? (uint16_t)0x7fc0u : (uint16_t)(u >> 16);
     }
 }
 
