@@ -79,6 +79,15 @@ HARNESS_LIB_OBJ := $(filter-out $(BUILD)/harness/main.o,$(HARNESS_OBJ))
 # recorded in each run's provenance.txt
 BUILD_FLAGS_RECORD := $(CC) $(CFLAGS)
 
+# Every object and binary depends on the flags it was built with: a build directory is shared by MPI=0 and MPI=1
+# (and CFLAGS=...), and an object left from the other setting links wrongly (MPI=0 after MPI=1: undefined MPI_*).
+FLAGS_STAMP := $(BUILD)/build-flags
+FLAGS_NOW   := $(CC) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) $(NVCC_MPI) | $(LDFLAGS) $(LDLIBS)
+ifneq ($(file <$(FLAGS_STAMP)),$(FLAGS_NOW))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGS_STAMP),$(FLAGS_NOW))
+endif
+
 TEST_SRC    := $(wildcard tests/*/test_*.c)
 TEST_BIN    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL   := $(BUILD)/tests/util/testlib.o $(BUILD)/tests/util/fixture.o $(BUILD)/tests/util/runcmp.o
@@ -99,11 +108,11 @@ ifneq ($(HAVE_DNNL),1)
 	@echo "error: oneDNN headers not found (hint: run 'make deps' as root)"; exit 1
 endif
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) $(NVCC_MPI) -c $< -o $@
 
@@ -111,29 +120,29 @@ $(LIB): $(TRAINER_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(RSA_BIN): $(HARNESS_OBJ) $(LIB)
+$(RSA_BIN): $(HARNESS_OBJ) $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(HARNESS_OBJ) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/harness/provenance.o: CFLAGS += -DRSA_BUILD_CFLAGS='"$(BUILD_FLAGS_RECORD)"'
 
-$(BUILD)/tests/lua/%: tests/lua/%.c $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB)
+$(BUILD)/tests/lua/%: tests/lua/%.c $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/harness/%: tests/harness/%.c $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB) $(RSA_BIN)
+$(BUILD)/tests/harness/%: tests/harness/%.c $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB) $(RSA_BIN) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(LIB)
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/util/%.o: tests/util/%.c
+$(BUILD)/tests/util/%.o: tests/util/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/bench/%: bench/%.c $(LIB)
+$(BUILD)/bench/%: bench/%.c $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
