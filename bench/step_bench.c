@@ -137,5 +137,10 @@ int main(int argc, char **argv) {
            precision != PRECISION_FP32 && fp32conv ? " fp32conv" : "",
            batch / t[steps / 2],
            strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
+#ifdef RSA_CUDA
+    if (strcmp(argv[1], "cuda") == 0 && precision != PRECISION_FP32 && !fp32conv && cuda_lowp_refusals() > 0)
+        printf("  note: %d convolution(s) ran on the fp32 path: cuDNN offered no 16-bit algorithm\n",
+               cuda_lowp_refusals());
+#endif
     return 0;
 }

@@ -8,7 +8,9 @@
  *
  * Algorithms are chosen once per batch size and setting of cuda_backend.h, on first use of each direction: in
  * deterministic mode the first deterministic algorithm in the order of cuDNN's heuristics (no timing, so every run
- * chooses the same), otherwise the fastest cudnnFind measures. Strict FP32 admits only CUDNN_FMA_MATH algorithms.
+ * chooses the same), otherwise the fastest cudnnFind measures. Strict FP32 admits only CUDNN_FMA_MATH algorithms;
+ * no mode admits CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which may narrow float operands to 16 bits. An algorithm
+ * the list offers but whose workspace query then declines the descriptors is passed over for the next.
  *
  * bf16 and fp16 networks (conv_cuda_set_precision) hand in values already representable in their format, so the
  * forward and input-gradient convolutions run on tensor cores in that format: x (or dy) and the weights are packed
@@ -17,7 +19,10 @@
  * The weight gradient stays an fp32 convolution on the float values (cuDNN's 16-bit weight gradient would be
  * rounded to 16 bits; ours accumulates in fp32 as the reference does). Convolutions with a bias (rounding would
  * come before the bias is added), the NCHW stem (3 channels) and channel counts that are not multiples of 8 keep
- * the fp32 path. */
+ * the fp32 path. Where cuDNN has no 16-bit algorithm for one of the two directions at some batch size, that batch
+ * size runs both on the fp32 path: decided when its plan is made, before either runs, so the arithmetic of a batch
+ * size never depends on what ran before it (a resumed run computes what the uninterrupted one did);
+ * cuda_lowp_refusals counts such plans. */
 #include "cuda_util.h"
 #include "ops_cuda.h"
 
@@ -37,6 +42,8 @@ typedef struct {
     int n;
     bool deterministic, tf32;
     Precision lowp; /* the format of the forward and input-gradient convolutions (FP32: float) */
+    bool resolved;  /* 16-bit plans: both data directions chosen (at once, see data_plan) */
+    bool refused;   /* ... and cuDNN had no 16-bit algorithm for one of them: this batch size runs the fp32 plan */
     Choice fwd, bwd_data, bwd_filter;
 } Plan;
 
@@ -53,7 +60,6 @@ struct ConvOp {
     bool bias;
     bool nchw_input; /* input given as NCHW with more than one pixel: goes through x_nhwc */
     Precision lowp;  /* PRECISION_FP32, or the 16-bit format of the forward and input-gradient convolutions */
-    bool lowp_unserved; /* cuDNN had no 16-bit algorithm for a direction: this op stays on its fp32 path */
     Descs f32, d16;
     Plan *plans;
     int n_plans;
@@ -122,7 +128,7 @@ void conv_cuda_set_precision(ConvOp *op, Precision p) {
     /* channels in multiples of 8: what cuDNN's 16-bit NHWC tensor-core kernels take (every ResNet convolution but
      * the stem's) */
     bool eligible = p != PRECISION_FP32 && cuda_lowp_convolutions() && !op->nchw_input && !op->bias &&
-                    op->s.ci % 8 == 0 && op->s.co % 8 == 0 && !op->lowp_unserved;
+                    op->s.ci % 8 == 0 && op->s.co % 8 == 0;
     op->lowp = eligible ? p : PRECISION_FP32;
     if (op->lowp == PRECISION_FP32) return;
     if (op->d16.x) descs_destroy(&op->d16);
@@ -142,35 +148,47 @@ static void describe_batch(const ConvShape *s, Descs *d, Precision p, int n) {
     d->n = n;
 }
 
-static Plan *plan_for(ConvOp *op, int n) {
+/* The plan for batch n in format lowp under the current settings (valid until the next plan_for: plans grow). */
+static Plan *plan_for(ConvOp *op, int n, Precision lowp) {
     describe_batch(&op->s, &op->f32, PRECISION_FP32, n);
-    if (op->lowp != PRECISION_FP32) describe_batch(&op->s, &op->d16, op->lowp, n);
+    if (lowp != PRECISION_FP32) describe_batch(&op->s, &op->d16, lowp, n);
     bool det = cuda_deterministic(), tf32 = cuda_tf32();
     for (int i = 0; i < op->n_plans; i++) {
         Plan *p = &op->plans[i];
-        if (p->n == n && p->deterministic == det && p->tf32 == tf32 && p->lowp == op->lowp) return p;
+        if (p->n == n && p->deterministic == det && p->tf32 == tf32 && p->lowp == lowp) return p;
     }
     Plan *grown = (Plan *)realloc(op->plans, sizeof(Plan) * (size_t)(op->n_plans + 1));
     if (!grown) rsa_fatal("free memory", "out of memory");
     op->plans = grown;
     Plan *p = &op->plans[op->n_plans++];
     *p = Plan{};
-    p->n = n, p->deterministic = det, p->tf32 = tf32, p->lowp = op->lowp;
+    p->n = n, p->deterministic = det, p->tf32 = tf32, p->lowp = lowp;
     return p;
 }
 
-/* The first usable entry of cuDNN's list (ordered by its heuristics or by measured time). With 16-bit operands
- * (lowp) any math keeps the products exact and the sums fp32, except ALLOW_CONVERSION, which may narrow what it is
- * given; when no 16-bit algorithm fits, the result is not chosen and the op falls back to its fp32 path. */
-template <class Perf>
-static Choice pick(const Plan *p, bool lowp, const Perf *perf, int count, const char *direction, const ConvShape *s) {
+/* cuDNN's list of algorithms for one direction: as many entries as it may return (one per algorithm and math type). */
+template <class Perf> static Perf *perf_list(cudnnStatus_t (*max_count)(cudnnHandle_t, int *), int *max) {
+    CUDNN_CHECK(max_count(cuda_cudnn(), max));
+    Perf *perf = (Perf *)calloc((size_t)(*max > 0 ? *max : 1), sizeof(Perf));
+    if (!perf) rsa_fatal("free memory", "out of memory");
+    return perf;
+}
+
+/* The first usable entry of cuDNN's list (ordered by its heuristics or by measured time), its workspace asked with
+ * the entry's math type set on d. With 16-bit operands (lowp) any math keeps the products exact and the sums fp32;
+ * when no 16-bit algorithm fits, the result is not chosen (see data_plan). */
+template <class Perf, class WorkspaceQuery>
+static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, int count, WorkspaceQuery workspace,
+                   const char *direction, const ConvShape *s) {
     for (int i = 0; i < count; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > WORKSPACE_LIMIT) continue;
         if (p->deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-        if (lowp ? perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION
-                 : !p->tf32 && perf[i].mathType != CUDNN_FMA_MATH)
-            continue;
-        return Choice{true, (int)perf[i].algo, perf[i].mathType, 0}; /* workspace: asked once the math is set */
+        if (perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+        if (!lowp && !p->tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+        Choice c = {true, (int)perf[i].algo, perf[i].mathType, 0};
+        CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, c.math));
+        if (workspace(perf[i].algo, &c.workspace) != CUDNN_STATUS_SUCCESS) continue;
+        return c;
     }
     if (lowp) return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
     rsa_fatal("try cuda_set_deterministic(false), or backend \"cpu\"",
@@ -196,20 +214,19 @@ static const Choice *forward_choice(ConvOp *op, Plan *p) {
     const Descs *d = data_descs(op, p);
     bool lowp = p->lowp != PRECISION_FP32;
     allow_math(d, p, lowp);
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int count = 0;
+    int max = 0, count = 0;
+    cudnnConvolutionFwdAlgoPerf_t *perf =
+        perf_list<cudnnConvolutionFwdAlgoPerf_t>(cudnnGetConvolutionForwardAlgorithmMaxCount, &max);
     if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), d->x, d->w, d->conv, d->y,
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, &count, perf));
     else
-        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y,
-                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-    p->fwd = pick(p, lowp, perf, count, "forward", &op->s);
-    if (!p->fwd.chosen) return NULL;
-    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->fwd.math));
-    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y,
-                                                        (cudnnConvolutionFwdAlgo_t)p->fwd.algo, &p->fwd.workspace));
-    return &p->fwd;
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, &count, perf));
+    auto workspace = [d](cudnnConvolutionFwdAlgo_t algo, size_t *bytes) {
+        return cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y, algo, bytes);
+    };
+    p->fwd = pick(d, p, lowp, perf, count, workspace, "forward", &op->s);
+    free(perf);
+    return p->fwd.chosen ? &p->fwd : NULL;
 }
 
 static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
@@ -217,21 +234,21 @@ static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
     const Descs *d = data_descs(op, p);
     bool lowp = p->lowp != PRECISION_FP32;
     allow_math(d, p, lowp);
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int count = 0;
+    int max = 0, count = 0;
+    cudnnConvolutionBwdDataAlgoPerf_t *perf =
+        perf_list<cudnnConvolutionBwdDataAlgoPerf_t>(cudnnGetConvolutionBackwardDataAlgorithmMaxCount, &max);
     if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), d->w, d->y, d->conv, d->x,
-                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), d->w, d->y, d->conv, d->x, max, &count,
+                                                                perf));
     else
-        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x,
-                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
-    p->bwd_data = pick(p, lowp, perf, count, "backward-data", &op->s);
-    if (!p->bwd_data.chosen) return NULL;
-    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->bwd_data.math));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x,
-                                                             (cudnnConvolutionBwdDataAlgo_t)p->bwd_data.algo,
-                                                             &p->bwd_data.workspace));
-    return &p->bwd_data;
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x, max, &count,
+                                                              perf));
+    auto workspace = [d](cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x, algo, bytes);
+    };
+    p->bwd_data = pick(d, p, lowp, perf, count, workspace, "backward-data", &op->s);
+    free(perf);
+    return p->bwd_data.chosen ? &p->bwd_data : NULL;
 }
 
 /* Always on the float descriptors: the weight gradient is an fp32 convolution at every precision. */
@@ -239,21 +256,20 @@ static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
     if (p->bwd_filter.chosen) return &p->bwd_filter;
     const Descs *d = &op->f32;
     allow_math(d, p, false);
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int count = 0;
+    int max = 0, count = 0;
+    cudnnConvolutionBwdFilterAlgoPerf_t *perf =
+        perf_list<cudnnConvolutionBwdFilterAlgoPerf_t>(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount, &max);
     if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), d->x, d->y, d->conv, d->w,
-                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), d->x, d->y, d->conv, d->w, max, &count,
                                                                   perf));
     else
-        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), d->x, d->y, d->conv, d->w,
-                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), d->x, d->y, d->conv, d->w, max, &count,
                                                                 perf));
-    p->bwd_filter = pick(p, false, perf, count, "backward-weights", &op->s);
-    CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, p->bwd_filter.math));
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w,
-                                                               (cudnnConvolutionBwdFilterAlgo_t)p->bwd_filter.algo,
-                                                               &p->bwd_filter.workspace));
+    auto workspace = [d](cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w, algo, bytes);
+    };
+    p->bwd_filter = pick(d, p, false, perf, count, workspace, "backward-weights", &op->s);
+    free(perf);
     return &p->bwd_filter;
 }
 
@@ -298,20 +314,28 @@ static const float *input_nhwc(ConvOp *op, int n, const float *x) {
     return op->x_nhwc;
 }
 
-/* The plan and choice of a direction; a 16-bit plan cuDNN cannot serve turns the op's 16-bit path off. */
-static Plan *plan_with(ConvOp *op, int n, const Choice *(*choose)(ConvOp *, Plan *), const Choice **c) {
-    Plan *p = plan_for(op, n);
-    *c = choose(op, p);
-    if (*c) return p;
-    op->lowp = PRECISION_FP32, op->lowp_unserved = true;
-    p = plan_for(op, n);
-    *c = choose(op, p);
-    return p;
+static int lowp_refusals;
+int cuda_lowp_refusals(void) { return lowp_refusals; }
+
+/* The plan of the forward and input-gradient convolutions at batch n. A 16-bit plan chooses both directions when
+ * it is made: if cuDNN cannot serve one of them in 16 bits, the batch size runs both on the fp32 plan from the
+ * start, whatever ran before. */
+static Plan *data_plan(ConvOp *op, int n) {
+    if (op->lowp != PRECISION_FP32) {
+        Plan *p = plan_for(op, n, op->lowp);
+        if (!p->resolved) {
+            p->resolved = true;
+            p->refused = !forward_choice(op, p) || !backward_data_choice(op, p);
+            if (p->refused) lowp_refusals++;
+        }
+        if (!p->refused) return p;
+    }
+    return plan_for(op, n, PRECISION_FP32);
 }
 
 void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
-    const Choice *c;
-    Plan *p = plan_with(op, n, forward_choice, &c);
+    Plan *p = data_plan(op, n);
+    const Choice *c = forward_choice(op, p);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) { /* 16-bit x and weights in, 16-bit y out, widened into the float y */
@@ -333,8 +357,8 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
 }
 
 void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx) {
-    const Choice *c;
-    Plan *p = plan_with(op, n, backward_data_choice, &c);
+    Plan *p = data_plan(op, n);
+    const Choice *c = backward_data_choice(op, p);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) {
@@ -362,7 +386,7 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
 void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias) {
     const ConvShape *s = &op->s;
     if (dw) {
-        Plan *p = plan_for(op, n);
+        Plan *p = plan_for(op, n, PRECISION_FP32);
         const Choice *c = backward_filter_choice(op, p);
         const Descs *d = &op->f32;
         const float *xn = input_nhwc(op, n, x);

@@ -26,6 +26,9 @@ bool cuda_tf32(void);
  * convolutions on the rounded values. Read when a network's precision is set (model_set_precision). */
 void cuda_set_lowp_convolutions(bool on);
 bool cuda_lowp_convolutions(void);
+/* How many (convolution, batch size) pairs ran on the fp32 path although eligible for the 16-bit one, because cuDNN
+ * offered no 16-bit algorithm for their forward or input-gradient direction (0 when every one was served). */
+int cuda_lowp_refusals(void);
 
 /* Device memory in use on the current GPU (cudaMemGetInfo: total - free), for benchmarks. */
 size_t cuda_device_used_bytes(void);
