@@ -251,14 +251,20 @@ int learner_load_init(Learner *l, const char *path) {
 
 /* ---- the step ---- */
 
-/* A step's views start uploading together before its work is queued: on cuda they copy on a stream of their own
- * while the passes before their first use compute, so only the first view's copy holds the GPU up. The host views
- * stay valid long enough: each is waited for before a pass whose output is downloaded within the step. */
+/* A step's views start uploading together before its work is queued: on cuda they copy on a stream of their own,
+ * one after another in the order the step's passes read them (RSA reads its mild views 2 and 3 first), while the
+ * passes before their first use compute, so only the first view's copy holds the GPU up. The host views stay valid
+ * long enough: each is waited for before a pass whose output is downloaded within the step. */
 static void upload_views(Learner *l, float *const *views, int n) {
     if (l->be->host_memory) return;
     size_t bytes = sizeof(float) * (size_t)n * 3 * l->cfg->image_size * l->cfg->image_size;
-    int count = l->cfg->method == METHOD_RSA ? 4 : 2;
-    for (int v = 0; v < count; v++) l->be->upload_async(v, l->dev_views[v], views[v], bytes);
+    static const int rsa_order[4] = {2, 3, 0, 1}, pair_order[2] = {0, 1};
+    bool rsa = l->cfg->method == METHOD_RSA;
+    const int *order = rsa ? rsa_order : pair_order;
+    for (int i = 0; i < (rsa ? 4 : 2); i++) {
+        int v = order[i];
+        l->be->upload_async(v, l->dev_views[v], views[v], bytes);
+    }
 }
 
 static const float *device_view(Learner *l, float *host, int v) {
