@@ -271,6 +271,9 @@ static void weight_cache_case(Precision p) {
     free(hx), free(hw1), free(hw2), free(want), free(got);
 }
 
+/* Batch norm and addition round what they write in the same pass: round_lowp's bits. */
+static void test_fused_rounding(void) { check_fused_rounding(cu); }
+
 static void test_conv_weight_cache(void) {
     weight_cache_case(PRECISION_FP32);
     weight_cache_case(PRECISION_BF16);
@@ -313,7 +316,7 @@ static BnResult bn_run(const Backend *be, const BnCase *k, const BnData *d) {
     const int n = k->n, c = k->c, h = k->h, w = k->w;
     size_t nx = (size_t)n * c * h * w;
     Layout l = be->act_layout(c, h * w);
-    BnShape s = {n, c, h * w, 1e-5f};
+    BnShape s = {n, c, h * w, 1e-5f, PRECISION_FP32};
     float *x = be_put(be, d->x, l, n, c, h, w), *g = be_put_flat(be, d->gamma, c), *b = be_put_flat(be, d->beta, c);
     float *rm = be_put_flat(be, d->rm, c), *rv = be_put_flat(be, d->rv, c), *y = be_zeros(be, nx);
     float *mean = be_zeros(be, c), *inv = be_zeros(be, c), *dy = be_put(be, d->dy, l, n, c, h, w);
@@ -496,12 +499,13 @@ static void test_elementwise(void) {
     be_get_flat(cu, y, n, got);
     relu_backward_ref(n, ha, hb, want);
     CHECK_CLOSE("relu backward", got, want, n, 0, 0);
-    for (int relu = 0; relu < 2; relu++) {
-        cu->add_forward(n, a, b, y, relu);
-        be_get_flat(cu, y, n, got);
-        for (size_t i = 0; i < n; i++) want[i] = relu ? fmaxf(ha[i] + hb[i], 0) : ha[i] + hb[i];
-        CHECK_CLOSE(relu ? "add + relu" : "add", got, want, n, 0, 0);
-    }
+    for (int relu = 0; relu < 2; relu++)
+        for (Precision p = PRECISION_FP32; p <= PRECISION_FP16; p++) { /* the sum rounded in the same pass */
+            cu->add_forward(n, a, b, y, relu, p);
+            be_get_flat(cu, y, n, got);
+            for (size_t i = 0; i < n; i++) want[i] = round_to(p, relu ? fmaxf(ha[i] + hb[i], 0) : ha[i] + hb[i]);
+            CHECK_CLOSE(relu ? "add + relu" : "add", got, want, n, 0, 0);
+        }
     cu->relu_forward(n, a, a); /* in place */
     be_get_flat(cu, a, n, got);
     relu_forward_ref(n, ha, want);
@@ -646,6 +650,7 @@ int main(void) {
     RUN(test_conv_fp16);
     RUN(test_conv_weight_cache);
     RUN(test_batchnorm);
+    RUN(test_fused_rounding);
     RUN(test_maxpool);
     RUN(test_gap);
     RUN(test_linear);

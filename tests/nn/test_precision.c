@@ -1,5 +1,6 @@
 /* Mixed precision (core/precision.h): the rounding functions against their definition (and fp16 against the
- * compiler's _Float16 conversion), the backends' rounding bit for bit, networks that round every activation and
+ * compiler's _Float16 conversion), the backends' rounding bit for bit (also where batch norm and addition round in
+ * their own pass), networks that round every activation and
  * gradient they write, the memory plan's rebuilt tensors rounded as in forward, bf16 close to fp32 and the CPU
  * backend close to the reference, and fp16's loss scaling (an overflowing step is skipped, the scale halves). */
 #include "tests/util/fixture.h"
@@ -100,6 +101,11 @@ static void test_backends_round_alike(void) {
     backend_cpu()->round_lowp(PRECISION_FP32, n, a);
     CHECK(memcmp(a, x, sizeof(float) * n) == 0, "fp32 must leave values alone");
     free(x), free(a), free(b);
+}
+
+static void test_backends_fuse_rounding(void) {
+    check_fused_rounding(backend_ref());
+    check_fused_rounding(backend_cpu());
 }
 
 typedef struct {
@@ -316,6 +322,7 @@ int main(void) {
     RUN(test_round_bf16_definition);
     RUN(test_round_fp16_matches_float16);
     RUN(test_backends_round_alike);
+    RUN(test_backends_fuse_rounding);
     RUN(test_every_tensor_rounded_bf16);
     RUN(test_every_tensor_rounded_fp16);
     RUN(test_bf16_close_to_fp32_and_reference);

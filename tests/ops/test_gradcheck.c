@@ -76,7 +76,7 @@ static void bn_f(void *c, const float *v, float *y) {
 }
 
 static void test_batchnorm(void) {
-    BnShape s = {3, 4, 5, 1e-5f};
+    BnShape s = {3, 4, 5, 1e-5f, PRECISION_FP32};
     size_t nx = 60;
     float *x = test_alloc(nx), *g = test_alloc(4), *b = test_alloc(4), *r = test_alloc(nx), *y = test_alloc(nx);
     fill_normal(x, nx, 5, 2), fill_uniform(g, 4, 6, 0.5f, 1.5f), fill_normal(b, 4, 7, 1), fill_normal(r, nx, 8, 1);

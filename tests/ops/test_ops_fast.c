@@ -116,7 +116,7 @@ static void bn_case(int n, int c, int h, bool relu, int threads_a, int threads_b
     fill_normal(dy, nx, 12, 1);
     fill_uniform(g, c, 13, 0.5f, 1.5f);
     fill_normal(b, c, 14, 0.1f);
-    BnShape s = {n, c, h * h, 1e-5f};
+    BnShape s = {n, c, h * h, 1e-5f, PRECISION_FP32};
     float *yr = test_alloc(nx), *dxr = test_alloc(nx), *mr = test_alloc(c), *ir = test_alloc(c), *dgr = test_alloc(c);
     float *dbr = test_alloc(c), *rmr = test_alloc(c), *rvr = test_alloc(c);
     for (int i = 0; i < c; i++) rvr[i] = 1;

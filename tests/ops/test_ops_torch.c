@@ -101,7 +101,7 @@ static void test_batchnorm(void) {
 #undef T
         size_t nx = (size_t)n * c * h * w;
         Layout l = be->act_layout(c, h * w);
-        BnShape s = {n, c, h * w, 1e-5f};
+        BnShape s = {n, c, h * w, 1e-5f, PRECISION_FP32};
         float *dev_x = be_put(be, x, l, n, c, h, w), *dev_y = be_zeros(be, nx), *dev_dy = be_put(be, dy, l, n, c, h, w);
         float *dev_dx = be_zeros(be, nx), *dev_g = be_put_flat(be, gamma, c), *dev_b = be_put_flat(be, beta, c);
         float *dev_rm = be_put_flat(be, rm0, c), *dev_rv = be_put_flat(be, rv0, c);
@@ -197,11 +197,11 @@ static void test_relu_add(void) {
     check("relu.dx", got, dx, n, 0);
     /* add, add + ReLU and accumulate against plain arithmetic on the same data */
     float *want = test_alloc(n);
-    be->add_forward(n, dev_x, dev_dy, dev_y, false);
+    be->add_forward(n, dev_x, dev_dy, dev_y, false, PRECISION_FP32);
     be_get_flat(be, dev_y, n, got);
     for (size_t i = 0; i < n; i++) want[i] = x[i] + dy[i];
     check("add", got, want, n, 0);
-    be->add_forward(n, dev_x, dev_dy, dev_y, true);
+    be->add_forward(n, dev_x, dev_dy, dev_y, true, PRECISION_FP32);
     be_get_flat(be, dev_y, n, got);
     for (size_t i = 0; i < n; i++) want[i] = fmaxf(x[i] + dy[i], 0);
     check("add+relu", got, want, n, 0);

@@ -129,7 +129,7 @@ static void ops_linear(const Backend *be, int n, int in, int out) {
 
 static void ops_bn(const Backend *be, int n, int c, int hw) {
     Layout l = be->act_layout(c, hw);
-    BnShape s = {n, c, hw, 1e-5f};
+    BnShape s = {n, c, hw, 1e-5f, PRECISION_FP32};
     size_t nx = (size_t)n * c * hw;
     float *x = test_alloc(nx), *y = test_alloc(nx), *dy = test_alloc(nx), *dx = test_alloc(nx), *g = test_alloc(c),
           *b = test_alloc(c), *m = test_alloc(c), *iv = test_alloc(c), *rm = test_alloc(c), *rv = test_alloc(c),
@@ -153,7 +153,7 @@ static void ops_misc(const Backend *be) {
     size_t n = (size_t)1 << 21;
     float *a = test_alloc(n), *b = test_alloc(n), *y = test_alloc(n), *buf = test_alloc(n);
     fill_normal(a, n, 13, 1), fill_normal(b, n, 14, 1);
-    be->add_forward(n, a, b, y, true), EMIT("add-relu", 1, y, n);
+    be->add_forward(n, a, b, y, true, PRECISION_FP32), EMIT("add-relu", 1, y, n);
     be->relu_backward(n, y, b, a), EMIT("relu-backward", 1, a, n);
     be->axpby(n, 0.01f, b, 0.99f, y), EMIT("axpby (EMA)", 1, y, n);
     be->sgd_update(n, y, b, buf, 0.1f, 0.9f, 5e-4f, false), EMIT("sgd-update", 1, y, n);

@@ -144,3 +144,50 @@ void write_test_jpeg(const char *path, int w, int h, int seed) {
     tjDestroy(tj);
     free(px);
 }
+
+static void fused_case(const Backend *be, Precision p, int c, bool relu) {
+    const int n = 3, hw = 25;
+    size_t nx = (size_t)n * c * hw;
+    Layout l = be->act_layout(c, hw);
+    float *hx = test_alloc(nx), *hdy = test_alloc(nx), *hg = test_alloc(c), *hb = test_alloc(c);
+    float *hrm = test_alloc(c), *hrv = test_alloc(c), *want = test_alloc(nx), *got = test_alloc(nx);
+    fill_normal(hx, nx, 31, 2), fill_normal(hdy, nx, 32, 1), fill_uniform(hg, c, 33, 0.5f, 1.5f);
+    fill_normal(hb, c, 34, 0.3f), fill_normal(hrm, c, 35, 0.1f), fill_uniform(hrv, c, 36, 0.5f, 2.0f);
+    float *x = be_put(be, hx, l, n, c, 5, 5), *dy = be_put(be, hdy, l, n, c, 5, 5);
+    float *g = be_put_flat(be, hg, c), *b = be_put_flat(be, hb, c), *rm = be_put_flat(be, hrm, c);
+    float *rv = be_put_flat(be, hrv, c), *mean = be_zeros(be, c), *invstd = be_zeros(be, c);
+    float *dg = be_zeros(be, c), *db = be_zeros(be, c), *out[2][4];
+    BnShape s[2] = {{n, c, hw, 1e-5f, PRECISION_FP32}, {n, c, hw, 1e-5f, p}};
+    for (int f = 0; f < 2; f++) { /* f = 1: rounded by the op */
+        for (int k = 0; k < 4; k++) out[f][k] = be_zeros(be, nx);
+        be->bn_forward_train(&s[f], l, relu, x, g, b, out[f][0], mean, invstd, 0, NULL, NULL, NULL);
+        be->bn_apply(&s[f], l, relu, x, g, b, mean, invstd, out[f][1]);
+        be->bn_forward_eval(&s[f], l, relu, x, g, b, rm, rv, out[f][2]);
+        /* the fp32 y for the ReLU mask both times: the check is about dx's rounding */
+        be->bn_backward(&s[f], l, relu, x, out[0][0], dy, g, b, mean, invstd, out[f][3], dg, db, NULL);
+    }
+    const char *names[4] = {"bn_forward_train", "bn_apply", "bn_forward_eval", "bn_backward dx"};
+    for (int k = 0; k < 4; k++) {
+        be->round_lowp(p, nx, out[0][k]);
+        be_get_flat(be, out[0][k], nx, want), be_get_flat(be, out[1][k], nx, got);
+        CHECK(memcmp(got, want, sizeof(float) * nx) == 0, "%s %s %s, %d channels, relu %d: the op's rounding differs "
+              "from round_lowp after it", be->name, names[k], precision_name(p), c, relu);
+    }
+    be->add_forward(nx, x, dy, out[0][0], relu, PRECISION_FP32);
+    be->round_lowp(p, nx, out[0][0]);
+    be->add_forward(nx, x, dy, out[1][0], relu, p);
+    be_get_flat(be, out[0][0], nx, want), be_get_flat(be, out[1][0], nx, got);
+    CHECK(memcmp(got, want, sizeof(float) * nx) == 0, "%s add_forward %s, relu %d: the op's rounding differs", be->name,
+          precision_name(p), relu);
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 4; k++) be_free(be, out[f][k], nx);
+    float *dev[] = {g, b, rm, rv, mean, invstd, dg, db};
+    for (int k = 0; k < 8; k++) be_free(be, dev[k], c);
+    be_free(be, x, nx), be_free(be, dy, nx);
+    free(hx), free(hdy), free(hg), free(hb), free(hrm), free(hrv), free(want), free(got);
+}
+
+void check_fused_rounding(const Backend *be) {
+    for (Precision p = PRECISION_BF16; p <= PRECISION_FP16; p++)
+        for (int relu = 0; relu < 2; relu++) fused_case(be, p, 32, relu), fused_case(be, p, 6, relu);
+}

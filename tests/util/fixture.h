@@ -25,6 +25,11 @@ void be_free(const Backend *be, void *p, size_t count);
 /* A w x h RGB JPEG of a smooth pattern (varied by seed), written atomically to path; aborts the test run on failure. */
 void write_test_jpeg(const char *path, int w, int h, int seed);
 
+/* Batch norm and addition round what they write in their own pass (BnShape.round, add_forward's round): checks
+ * that be gives the same bits as its fp32 op followed by round_lowp, in bf16 and fp16, with and without the ReLU,
+ * at 32 channels (the cpu backend's 16-lane blocks) and 6 (its plain layout). */
+void check_fused_rounding(const Backend *be);
+
 struct Model;
 /* Random gammas in [0.5, 1.5] and betas ~ N(0, 0.1) for every affine batch norm of a finalised model (torchvision's
  * zero_init_residual would otherwise silence residual branches), then model_weights_changed. */

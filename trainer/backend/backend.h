@@ -67,8 +67,9 @@ typedef struct Backend {
      * another order. FP32 (the default) and backends without such kernels: fp32 arithmetic. */
     void (*conv_set_precision)(ConvOp *op, Precision p);
 
-    /* Batch norm with an optional ReLU after it (y = max(0, bn(x))). With sync, mean and variance are over all
-     * processes' batches. */
+    /* Batch norm with an optional ReLU after it (y = max(0, bn(x))), y and dx rounded to s->round (a mixed-precision
+     * network's rounding in the same pass, the same bits as round_lowp after the op). With sync, mean and variance
+     * are over all processes' batches. */
     void (*bn_forward_train)(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                              const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
                              float *running_mean, float *running_var, const BnSync *sync);
@@ -87,8 +88,8 @@ typedef struct Backend {
 
     void (*relu_forward)(size_t n, const float *x, float *y);
     void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx);
-    /* y = a + b, then ReLU when relu is set. */
-    void (*add_forward)(size_t n, const float *a, const float *b, float *y, bool relu);
+    /* y = a + b, then ReLU when relu is set, then rounded to `round` (as round_lowp; FP32: not rounded). */
+    void (*add_forward)(size_t n, const float *a, const float *b, float *y, bool relu, Precision round);
     /* y += x */
     void (*accumulate)(size_t n, float *y, const float *x);
     /* x = round_to(p, x) in place (core/precision.h): what a mixed-precision network does to what it writes. */

@@ -73,6 +73,7 @@ static void ref_bn_forward_train(const BnShape *s, Layout l, bool relu, const fl
     RSA_ASSERT(l == LAYOUT_NCHW);
     batchnorm_forward_train_ref(s, x, gamma, beta, y, mean, invstd, momentum, rm, rv, sync);
     if (relu) relu_forward_ref((size_t)s->n * s->c * s->hw, y, y);
+    round_lowp_ref(s->round, (size_t)s->n * s->c * s->hw, y);
 }
 
 static void ref_bn_forward_eval(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
@@ -80,6 +81,7 @@ static void ref_bn_forward_eval(const BnShape *s, Layout l, bool relu, const flo
     RSA_ASSERT(l == LAYOUT_NCHW);
     batchnorm_forward_eval_ref(s, x, gamma, beta, rm, rv, y);
     if (relu) relu_forward_ref((size_t)s->n * s->c * s->hw, y, y);
+    round_lowp_ref(s->round, (size_t)s->n * s->c * s->hw, y);
 }
 
 static void ref_bn_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
@@ -87,6 +89,7 @@ static void ref_bn_apply(const BnShape *s, Layout l, bool relu, const float *x, 
     RSA_ASSERT(l == LAYOUT_NCHW);
     batchnorm_apply_ref(s, x, gamma, beta, mean, invstd, y);
     if (relu) relu_forward_ref((size_t)s->n * s->c * s->hw, y, y);
+    round_lowp_ref(s->round, (size_t)s->n * s->c * s->hw, y);
 }
 
 static void ref_bn_backward(const BnShape *s, Layout l, bool relu, const float *x, const float *y, const float *dy,
@@ -103,12 +106,14 @@ static void ref_bn_backward(const BnShape *s, Layout l, bool relu, const float *
         dy = masked;
     }
     batchnorm_backward_ref(s, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, sync);
+    if (dx) round_lowp_ref(s->round, count, dx);
     free(masked);
 }
 
-static void ref_add_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
+static void ref_add_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round) {
     add_forward_ref(n, a, b, y);
     if (relu) relu_forward_ref(n, y, y);
+    round_lowp_ref(round, n, y);
 }
 
 static void ref_accumulate(size_t n, float *y, const float *x) { add_forward_ref(n, y, x, y); }

@@ -386,7 +386,7 @@ void workspace_free(Workspace *ws) {
 }
 
 static BnShape bn_shape(const Model *m, const TensorDesc *t, int n) {
-    BnShape s = {n, t->c, t->h * t->w, m->bn_eps};
+    BnShape s = {n, t->c, t->h * t->w, m->bn_eps, m->precision};
     return s;
 }
 
@@ -396,9 +396,11 @@ static PoolShape node_pool_shape(const Model *m, const Node *nd, int n) {
 }
 
 /* bf16/fp16: the output of node nd, rounded as a mixed-precision network stores it (ReLU and max-pooling only pass
- * on values their input already holds). */
+ * on values their input already holds; batch norm and addition round in their own pass). */
 static void round_output(Model *m, const Node *nd, float *y, int n) {
-    if (m->precision == PRECISION_FP32 || nd->kind == NODE_RELU || nd->kind == NODE_MAXPOOL) return;
+    if (m->precision == PRECISION_FP32 || nd->kind == NODE_RELU || nd->kind == NODE_MAXPOOL ||
+        nd->kind == NODE_BN || nd->kind == NODE_ADD)
+        return;
     m->be->round_lowp(m->precision, model_tensor_numel(m, nd->out, n), y);
 }
 
@@ -446,7 +448,7 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
         case NODE_GAP: be->gap_forward(n, xt->c, xt->h * xt->w, xt->layout, x, y); break;
         case NODE_LINEAR: be->linear_forward(n, xt->c, yt->c, x, w, b, y); break;
         case NODE_ADD:
-            be->add_forward(model_tensor_numel(m, nd->out, n), x, ws->act[nd->in[1]], y, nd->relu);
+            be->add_forward(model_tensor_numel(m, nd->out, n), x, ws->act[nd->in[1]], y, nd->relu, m->precision);
             break;
         }
         round_output(m, nd, ws->act[nd->out], n);
@@ -461,15 +463,19 @@ static float *grad_target(Workspace *ws, int t) {
     return ws->written[t] ? ws->grad_sum[t] : ws->grad[t];
 }
 
-static void finish_grad(Model *m, Workspace *ws, int t, int n) {
+/* A mixed-precision network rounds each gradient, then their sum. `rounded`: the op that wrote the new gradient
+ * rounded it already (batch norm does; ReLU and addition pass on values of a gradient already rounded). */
+static void finish_grad(Model *m, Workspace *ws, int t, int n, bool rounded) {
     if (t < 0 || !m->tensors[t].needs_grad) return;
     size_t count = model_tensor_numel(m, t, n);
     bool lowp = m->precision != PRECISION_FP32;
-    if (ws->written[t]) { /* a mixed-precision network rounds each gradient, then their sum */
-        if (lowp) m->be->round_lowp(m->precision, count, ws->grad_sum[t]);
+    if (ws->written[t]) {
+        if (lowp && !rounded) m->be->round_lowp(m->precision, count, ws->grad_sum[t]);
         m->be->accumulate(count, ws->grad[t], ws->grad_sum[t]);
+        if (lowp) m->be->round_lowp(m->precision, count, ws->grad[t]);
+    } else if (lowp && !rounded) {
+        m->be->round_lowp(m->precision, count, ws->grad[t]);
     }
-    if (lowp) m->be->round_lowp(m->precision, count, ws->grad[t]);
     ws->written[t] = true;
 }
 
@@ -491,7 +497,7 @@ static const float *backward_act(Model *m, Workspace *ws, int t) {
         } else {
             RSA_ASSERT(nd->kind == NODE_ADD);
             m->be->add_forward(model_tensor_numel(m, t, ws->n), backward_act(m, ws, nd->in[0]),
-                               backward_act(m, ws, nd->in[1]), ws->act_bwd[t], nd->relu);
+                               backward_act(m, ws, nd->in[1]), ws->act_bwd[t], nd->relu, m->precision);
         }
         round_output(m, nd, ws->act_bwd[t], ws->n);
         ws->rebuilt[t] = true;
@@ -563,12 +569,12 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
                 else if (dx)
                     be->copy(dx, g, sizeof(float) * count);
                 if (dx && !ws->written[nd->in[k]]) g = dx; /* dx is the tensor's own buffer, not its second */
-                finish_grad(m, ws, nd->in[k], n);
+                finish_grad(m, ws, nd->in[k], n, true);
             }
             continue;
         }
         }
-        finish_grad(m, ws, nd->in[0], n);
+        finish_grad(m, ws, nd->in[0], n, nd->kind == NODE_BN || nd->kind == NODE_RELU);
     }
 }
 

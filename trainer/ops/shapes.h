@@ -2,6 +2,8 @@
 #ifndef RSA_SHAPES_H
 #define RSA_SHAPES_H
 
+#include "../core/precision.h"
+
 /* 2-D convolution with a square kernel, symmetric padding, no dilation or groups. */
 typedef struct {
     int n, ci, hi, wi; /* input */
@@ -17,7 +19,8 @@ static inline ConvShape conv_shape(int n, int ci, int hi, int wi, int co, int k,
 /* Batch norm over n x hw values per channel; batchnorm1d is hw = 1. */
 typedef struct {
     int n, c, hw;
-    float eps; /* 1e-5 as torch.nn.BatchNorm */
+    float eps;       /* 1e-5 as torch.nn.BatchNorm */
+    Precision round; /* the format y (after the ReLU) and dx are rounded to, as round_lowp; FP32 (0): none */
 } BnShape;
 
 /* Max pooling with a square window. */

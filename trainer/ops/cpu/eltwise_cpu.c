@@ -30,20 +30,33 @@ CPU_CLONES static void relu_backward_kernel(size_t n, const float *y, const floa
 }
 void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx) { relu_backward_kernel(n, y, dy, dx); }
 
-CPU_CLONES static void add_forward_kernel(size_t n, const float *a, const float *b, float *y, bool relu) {
-    if (relu) {
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            float v = a[i] + b[i];
-            y[i] = v > 0 ? v : 0.0f;
-        }
-    } else {
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+/* relu and rp are constants in each instance (add_chunk), so that each case gets its own vector loop. */
+static inline __attribute__((always_inline)) void add_span(size_t n, const float *a, const float *b, float *y,
+                                                           bool relu, Precision rp) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = a[i] + b[i];
+        y[i] = round_to(rp, !relu || v > 0 ? v : 0.0f);
     }
 }
-void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
-    add_forward_kernel(n, a, b, y, relu);
+CPU_CLONES static void add_chunk(size_t n, const float *a, const float *b, float *y, bool relu, Precision rp) {
+    if (relu && rp == PRECISION_BF16) add_span(n, a, b, y, true, PRECISION_BF16);
+    else if (relu && rp == PRECISION_FP16) add_span(n, a, b, y, true, PRECISION_FP16);
+    else if (relu) add_span(n, a, b, y, true, PRECISION_FP32);
+    else if (rp == PRECISION_BF16) add_span(n, a, b, y, false, PRECISION_BF16);
+    else if (rp == PRECISION_FP16) add_span(n, a, b, y, false, PRECISION_FP16);
+    else add_span(n, a, b, y, false, PRECISION_FP32);
+}
+/* The parallel loop runs over chunks outside the clones: an OpenMP region inside an inlined helper is outlined
+ * without the clone's target, as plain SSE code. */
+void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round) {
+    const size_t chunk = (size_t)1 << 14;
+    const size_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < chunks; k++) {
+        size_t at = k * chunk;
+        add_chunk(n - at < chunk ? n - at : chunk, a + at, b + at, y + at, relu, round);
+    }
 }
 
 CPU_CLONES static void accumulate_kernel(size_t n, float *y, const float *x) {

@@ -75,10 +75,12 @@ static inline __attribute__((always_inline)) Affine affine_load(int L, int g, co
 
 /* y = (x - mean) (gamma invstd) + beta from the saved float statistics, so that a recomputation in backward is bit
  * for bit the forward's output. (Folding the mean into a shift, x scale + (beta - mean scale), would cancel
- * catastrophically when |mean| >> std.) */
+ * catastrophically when |mean| >> std.) Then the ReLU, then the rounding to rp (s->round, a constant in the 16-lane
+ * clones so that each format gets its own vector loop). */
 static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, int L, int n, int g, bool relu,
                                                              const float *x, const float *gamma, const float *beta,
-                                                             const float *mean, const float *invstd, float *y) {
+                                                             const float *mean, const float *invstd, float *y,
+                                                             Precision rp) {
     const int G = s->c / L, hw = s->hw;
     const Affine af = affine_load(L, g, gamma, beta, mean, invstd);
     const float *xp = SLAB(x, n, g);
@@ -87,7 +89,7 @@ static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, i
 #pragma omp simd
         for (int l = 0; l < L; l++) {
             float v = (xp[(size_t)p * L + l] - af.mean[l]) * af.scale[l] + af.shift[l];
-            yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
+            yp[(size_t)p * L + l] = round_to(rp, relu && v < 0 ? 0.0f : v);
         }
 }
 
@@ -115,11 +117,11 @@ static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *
     for (int l = 0; l < L; l++) part[at + l] = pd[l], part[nc + at + l] = pdx[l];
 }
 
-/* dx = a dy' - k (x - mean) + c0 with the per-channel coefficients of bn_cpu_backward. */
+/* dx = a dy' - k (x - mean) + c0 with the per-channel coefficients of bn_cpu_backward, rounded to rp. */
 static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int L, int n, int g, bool relu,
                                                           const float *x, const float *dy, const float *gamma,
                                                           const float *beta, const float *mean, const float *invstd,
-                                                          const float *coef, float *dx) {
+                                                          const float *coef, float *dx, Precision rp) {
     const int G = s->c / L, hw = s->hw;
     const Affine af = affine_load(L, g, gamma, beta, mean, invstd);
     float a[16], k[16], c0[16];
@@ -136,7 +138,7 @@ static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int 
             float xc = xp[i] - af.mean[l];
             float g0 = dyp[i];
             float d = relu && !(xc * af.scale[l] + af.shift[l] > 0) ? 0.0f : g0;
-            dxp[i] = a[l] * d - k[l] * xc + c0[l];
+            dxp[i] = round_to(rp, a[l] * d - k[l] * xc + c0[l]);
         }
 }
 
@@ -147,7 +149,12 @@ CPU_CLONES static void sums16(const BnShape *s, int n, int g, int mode, const fl
 }
 CPU_CLONES static void apply16(const BnShape *s, int n, int g, bool relu, const float *x, const float *gamma,
                                const float *beta, const float *mean, const float *invstd, float *y) {
-    apply_slab(s, 16, n, g, relu, x, gamma, beta, mean, invstd, y);
+    if (s->round == PRECISION_BF16)
+        apply_slab(s, 16, n, g, relu, x, gamma, beta, mean, invstd, y, PRECISION_BF16);
+    else if (s->round == PRECISION_FP16)
+        apply_slab(s, 16, n, g, relu, x, gamma, beta, mean, invstd, y, PRECISION_FP16);
+    else
+        apply_slab(s, 16, n, g, relu, x, gamma, beta, mean, invstd, y, PRECISION_FP32);
 }
 CPU_CLONES static void grad_sums16(const BnShape *s, int n, int g, bool relu, const float *x, const float *dy,
                                    const float *gamma, const float *beta, const float *mean, const float *invstd,
@@ -157,7 +164,12 @@ CPU_CLONES static void grad_sums16(const BnShape *s, int n, int g, bool relu, co
 CPU_CLONES static void dx16(const BnShape *s, int n, int g, bool relu, const float *x, const float *dy,
                             const float *gamma, const float *beta, const float *mean, const float *invstd,
                             const float *coef, float *dx) {
-    dx_slab(s, 16, n, g, relu, x, dy, gamma, beta, mean, invstd, coef, dx);
+    if (s->round == PRECISION_BF16)
+        dx_slab(s, 16, n, g, relu, x, dy, gamma, beta, mean, invstd, coef, dx, PRECISION_BF16);
+    else if (s->round == PRECISION_FP16)
+        dx_slab(s, 16, n, g, relu, x, dy, gamma, beta, mean, invstd, coef, dx, PRECISION_FP16);
+    else
+        dx_slab(s, 16, n, g, relu, x, dy, gamma, beta, mean, invstd, coef, dx, PRECISION_FP32);
 }
 
 /* out[j * C + c] = sum over images n, in order, of (double)part[j][n][c], for rows j < rows. */
@@ -194,7 +206,7 @@ void bn_cpu_apply(const BnShape *s, Layout layout, bool relu, const float *x, co
         if (L == 16)
             apply16(s, ng / G, ng % G, relu, x, gamma, beta, mean, invstd, y);
         else
-            apply_slab(s, 1, ng / G, ng % G, relu, x, gamma, beta, mean, invstd, y);
+            apply_slab(s, 1, ng / G, ng % G, relu, x, gamma, beta, mean, invstd, y, s->round);
     }
 }
 
@@ -234,7 +246,7 @@ void bn_cpu_forward_eval(const BnShape *s, Layout layout, bool relu, const float
             float scale = (float)(gamma[c] * invstd);
             for (int p = 0; p < hw; p++) {
                 float v = (xp[(size_t)p * L + l] - rm[c]) * scale + beta[c];
-                yp[(size_t)p * L + l] = relu && v < 0 ? 0.0f : v;
+                yp[(size_t)p * L + l] = round_to(s->round, relu && v < 0 ? 0.0f : v);
             }
         }
     }
@@ -275,6 +287,6 @@ void bn_cpu_backward(const BnShape *s, Layout layout, bool relu, const float *x,
         if (L == 16)
             dx16(s, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx);
         else
-            dx_slab(s, 1, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx);
+            dx_slab(s, 1, ng / G, ng % G, relu, x, dy, gamma, beta, save_mean, save_invstd, coef, dx, s->round);
     }
 }

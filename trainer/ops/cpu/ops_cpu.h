@@ -22,7 +22,7 @@ void bn_cpu_backward(const BnShape *s, Layout l, bool relu, const float *x, cons
 
 void relu_cpu_forward(size_t n, const float *x, float *y);
 void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx);
-void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu);
+void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round);
 void accumulate_cpu(size_t n, float *y, const float *x);
 void round_lowp_cpu(Precision p, size_t n, float *x);
 

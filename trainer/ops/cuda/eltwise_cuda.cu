@@ -2,9 +2,7 @@
  * order. */
 #include "channel_reduce.h"
 #include "ops_cuda.h"
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "round_device.h"
 
 __global__ void relu_forward_kernel(size_t n, const float *x, float *y) {
     GRID_STRIDE(i, n) y[i] = x[i] > 0 ? x[i] : 0.0f;
@@ -14,22 +12,16 @@ __global__ void relu_backward_kernel(size_t n, const float *y, const float *dy, 
     GRID_STRIDE(i, n) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
 }
 
-__global__ void add_kernel(size_t n, const float *a, const float *b, float *y, bool relu) {
+__global__ void add_kernel(size_t n, const float *a, const float *b, float *y, bool relu, Precision round) {
     GRID_STRIDE(i, n) {
         float v = a[i] + b[i];
-        y[i] = relu && !(v > 0) ? 0.0f : v;
+        y[i] = round_lowp_device(round, relu && !(v > 0) ? 0.0f : v);
     }
 }
 
-/* The conversions of cuda_bf16.h and cuda_fp16.h round to nearest even and overflow to infinity, as
- * core/precision.h specifies. */
-__global__ void round_bf16_kernel(size_t n, float *x) {
-    GRID_STRIDE(i, n) x[i] = __bfloat162float(__float2bfloat16_rn(x[i]));
-}
+__global__ void round_bf16_kernel(size_t n, float *x) { GRID_STRIDE(i, n) x[i] = round_lowp_device(PRECISION_BF16, x[i]); }
 
-__global__ void round_fp16_kernel(size_t n, float *x) {
-    GRID_STRIDE(i, n) x[i] = __half2float(__float2half_rn(x[i]));
-}
+__global__ void round_fp16_kernel(size_t n, float *x) { GRID_STRIDE(i, n) x[i] = round_lowp_device(PRECISION_FP16, x[i]); }
 
 void round_lowp_cuda(Precision p, size_t n, float *x) {
     if (p == PRECISION_FP32) return;
@@ -86,13 +78,13 @@ void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx) {
     CUDA_CHECK_LAUNCH();
 }
 
-void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu) {
-    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, a, b, y, relu);
+void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round) {
+    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, a, b, y, relu, round);
     CUDA_CHECK_LAUNCH();
 }
 
 void accumulate_cuda(size_t n, float *y, const float *x) {
-    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, y, x, y, false);
+    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, y, x, y, false, PRECISION_FP32);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -7,6 +7,7 @@
  * forward, bn_apply and the ReLU mask that backward rebuilds from x agree bit for bit; backward never reads y. */
 #include "channel_reduce.h"
 #include "ops_cuda.h"
+#include "round_device.h"
 
 __device__ inline float bn_value(float x, float mean, float scale, float shift) {
     return __fadd_rn(__fmul_rn(__fsub_rn(x, mean), scale), shift);
@@ -93,9 +94,10 @@ struct Normalise {
     const float *x, *mean, *scale, *shift;
     float *y;
     bool relu;
+    Precision round;
     __device__ void operator()(size_t i, int ch) const {
         float v = bn_value(x[i], mean[ch], scale[ch], shift[ch]);
-        y[i] = relu && v < 0 ? 0.0f : v;
+        y[i] = round_lowp_device(round, relu && v < 0 ? 0.0f : v);
     }
 };
 
@@ -151,7 +153,7 @@ void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x
     reduce_maybe_synced<1>(rows, s->c, LoadCentredSquare{x, save_mean, s->c},
                            FinishVariance{count, s->eps, momentum, t.mean, save_invstd, rm, rv}, t, sync);
     bn_scale(s->c, gamma, save_invstd, t.f[0]);
-    channel_map(rows, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu});
+    channel_map(rows, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu, s->round});
 }
 
 void bn_cuda_apply(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma, const float *beta,
@@ -159,7 +161,7 @@ void bn_cuda_apply(const BnShape *s, Layout l, bool relu, const float *x, const 
     cuda_require_nhwc(l, s->hw);
     BnScratch t = bn_scratch(0, 0, s->c);
     bn_scale(s->c, gamma, save_invstd, t.f[0]);
-    channel_map((size_t)s->n * s->hw, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu});
+    channel_map((size_t)s->n * s->hw, s->c, Normalise{x, save_mean, t.f[0], beta, y, relu, s->round});
 }
 
 /* scale = gamma / sqrt(running_var + eps), rounded once from double as norm_cpu.c does. */
@@ -175,7 +177,7 @@ void bn_cuda_forward_eval(const BnShape *s, Layout l, bool relu, const float *x,
     eval_scale_kernel<<<(unsigned)((s->c + CUDA_THREADS - 1) / CUDA_THREADS), CUDA_THREADS>>>(s->c, s->eps, gamma,
                                                                                                 rv, t.f[0]);
     CUDA_CHECK_LAUNCH();
-    channel_map((size_t)s->n * s->hw, s->c, Normalise{x, rm, t.f[0], beta, y, relu});
+    channel_map((size_t)s->n * s->hw, s->c, Normalise{x, rm, t.f[0], beta, y, relu, s->round});
 }
 
 /* The gradient reaching the batch norm's output; the ReLU's mask is y > 0, rebuilt from x as the forward made y. */
@@ -236,8 +238,9 @@ struct InputGrad {
     MaskedGrad grad;
     const float *a, *k, *c0;
     float *dx;
+    Precision round;
     __device__ void operator()(size_t i, int ch) const {
-        dx[i] = a[ch] * grad(i, ch) - k[ch] * (grad.x[i] - grad.mean[ch]) + c0[ch];
+        dx[i] = round_lowp_device(round, a[ch] * grad(i, ch) - k[ch] * (grad.x[i] - grad.mean[ch]) + c0[ch]);
     }
 };
 
@@ -260,5 +263,5 @@ void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, con
     } else {
         channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c}, FinishGrad{param, coef}, t.partial);
     }
-    if (dx) channel_map(rows, s->c, InputGrad{grad, t.f[1], t.f[2], t.f[3], dx});
+    if (dx) channel_map(rows, s->c, InputGrad{grad, t.f[1], t.f[2], t.f[3], dx, s->round});
 }

@@ -28,7 +28,7 @@ void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, con
 
 void relu_cuda_forward(size_t n, const float *x, float *y);
 void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx);
-void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu);
+void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round);
 void accumulate_cuda(size_t n, float *y, const float *x);
 void round_lowp_cuda(Precision p, size_t n, float *x);
 /* y = x in p's 16-bit format (bf16 or fp16, rounded to nearest even), and back (exact). */
