@@ -108,6 +108,47 @@ static void test_conv_shapes_bf16(void) {
 }
 static void test_conv_shapes_fp16(void) { conv_cases(PRECISION_FP16); }
 
+/* The model runs backward-weights and then backward-data on one dy, and at bf16 the second reuses the first's
+ * packing of dy: the same bits as packing afresh; never after another dy, nor after the packing was used once (dy
+ * may change then). */
+static void test_conv_dy_reuse(void) {
+    if (!conv_cpu_native_bf16()) {
+        test_note("this CPU has no AVX512-BF16: nothing is packed");
+        return;
+    }
+    const int n = 4, c = 32, h = 8;
+    ConvShape s = conv_shape(n, c, h, h, c, 3, 1, 1);
+    size_t nx = (size_t)n * c * h * h, nw = (size_t)c * c * 9;
+    float *x = test_alloc(nx), *w = test_alloc(nw), *dy1 = test_alloc(nx), *dy2 = test_alloc(nx);
+    fill_normal(x, nx, 41, 1), fill_normal(w, nw, 42, 0.1f), fill_normal(dy1, nx, 43, 1), fill_normal(dy2, nx, 44, 1);
+    round_all(PRECISION_BF16, x, nx), round_all(PRECISION_BF16, w, nw), round_all(PRECISION_BF16, dy1, nx);
+    round_all(PRECISION_BF16, dy2, nx);
+    Layout l = fast->act_layout(c, h * h);
+    float *fx = be_put(fast, x, l, n, c, h, h), *fdy1 = be_put(fast, dy1, l, n, c, h, h);
+    float *fdy2 = be_put(fast, dy2, l, n, c, h, h), *fdw = be_zeros(fast, nw), *dx[5];
+    for (int k = 0; k < 5; k++) dx[k] = be_zeros(fast, nx);
+    ConvOp *op = fast->conv_create(&s, l, l, false);
+    fast->conv_set_precision(op, PRECISION_BF16);
+    fast->conv_backward_data(op, n, fdy1, w, dx[0]); /* packs dy1 itself */
+    fast->conv_backward_weights(op, n, fx, fdy1, fdw, NULL);
+    fast->conv_backward_data(op, n, fdy1, w, dx[1]); /* reuses the packing of dy1 */
+    CHECK(memcmp(dx[0], dx[1], sizeof(float) * nx) == 0, "dx from the reused packing differs from a fresh one");
+    fast->conv_backward_weights(op, n, fx, fdy1, fdw, NULL);
+    fast->conv_backward_data(op, n, fdy2, w, dx[2]); /* another dy right after backward-weights of dy1 */
+    fast->conv_backward_data(op, n, fdy2, w, dx[3]);
+    CHECK(memcmp(dx[2], dx[3], sizeof(float) * nx) == 0 && memcmp(dx[2], dx[0], sizeof(float) * nx) != 0,
+          "backward-data of another dy used the packing of the previous one");
+    fast->conv_backward_weights(op, n, fx, fdy1, fdw, NULL);
+    fast->conv_backward_data(op, n, fdy1, w, dx[4]); /* uses the packing once */
+    fast->copy(fdy1, fdy2, sizeof(float) * nx);     /* then dy1's buffer changes */
+    fast->conv_backward_data(op, n, fdy1, w, dx[4]);
+    CHECK(memcmp(dx[4], dx[2], sizeof(float) * nx) == 0, "a packing was used twice, after dy had changed");
+    fast->conv_destroy(op);
+    for (int k = 0; k < 5; k++) be_free(fast, dx[k], nx);
+    be_free(fast, fx, nx), be_free(fast, fdy1, nx), be_free(fast, fdy2, nx), be_free(fast, fdw, nw);
+    free(x), free(w), free(dy1), free(dy2);
+}
+
 static void bn_case(int n, int c, int h, bool relu, int threads_a, int threads_b) {
     size_t nx = (size_t)n * c * h * h;
     float *x = test_alloc(nx), *dy = test_alloc(nx), *g = test_alloc(c), *b = test_alloc(c);
@@ -219,6 +260,7 @@ int main(void) {
     RUN(test_conv_shapes);
     RUN(test_conv_shapes_bf16);
     RUN(test_conv_shapes_fp16);
+    RUN(test_conv_dy_reuse);
     RUN(test_batchnorm_shapes);
     RUN(test_pool_linear_shapes);
     return test_finish();

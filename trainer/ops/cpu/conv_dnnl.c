@@ -62,6 +62,14 @@ typedef struct {
 } Shared;
 static Shared shared_w_fwd, shared_w_bwd, shared_dw, shared_x_bf16, shared_dy_bf16;
 
+/* What shared_dy_bf16 holds when conv_cpu_backward_weights packed it: the model runs backward-weights and then
+ * backward-data on the same dy, so the second call uses the first one's packing (once: it clears the record). */
+static struct {
+    const ConvOp *op;
+    const float *from;
+    size_t bytes;
+} dy_packed;
+
 static void *shared_get(Shared *s, size_t bytes) {
     if (bytes > s->bytes) {
         hostmem_free(s->buf, s->bytes);
@@ -79,6 +87,7 @@ static void destroy_prim(Prim *p) {
 }
 
 static void release_plan(ConvOp *op) {
+    if (dy_packed.op == op) dy_packed.op = NULL; /* a new plan (or op at this address) packs afresh */
     destroy_prim(&op->fwd);
     destroy_prim(&op->bwd_data);
     destroy_prim(&op->bwd_weights);
@@ -276,7 +285,10 @@ void conv_cpu_backward_data(ConvOp *op, int n, const float *dy, const float *w, 
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(op->bwd_data.pd, dnnl_query_weights_md, 0);
     void *w_prim = shared_get(&shared_w_bwd, dnnl_memory_desc_get_size(w_md));
     reorder_into(op->w_to_bwd, &op->w_user_md, w, w_md, w_prim);
-    const void *dyin = as_input(op, &shared_dy_bf16, &op->y_in_md, dy);
+    bool packed = op->bf16 && dy_packed.op == op && dy_packed.from == dy &&
+                  dy_packed.bytes == dnnl_memory_desc_get_size(&op->y_in_md);
+    const void *dyin = packed ? shared_dy_bf16.buf : as_input(op, &shared_dy_bf16, &op->y_in_md, dy);
+    dy_packed.op = NULL;
     dnnl_memory_t mdy = wrap(&op->y_in_md, dyin), mw = wrap(w_md, w_prim), mdx = wrap(&op->x_md, dx);
     dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}};
     dnnl_util_run(op->bwd_data.prim, 3, args);
@@ -292,6 +304,8 @@ void conv_cpu_backward_weights(ConvOp *op, int n, const float *x, const float *d
     float *dw_prim = shared_get(&shared_dw, dnnl_memory_desc_get_size(dw_md));
     const void *xin = as_input(op, &shared_x_bf16, &op->x_in_md, x);
     const void *dyin = as_input(op, &shared_dy_bf16, &op->y_in_md, dy);
+    dy_packed.op = op->bf16 ? op : NULL, dy_packed.from = dy;
+    dy_packed.bytes = dnnl_memory_desc_get_size(&op->y_in_md);
     dnnl_memory_t mx = wrap(&op->x_in_md, xin), mdy = wrap(&op->y_in_md, dyin), mdw = wrap(dw_md, dw_prim);
     dnnl_memory_t mdb = op->bias ? wrap(&op->b_md, op->db_prim) : NULL;
     dnnl_exec_arg_t args[4] = {
