@@ -49,4 +49,4 @@ for run in "r50 rsa 256 5 amp" "r50 rsa 256 5 tf32" "r18c rsa 256 10 amp" "r18c 
     step 120 "PyTorch: step_bench.py cuda $run" "$py" bench/step_bench.py cuda $run
 done
 say "== summary"
-grep -E '^(ours|torch) |passed, .* failed|^not ok|NO GPU|^   rc |^== [a-zP]' "$log" | tee "$out/summary.txt"
+grep -E '^(ours|torch) |^  note: |passed, .* failed|^not ok|NO GPU|^   rc |^== [a-zP]' "$log" | tee "$out/summary.txt"
