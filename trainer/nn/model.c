@@ -469,10 +469,9 @@ static void finish_grad(Model *m, Workspace *ws, int t, int n, bool rounded) {
     if (t < 0 || !m->tensors[t].needs_grad) return;
     size_t count = model_tensor_numel(m, t, n);
     bool lowp = m->precision != PRECISION_FP32;
-    if (ws->written[t]) {
+    if (ws->written[t]) { /* grad += grad_sum, rounded in the same pass */
         if (lowp && !rounded) m->be->round_lowp(m->precision, count, ws->grad_sum[t]);
-        m->be->accumulate(count, ws->grad[t], ws->grad_sum[t]);
-        if (lowp) m->be->round_lowp(m->precision, count, ws->grad[t]);
+        m->be->add_forward(count, ws->grad[t], ws->grad_sum[t], ws->grad[t], false, m->precision);
     } else if (lowp && !rounded) {
         m->be->round_lowp(m->precision, count, ws->grad[t]);
     }
