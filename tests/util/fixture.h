@@ -1,4 +1,5 @@
-/* PyTorch fixtures (written by tests/oracle/make_fixtures.py) and moving test data in and out of a backend. */
+/* PyTorch fixtures (written by tests/oracle/make_fixtures.py), moving test data in and out of a backend, and checks
+ * that the cpu and GPU tests share. */
 #ifndef RSA_TEST_FIXTURE_H
 #define RSA_TEST_FIXTURE_H
 
