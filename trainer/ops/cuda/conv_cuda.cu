@@ -208,69 +208,76 @@ static void allow_math(const Descs *d, const Plan *p, bool lowp) {
 /* The descriptors of the forward and input-gradient convolutions under plan p. */
 static Descs *data_descs(ConvOp *op, const Plan *p) { return p->lowp != PRECISION_FP32 ? &op->d16 : &op->f32; }
 
-/* NULL: the plan is 16-bit and cuDNN offers no 16-bit algorithm for this shape (see pick). */
-static const Choice *forward_choice(ConvOp *op, Plan *p) {
-    if (p->fwd.chosen) return &p->fwd;
-    const Descs *d = data_descs(op, p);
-    bool lowp = p->lowp != PRECISION_FP32;
+/* The choice of one direction under plan p, made on first use into *slot: cuDNN's list for descriptors d (list
+ * fills it: heuristics in deterministic mode, cudnnFind otherwise), then pick. NULL: the plan is 16-bit and cuDNN
+ * offers no 16-bit algorithm for this shape. */
+template <class Perf, class List, class WorkspaceQuery>
+static const Choice *choose(ConvOp *op, const Plan *p, const Descs *d, bool lowp, Choice *slot,
+                            cudnnStatus_t (*max_count)(cudnnHandle_t, int *), List list, WorkspaceQuery workspace,
+                            const char *direction) {
+    if (slot->chosen) return slot;
     allow_math(d, p, lowp);
     int max = 0, count = 0;
-    cudnnConvolutionFwdAlgoPerf_t *perf =
-        perf_list<cudnnConvolutionFwdAlgoPerf_t>(cudnnGetConvolutionForwardAlgorithmMaxCount, &max);
-    if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, &count, perf));
-    else
-        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, &count, perf));
+    Perf *perf = perf_list<Perf>(max_count, &max);
+    list(max, &count, perf);
+    *slot = pick(d, p, lowp, perf, count, workspace, direction, &op->s);
+    free(perf);
+    return slot->chosen ? slot : NULL;
+}
+
+static const Choice *forward_choice(ConvOp *op, Plan *p) {
+    const Descs *d = data_descs(op, p);
+    auto list = [d, p](int max, int *count, cudnnConvolutionFwdAlgoPerf_t *perf) {
+        if (p->deterministic)
+            CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, count,
+                                                               perf));
+        else
+            CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, count,
+                                                             perf));
+    };
     auto workspace = [d](cudnnConvolutionFwdAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y, algo, bytes);
     };
-    p->fwd = pick(d, p, lowp, perf, count, workspace, "forward", &op->s);
-    free(perf);
-    return p->fwd.chosen ? &p->fwd : NULL;
+    return choose<cudnnConvolutionFwdAlgoPerf_t>(op, p, d, p->lowp != PRECISION_FP32, &p->fwd,
+                                                 cudnnGetConvolutionForwardAlgorithmMaxCount, list, workspace,
+                                                 "forward");
 }
 
 static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
-    if (p->bwd_data.chosen) return &p->bwd_data;
     const Descs *d = data_descs(op, p);
-    bool lowp = p->lowp != PRECISION_FP32;
-    allow_math(d, p, lowp);
-    int max = 0, count = 0;
-    cudnnConvolutionBwdDataAlgoPerf_t *perf =
-        perf_list<cudnnConvolutionBwdDataAlgoPerf_t>(cudnnGetConvolutionBackwardDataAlgorithmMaxCount, &max);
-    if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), d->w, d->y, d->conv, d->x, max, &count,
-                                                                perf));
-    else
-        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x, max, &count,
-                                                              perf));
+    auto list = [d, p](int max, int *count, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+        if (p->deterministic)
+            CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), d->w, d->y, d->conv, d->x, max,
+                                                                    count, perf));
+        else
+            CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x, max, count,
+                                                                  perf));
+    };
     auto workspace = [d](cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x, algo, bytes);
     };
-    p->bwd_data = pick(d, p, lowp, perf, count, workspace, "backward-data", &op->s);
-    free(perf);
-    return p->bwd_data.chosen ? &p->bwd_data : NULL;
+    return choose<cudnnConvolutionBwdDataAlgoPerf_t>(op, p, d, p->lowp != PRECISION_FP32, &p->bwd_data,
+                                                     cudnnGetConvolutionBackwardDataAlgorithmMaxCount, list,
+                                                     workspace, "backward-data");
 }
 
 /* Always on the float descriptors: the weight gradient is an fp32 convolution at every precision. */
 static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
-    if (p->bwd_filter.chosen) return &p->bwd_filter;
     const Descs *d = &op->f32;
-    allow_math(d, p, false);
-    int max = 0, count = 0;
-    cudnnConvolutionBwdFilterAlgoPerf_t *perf =
-        perf_list<cudnnConvolutionBwdFilterAlgoPerf_t>(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount, &max);
-    if (p->deterministic)
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), d->x, d->y, d->conv, d->w, max, &count,
-                                                                  perf));
-    else
-        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), d->x, d->y, d->conv, d->w, max, &count,
-                                                                perf));
+    auto list = [d, p](int max, int *count, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+        if (p->deterministic)
+            CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), d->x, d->y, d->conv, d->w, max,
+                                                                      count, perf));
+        else
+            CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), d->x, d->y, d->conv, d->w, max,
+                                                                    count, perf));
+    };
     auto workspace = [d](cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w, algo, bytes);
     };
-    p->bwd_filter = pick(d, p, false, perf, count, workspace, "backward-weights", &op->s);
-    free(perf);
-    return &p->bwd_filter;
+    return choose<cudnnConvolutionBwdFilterAlgoPerf_t>(op, p, d, false, &p->bwd_filter,
+                                                       cudnnGetConvolutionBackwardFilterAlgorithmMaxCount, list,
+                                                       workspace, "backward-weights");
 }
 
 /* The descriptor runs each algorithm under the math type it was chosen with. */
