@@ -46,6 +46,9 @@ int world_size(void);
 void world_size_fix(int world);
 const char *world_size_source(void); /* the variable world_size reads, NULL if none */
 
+/* runner.c: opens the backend of every run the plan has left to train, so that a missing GPU stops everything before
+ * any run directory is made (every rank agrees); -1 after printing why. */
+int run_plan_check_backends(const Ctx *ctx, const Experiment *e, const Plan *p);
 /* runner.c: trains the plan's runs. Returns 0 (all done, or only unsupported methods left), 1 (failures),
  * 130 (interrupted). */
 int run_plan(const Ctx *ctx, LuaExp *L, const Experiment *e, Plan *p);

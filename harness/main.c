@@ -209,6 +209,9 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
             return 1;
         }
         world_size_fix(ctx->dist->world);
+        /* before anything opens the cuda backend (backend "auto" does, while the experiment expands): each rank's
+         * library handles must live on its own GPU */
+        backend_cuda_use_device(ctx->dist->local_rank);
         ctx->rank = ctx->dist->rank;
         if (ctx->rank != 0 && !freopen("/dev/null", "w", stdout)) ctx->tty = false;
         ctx->tty = false; /* mpirun hands ranks a pseudo-terminal even when its own output is a file */
@@ -238,6 +241,12 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
                 }
                 break;
             }
+    }
+    if (run_plan_check_backends(ctx, &e, &p) != 0) {
+        run_plan_free(&p);
+        experiment_free(&e);
+        if (ctx->dist) dist_finalize(ctx->dist);
+        return 1;
     }
     int rc = run_plan(ctx, L, &e, &p);
     if (rc < 128 && ctx->rank == 0) {

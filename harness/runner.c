@@ -3,6 +3,7 @@
 #include "harness.h"
 #include "provenance.h"
 
+#include "trainer/backend/backend.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
 #include "trainer/data/data.h"
@@ -254,6 +255,22 @@ static int train_one(const Ctx *ctx, LuaExp *L, const Experiment *e, const ExpRu
     return -1;
 }
 
+int run_plan_check_backends(const Ctx *ctx, const Experiment *e, const Plan *p) {
+    char why[1024] = "";
+    for (int i = 0; i < p->n && !why[0]; i++)
+        if (p->st[i].state != RUN_DONE && !backend_by_name(e->runs[p->index[i]].cfg.backend))
+            snprintf(why, sizeof why, "%s", rsa_error_message());
+    double failed = why[0] != 0;
+    if (ctx->dist) ctx->dist->allreduce_f64(ctx->dist, &failed, 1); /* one rank's missing GPU stops them all */
+    char rank[32] = "";
+    if (ctx->dist) snprintf(rank, sizeof rank, "rank %d: ", ctx->rank);
+    if (why[0])
+        fprintf(stderr, "rsa: %s%s\nrsa: no run was started\n", rank, why);
+    else if (failed > 0 && ctx->rank == 0)
+        fprintf(stderr, "rsa: another rank cannot open its backend (its message is above); no run was started\n");
+    return failed > 0 ? -1 : 0;
+}
+
 int run_plan(const Ctx *ctx, LuaExp *L, const Experiment *e, Plan *p) {
     if (install_signals() != 0) {
         fprintf(stderr, "rsa: %s\n", rsa_error_message());
@@ -316,6 +333,6 @@ int run_plan(const Ctx *ctx, LuaExp *L, const Experiment *e, Plan *p) {
     if (status) return status;
     if (trained == 0) printf("nothing to train: every selected run is done\n");
     if (unsupported) printf("%d runs not run: their methods are not implemented in the trainer yet\n", unsupported);
-    if (failed) printf("%d runs FAILED (their messages are in results/runs/<id>/FAILED)\n", failed);
+    if (failed) printf("%d runs FAILED (their messages are in %s/runs/<id>/FAILED)\n", failed, ctx->results);
     return failed ? 1 : 0;
 }

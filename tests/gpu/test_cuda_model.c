@@ -145,7 +145,7 @@ static void test_network_bf16(void) { precision = PRECISION_BF16, network(), pre
 
 int main(void) {
     if (!backend_cuda()) {
-        test_skip("cuda_model", "no CUDA backend in this build (make CUDA=1) or no usable GPU");
+        test_skip("cuda_model", rsa_error_message()); /* why: built without CUDA, no GPU, ... */
         return test_finish();
     }
     RUN(test_network);

@@ -7,6 +7,7 @@
 #include "harness/provenance.h"
 #include "harness/util.h"
 #include "tests/util/testlib.h"
+#include "trainer/backend/backend.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
 #include "trainer/ops/cpu/conv_cpu.h"
@@ -248,6 +249,28 @@ static void test_lock(void) {
     CHECK(fd2 >= 0, "lock after unlock: %s", rsa_error_message());
     store_unlock(fd2);
     free(text), free(out), free(file), free(res);
+}
+
+/* A backend this build or machine lacks stops `rsa run` before anything is made: one message saying why, no run
+ * directory (before, each run failed in turn and left a FAILED directory behind). */
+static void test_unavailable_backend(void) {
+    if (backend_cuda()) {
+        test_skip("unavailable_backend", "this build has a usable GPU, so backend \"cuda\" is available");
+        return;
+    }
+    char *res = xasprintf("%s/nocuda", test_tmpdir());
+    char *out = out_file("nocuda");
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    int rc = rsa(out, "run", file, "--scale", "smoke", "--results", res, "--backend", "cuda");
+    char *text = slurp(out);
+    CHECK(rc == 1, "rsa run --backend cuda without a GPU exited %d", rc);
+    CHECK_HAS(text, "backend \"cuda\" cannot run here: ");
+    CHECK_HAS(text, "(hint: ");
+    CHECK_HAS(text, "no run was started");
+    CHECK(strstr(text, "FAILED") == NULL, "a run was tried:\n%s", text);
+    char *runs = xasprintf("%s/runs", res);
+    CHECK(!dir_exists(runs), "%s was made", runs);
+    free(runs), free(text), free(file), free(out), free(res);
 }
 
 /* ---- data parallel without a shared results directory ---- */
@@ -606,6 +629,7 @@ int main(void) {
     }
     RUN(test_check_and_help);
     RUN(test_lock);
+    RUN(test_unavailable_backend);
     RUN(test_ranks_follow_rank0_plan);
     RUN(test_world_from_launcher);
     RUN(test_report_paper_scale_gap);

@@ -120,7 +120,11 @@ typedef struct Backend {
 
 const Backend *backend_ref(void);
 const Backend *backend_cpu(void); /* NULL when built without oneDNN */
-const Backend *backend_cuda(void); /* NULL when built without CUDA or when no GPU is usable */
+const Backend *backend_cuda(void); /* NULL (with rsa_fail saying why) without CUDA or a usable GPU */
+/* The GPU backend_cuda will open: local_rank mod the GPUs the process sees (one process per GPU under mpirun).
+ * Before the first backend_cuda() call, which binds the library handles to a device for good; without it, the
+ * current device. No effect without CUDA. */
+void backend_cuda_use_device(int local_rank);
 /* The cpu backend posing as a device (backend_staged.c): runs the GPU code paths on the CPU, for tests. */
 const Backend *backend_staged(void);
 

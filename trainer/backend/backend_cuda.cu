@@ -5,6 +5,8 @@
 #include "../ops/cuda/cuda_util.h"
 #include "../ops/cuda/ops_cuda.h"
 
+#include <cstdio>
+
 extern "C" {
 #include "../core/hostmem.h"
 }
@@ -137,9 +139,17 @@ static Backend make_backend(void) {
     return b;
 }
 
+static int chosen_device = -1;
+static bool opened = false;
+static char why_not[1024]; /* why opening failed: every later call reports it again */
+
 static const Backend *open_backend(void) {
     static Backend backend;
-    if (!cuda_context_open()) return NULL;
+    opened = true;
+    if (!cuda_context_open(chosen_device)) {
+        snprintf(why_not, sizeof why_not, "%s", rsa_error_message());
+        return NULL;
+    }
     open_copy_stream();
     backend = make_backend();
     return &backend;
@@ -147,5 +157,14 @@ static const Backend *open_backend(void) {
 
 extern "C" const Backend *backend_cuda(void) {
     static const Backend *backend = open_backend(); /* once, thread-safe */
+    if (!backend) rsa_fail_again(why_not);
     return backend;
+}
+
+extern "C" void backend_cuda_use_device(int local_rank) {
+    /* the handles, streams and buffers of an opened backend belong to the device that was current then */
+    if (opened)
+        rsa_fatal("this is a bug in rsa-repro; please report it",
+                  "the cuda backend was opened before its process chose GPU %d", local_rank);
+    chosen_device = local_rank;
 }

@@ -19,8 +19,7 @@ const Backend *backend_by_name(const char *name) {
                NULL;
     if (!b) {
         if (strcmp(name, "cuda") == 0)
-            rsa_fail("build with `make CUDA=1` on a machine with an NVIDIA GPU, or use backend \"cpu\"",
-                     "backend \"cuda\" is not available in this build or on this machine");
+            rsa_error_context("backend \"cuda\" cannot run here"); /* backend_cuda() recorded why */
         else
             rsa_fail("install libdnnl-dev (`make deps`) and rebuild", "backend \"%s\" is not available in this build",
                      name);

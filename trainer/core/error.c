@@ -49,6 +49,11 @@ const char *rsa_error_message(void) {
     return message[0] ? message : "no error recorded";
 }
 
+int rsa_fail_again(const char *saved_message) {
+    snprintf(message, sizeof message, "%s", saved_message);
+    return -1;
+}
+
 void rsa_error_clear(void) {
     message[0] = 0;
 }

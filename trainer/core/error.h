@@ -17,6 +17,9 @@ int rsa_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 
 const char *rsa_error_message(void);
 void rsa_error_clear(void);
+/* Records again a message an earlier failure recorded (a copy of rsa_error_message() kept by a call that fails the
+ * same way every time, such as opening a GPU once) and returns -1. */
+int rsa_fail_again(const char *saved_message);
 
 typedef void (*RsaFatalHandler)(const char *message);
 void rsa_set_fatal_handler(RsaFatalHandler handler);

@@ -1,6 +1,6 @@
 /* The process-wide state of the cuda backend: library handles, the shared workspace and the settings of
- * cuda_backend.h. The backend runs on the current device (device 0 unless CUDA_VISIBLE_DEVICES or the caller says
- * otherwise). */
+ * cuda_backend.h. The backend runs on one device: the one backend_cuda_use_device chose (a data-parallel rank's), else
+ * the current one (device 0 unless CUDA_VISIBLE_DEVICES says otherwise). */
 #include "cuda_util.h"
 
 static cudnnHandle_t cudnn;
@@ -14,22 +14,29 @@ bool cuda_tf32(void) { return tf32; }
 void cuda_set_lowp_convolutions(bool on) { lowp_convolutions = on; }
 bool cuda_lowp_convolutions(void) { return lowp_convolutions; }
 
-bool cuda_context_open(void) {
+bool cuda_context_open(int device) {
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        cudaGetLastError(); /* no driver or no GPU: not an error, the backend just does not exist here */
-        return false;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        cudaGetLastError(); /* no driver or no GPU: the backend does not exist here, and nothing else is wrong */
+        return rsa_fail("run on a machine whose GPU nvidia-smi lists (and that CUDA_VISIBLE_DEVICES does not hide), or "
+                        "use backend \"cpu\"",
+                        "this process sees no GPU (%s)",
+                        err != cudaSuccess ? cudaGetErrorString(err) : "the driver reports 0 devices"),
+               false;
     }
-    int device, major;
+    if (device >= 0) CUDA_CHECK(cudaSetDevice(device % count));
+    int major;
     CUDA_CHECK(cudaGetDevice(&device));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     if (major < 8)
         return rsa_fail("the kernels are built for sm_80 and sm_90 (see NVCCFLAGS in the Makefile)",
                         "GPU %d has compute capability %d.x; the cuda backend needs 8.0 or newer", device, major),
                false;
-    if (cudnnGetVersion() / 10000 != CUDNN_MAJOR)
+    const size_t dn = cudnnGetVersion(); /* cuDNN 9 numbers major * 10000 + ..., cuDNN 8 major * 1000 + ... */
+    if ((dn >= 90000 ? dn / 10000 : dn / 1000) != CUDNN_MAJOR)
         return rsa_fail("install the cuDNN the trainer was built against, or rebuild",
-                        "built against cuDNN %d but cuDNN %zu is loaded", CUDNN_MAJOR, cudnnGetVersion()),
+                        "built against cuDNN %d but cuDNN %zu is loaded", CUDNN_MAJOR, dn),
                false;
     cudnnStatus_t st = cudnnCreate(&cudnn);
     if (st != CUDNN_STATUS_SUCCESS)

@@ -51,9 +51,9 @@ extern "C" {
                       cublasGetStatusString(st_), #call);                                                          \
     } while (0)
 
-/* Creates the library handles on the first GPU; false (nothing recorded) without a usable GPU, false with
- * rsa_fail when a GPU is present but the libraries cannot use it. */
-bool cuda_context_open(void);
+/* Makes GPU `device` mod (the GPUs this process sees) current (a negative device: the current one, 0 unless set)
+ * and creates the library handles there; false with rsa_fail when there is no GPU or the libraries cannot use it. */
+bool cuda_context_open(int device);
 cudnnHandle_t cuda_cudnn(void);
 /* The cuBLAS handle with its math mode set from cuda_tf32(). */
 cublasHandle_t cuda_cublas(void);
