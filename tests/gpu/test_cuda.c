@@ -20,6 +20,8 @@
 #include "trainer/ops/ref/ops_ref.h"
 #ifdef RSA_CUDA
 #include "trainer/ops/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
 #endif
 
 #include <math.h>
@@ -518,6 +520,8 @@ static void test_elementwise(void) {
     for (int k = 0; k < 2; k++) { /* cuda_bf16.h / cuda_fp16.h conversions against core/precision.h, bit for bit */
         for (size_t i = 0; i < n; i++) want[i] = ldexpf(ha[i], (int)(i % 50) - 30);
         want[0] = 65519.0f, want[1] = 65520.0f, want[2] = 0x1p-25f, want[3] = 0x1.8p-25f, want[4] = -INFINITY;
+        const uint32_t nans[3] = {0x7fffffffu, 0xffc00000u, 0x7f801234u}; /* NaNs keep their bits, payloads too */
+        for (int j = 0; j < 3; j++) memcpy(&want[5 + j], &nans[j], sizeof(float));
         cu->upload(y, want, sizeof(float) * n);
         cu->round_lowp(ps[k], n, y);
         be_get_flat(cu, y, n, got);
@@ -636,10 +640,34 @@ static void test_tf32(void) {
 }
 #endif
 
+#ifdef RSA_CUDA
+static int chosen_device = -1;
+
+/* A data-parallel rank's backend opens on its local rank mod the GPUs it sees, and everything it makes lives there. */
+static void test_device_choice(void) {
+    int device = -1;
+    CHECK(cudaGetDevice(&device) == cudaSuccess && device == chosen_device, "current device %d, chose %d", device,
+          chosen_device);
+    float *p = cu->alloc(64);
+    struct cudaPointerAttributes at;
+    CHECK(cudaPointerGetAttributes(&at, p) == cudaSuccess && at.device == chosen_device,
+          "memory on device %d, chose %d", at.device, chosen_device);
+    cu->release(p, 64);
+}
+#endif
+
 int main(void) {
+#ifdef RSA_CUDA
+    int count = 0;
+    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) {
+        int local_rank = count > 1 ? count + 1 : count; /* wraps around: device 1 of several, else 0 */
+        chosen_device = local_rank % count;
+        backend_cuda_use_device(local_rank);
+    }
+#endif
     cu = backend_cuda();
     if (!cu) {
-        test_skip("cuda", "no CUDA backend in this build (make CUDA=1) or no usable GPU");
+        test_skip("cuda", rsa_error_message()); /* why: built without CUDA, no GPU, an old GPU, ... */
         return test_finish();
     }
     RUN(test_memory);
@@ -656,6 +684,7 @@ int main(void) {
     RUN(test_linear);
     RUN(test_optimiser);
 #ifdef RSA_CUDA
+    RUN(test_device_choice);
     RUN(test_fastest_algorithms);
     RUN(test_tf32);
 #endif
