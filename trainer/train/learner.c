@@ -406,6 +406,11 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
                         "the loss is %g at step %lld", out->loss, (long long)k);
     model_zero_grad(l->online);
     out->loss_scale = loss_scaler_factor(&l->scaler);
+    for (int s = 0; s < passes; s++) { /* both uploads first: an upload from host memory waits for queued work */
+        if (l->scaler.on) /* a power of two: exact */
+            for (size_t i = 0; i < (size_t)n * l->out_dim; i++) l->host_grad[s][i] *= (float)out->loss_scale;
+        be->upload(l->dev_grad[s], l->host_grad[s], sizeof(float) * n * l->out_dim);
+    }
     for (int s = 0; s < passes; s++) {
         Workspace *ws = l->ws[s];
         if (s == 1 && l->ws_pass) { /* pass 1 again, now keeping its activations, where pass 0's were */
@@ -414,9 +419,6 @@ int learner_step(Learner *l, float *const *views, int n, double lr, StepMetrics 
             l->online->bn_stats_frozen = false;
             ws = l->ws[0];
         }
-        if (l->scaler.on) /* a power of two: exact */
-            for (size_t i = 0; i < (size_t)n * l->out_dim; i++) l->host_grad[s][i] *= (float)out->loss_scale;
-        be->upload(l->dev_grad[s], l->host_grad[s], sizeof(float) * n * l->out_dim);
         model_backward(l->online, ws, l->online_out, l->dev_grad[s]);
     }
     average_gradients(l);

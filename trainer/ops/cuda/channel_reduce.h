@@ -65,6 +65,7 @@ __global__ void reduce_combine_kernel(const float *partial, int c, int chunks, F
 /* partial: reduce_partial_bytes(K, rows, c) bytes of device scratch. */
 template <int K, class Load, class Finish>
 void channel_reduce(size_t rows, int c, Load load, Finish finish, float *partial) {
+    if (rows == 0 || c == 0) return; /* an empty grid is an invalid launch; there is nothing to sum */
     const int chunks = reduce_chunks(rows);
     reduce_chunks_kernel<K, Load>
         <<<dim3((unsigned)chunks, (unsigned)((c + 31) / 32)), dim3(32, REDUCE_ROW_LANES)>>>(load, rows, c, partial);
@@ -86,6 +87,7 @@ __global__ void channel_map_kernel(size_t rows, int c, F f) {
 
 template <class F>
 void channel_map(size_t rows, int c, F f) {
+    if (rows == 0 || c == 0) return;
     size_t row_blocks = (rows + REDUCE_ROW_LANES - 1) / REDUCE_ROW_LANES;
     unsigned grid_x = (unsigned)(row_blocks < CUDA_MAX_BLOCKS ? row_blocks : CUDA_MAX_BLOCKS);
     channel_map_kernel<F><<<dim3(grid_x, (unsigned)((c + 31) / 32)), dim3(32, REDUCE_ROW_LANES)>>>(rows, c, f);

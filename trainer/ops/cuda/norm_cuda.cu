@@ -184,8 +184,9 @@ void bn_cuda_forward_eval(const BnShape *s, Layout l, bool relu, const float *x,
 struct MaskedGrad {
     const float *x, *dy, *mean, *scale, *beta;
     bool relu;
+    float zero; /* lowp_zero_bound: a smaller value's rounded output is 0 */
     __device__ float operator()(size_t i, int ch) const {
-        return relu && !(bn_value(x[i], mean[ch], scale[ch], beta[ch]) > 0) ? 0.0f : dy[i];
+        return relu && !(bn_value(x[i], mean[ch], scale[ch], beta[ch]) > zero) ? 0.0f : dy[i];
     }
 };
 
@@ -240,7 +241,9 @@ struct InputGrad {
     float *dx;
     Precision round;
     __device__ void operator()(size_t i, int ch) const {
-        dx[i] = round_lowp_device(round, a[ch] * grad(i, ch) - k[ch] * (grad.x[i] - grad.mean[ch]) + c0[ch]);
+        /* the cpu backend's arithmetic, each step rounded (no contraction into fma) */
+        float xc = __fsub_rn(grad.x[i], grad.mean[ch]);
+        dx[i] = round_lowp_device(round, __fadd_rn(__fsub_rn(__fmul_rn(a[ch], grad(i, ch)), __fmul_rn(k[ch], xc)), c0[ch]));
     }
 };
 
@@ -252,14 +255,16 @@ void bn_cuda_backward(const BnShape *s, Layout l, bool relu, const float *x, con
     const size_t rows = (size_t)s->n * s->hw;
     BnScratch t = bn_scratch(2, rows, s->c);
     bn_scale(s->c, gamma, save_invstd, t.f[0]);
-    MaskedGrad grad{x, dy, save_mean, t.f[0], beta, relu};
+    MaskedGrad grad{x, dy, save_mean, t.f[0], beta, relu, lowp_zero_bound(s->round)};
     FinishParamGrad param{save_invstd, dgamma, dbeta};
     FinishCoefficients coef{(double)rows * (sync ? sync->world : 1), gamma, save_invstd, t.f[1], t.f[2], t.f[3]};
     if (sync) {
         channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c}, StoreSums<2>{t.sums, s->c}, t.partial);
         finish_sums<2>(s->c, t.sums, param);
-        allreduce_device(sync, t.sums, 2 * s->c);
-        finish_sums<2>(s->c, t.sums, coef);
+        if (dx) { /* the all-reduced sums only serve dx (every rank has the same dx, so all take this branch) */
+            allreduce_device(sync, t.sums, 2 * s->c);
+            finish_sums<2>(s->c, t.sums, coef);
+        }
     } else {
         channel_reduce<2>(rows, s->c, LoadGrad{grad, s->c}, FinishGrad{param, coef}, t.partial);
     }
