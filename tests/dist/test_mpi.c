@@ -93,6 +93,11 @@ static void make_folder_data(const char *root) {
 static int rank_run(const char *dir, MethodKind method, Precision precision, RankMode mode, int max_steps) {
     omp_set_num_threads(1);
     Dist *d = dist_init();
+    if (d->local_rank != d->rank) { /* both ranks run on this one node: which GPU a rank takes comes from this */
+        fprintf(stderr, "rank %d: local rank %d\n", d->rank, d->local_rank);
+        dist_finalize(d);
+        return 1;
+    }
     if (mode == RANKS_BROKEN_ALLREDUCE)
         true_allreduce_f32 = d->allreduce_f32, d->allreduce_f32 = allreduce_not_identical;
     char own[700];

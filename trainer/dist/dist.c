@@ -13,7 +13,7 @@ static void none_allgather(Dist *d, const float *send, size_t n, float *recv) {
     if (recv != send) memcpy(recv, send, sizeof(float) * n);
 }
 
-static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL, none_allgather};
+static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL, none_allgather, NULL};
 
 Dist *dist_single(void) { return &SINGLE; }
 
@@ -49,7 +49,9 @@ Dist *dist_init(void) {
 }
 
 void dist_finalize(Dist *d) {
-    if (d && d != &SINGLE) dist_mpi_finalize(d);
+    if (!d || d == &SINGLE) return;
+    if (d->detach_gpu) d->detach_gpu(d);
+    dist_mpi_finalize(d);
 }
 
 #if !(defined(RSA_CUDA) && defined(RSA_MPI))

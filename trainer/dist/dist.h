@@ -25,6 +25,8 @@ struct Dist {
     void *impl;
     /* recv[r * n .. (r + 1) * n) = rank r's send (n floats each, host memory); identical on every rank. */
     void (*allgather_f32)(Dist *d, const float *send, size_t n, float *recv);
+    /* Frees what dist_attach_gpu set up (the NCCL communicator); NULL when there is nothing. dist_finalize calls it. */
+    void (*detach_gpu)(Dist *d);
 };
 
 /* Compares n 64-bit values across the processes (collective): the first rank whose values differ from rank 0's, -1
@@ -38,9 +40,9 @@ Dist *dist_init(void);
 void dist_finalize(Dist *d);
 Dist *dist_single(void);
 
-/* For the cuda backend, before its first use: binds this process to GPU local_rank mod (GPUs on the node) and sets
- * up NCCL for device all-reduces (the unique id goes from rank 0 to the others through MPI). Built with CUDA, MPI
- * and NCCL; -1 with rsa_fail otherwise. */
+/* For the cuda backend: binds this process to GPU local_rank mod (GPUs on the node) and sets up NCCL for device
+ * all-reduces (the unique id goes from rank 0 to the others through MPI); once per process, later calls do nothing.
+ * Built with CUDA, MPI and NCCL; -1 with rsa_fail otherwise. */
 int dist_attach_gpu(Dist *d);
 
 #endif

@@ -63,8 +63,11 @@ Dist *dist_mpi_init(void) {
     world.allreduce_f64 = mpi_f64;
     world.barrier = mpi_barrier;
     world.allgather_f32 = mpi_allgather;
-    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    world.local_rank = local ? atoi(local) : world.rank;
+    /* the rank among the processes that share this node's memory (and GPUs), whatever order mpirun placed them in */
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world.rank, MPI_INFO_NULL, &node));
+    MPI_CHECK(MPI_Comm_rank(node, &world.local_rank));
+    MPI_CHECK(MPI_Comm_free(&node));
     return &world;
 }
 

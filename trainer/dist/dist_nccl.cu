@@ -27,8 +27,13 @@ static void nccl_f32(Dist *d, float *buf, size_t n) {
     CUDA_CHECK(cudaStreamSynchronize(0));
 }
 
+static void nccl_detach(Dist *d) {
+    NCCL_CHECK(ncclCommDestroy(comm)); /* after the last all-reduce, which synchronised */
+    d->allreduce_device_f32 = NULL, d->detach_gpu = NULL;
+}
+
 extern "C" int dist_attach_gpu(Dist *d) {
-    if (d->world == 1) return 0;
+    if (d->world == 1 || d->allreduce_device_f32) return 0;
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
         return rsa_fail("run the cuda backend on a machine with NVIDIA GPUs", "rank %d sees no GPU", d->rank);
@@ -39,6 +44,7 @@ extern "C" int dist_attach_gpu(Dist *d) {
         return rsa_fail("check the mpirun command line", "rank %d could not receive the NCCL id", d->rank);
     NCCL_CHECK(ncclCommInitRank(&comm, d->world, id, d->rank));
     d->allreduce_device_f32 = nccl_f32;
+    d->detach_gpu = nccl_detach;
     return 0;
 }
 #endif
