@@ -28,7 +28,8 @@ void write_test_jpeg(const char *path, int w, int h, int seed);
 
 /* Batch norm and addition round what they write in their own pass (BnShape.round, add_forward's round): checks
  * that be gives the same bits as its fp32 op followed by round_lowp, in bf16 and fp16, with and without the ReLU,
- * at 32 channels (the cpu backend's 16-lane blocks) and 6 (its plain layout). */
+ * at 32 channels (the cpu backend's 16-lane blocks) and 6 (its plain layout); and that batch norm + ReLU backward
+ * masks the gradient exactly where the rounded output is 0 (in fp32 too), values at the rounding's edge included. */
 void check_fused_rounding(const Backend *be);
 
 struct Model;

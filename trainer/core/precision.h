@@ -10,6 +10,13 @@
 
 typedef enum { PRECISION_FP32, PRECISION_BF16, PRECISION_FP16 } Precision;
 
+/* The largest positive value that rounds to +0 in format p (half the smallest subnormal: the tie goes to even, 0).
+ * A ReLU whose output is rounded passes gradient where its input exceeds this; a backend that rebuilds the mask
+ * from the input must use it, not 0, to agree with the rounded output. */
+static inline float lowp_zero_bound(Precision p) {
+    return p == PRECISION_BF16 ? 0x1p-134f : p == PRECISION_FP16 ? 0x1p-25f : 0.0f;
+}
+
 #ifndef __cplusplus /* the CUDA backend rounds with cuda_bf16.h and cuda_fp16.h */
 #include <math.h>
 #include <stdint.h>

@@ -94,7 +94,8 @@ static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, i
 }
 
 /* Image n's sums of dy' and dy' (x - mean), dy' the gradient behind the ReLU, into part and part + N*C. The mask is
- * recomputed from x exactly as apply_slab computed y (y > 0 iff v > 0), so y is never read. */
+ * recomputed from x exactly as apply_slab computed y (y > 0 iff v > lowp_zero_bound: a smaller v rounds to 0), so y
+ * is never read. */
 static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *s, int L, int n, int g, bool relu,
                                                                  const float *x, const float *dy, const float *gamma,
                                                                  const float *beta, const float *mean,
@@ -102,6 +103,7 @@ static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *
     const int G = s->c / L, hw = s->hw;
     const Affine af = affine_load(L, g, gamma, beta, mean, invstd);
     const float *xp = SLAB(x, n, g), *dyp = SLAB(dy, n, g);
+    const float zero = lowp_zero_bound(s->round);
     float pd[16] = {0}, pdx[16] = {0};
     for (int p = 0; p < hw; p++)
 #pragma omp simd
@@ -109,7 +111,7 @@ static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *
             size_t i = (size_t)p * L + l;
             float xc = xp[i] - af.mean[l];
             float g0 = dyp[i];
-            float d = relu && !(xc * af.scale[l] + af.shift[l] > 0) ? 0.0f : g0;
+            float d = relu && !(xc * af.scale[l] + af.shift[l] > zero) ? 0.0f : g0;
             pd[l] += d;
             pdx[l] += d * xc;
         }
@@ -130,6 +132,7 @@ static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int 
         a[l] = coef[c], k[l] = coef[s->c + c], c0[l] = coef[2 * s->c + c];
     }
     const float *xp = SLAB(x, n, g), *dyp = SLAB(dy, n, g);
+    const float zero = lowp_zero_bound(rp);
     float *dxp = SLAB(dx, n, g);
     for (int p = 0; p < hw; p++)
 #pragma omp simd
@@ -137,7 +140,7 @@ static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int 
             size_t i = (size_t)p * L + l;
             float xc = xp[i] - af.mean[l];
             float g0 = dyp[i];
-            float d = relu && !(xc * af.scale[l] + af.shift[l] > 0) ? 0.0f : g0;
+            float d = relu && !(xc * af.scale[l] + af.shift[l] > zero) ? 0.0f : g0;
             dxp[i] = round_to(rp, a[l] * d - k[l] * xc + c0[l]);
         }
 }
