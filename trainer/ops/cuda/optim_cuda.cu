@@ -1,5 +1,6 @@
 /* Optimiser arithmetic of the cuda backend. Each element repeats optim_ref.c's operations with explicit roundings
- * (__fmul_rn and __fadd_rn are never contracted into an FMA), so a step has the bits of torch's in-place ops. The
+ * (__fmul_rn and __fadd_rn are never contracted into an FMA), so a step has the cpu backend's bits (backend.h says
+ * where torch's fused kernels differ in the last bit). The
  * sum of squares is reduced in a fixed order: fixed chunks, each summed in double by one block (fixed thread
  * stride, then a fixed tree), then the chunk sums by one block the same way. */
 #include "cuda_util.h"
