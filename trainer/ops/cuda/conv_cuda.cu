@@ -155,7 +155,9 @@ static Plan *plan_for(ConvOp *op, int n, Precision lowp) {
     bool det = cuda_deterministic(), tf32 = cuda_tf32();
     for (int i = 0; i < op->n_plans; i++) {
         Plan *p = &op->plans[i];
-        if (p->n == n && p->deterministic == det && p->tf32 == tf32 && p->lowp == lowp) return p;
+        /* TF32 cannot change a 16-bit plan: keyed on it, a toggle would choose (and count refusals) again */
+        if (p->n == n && p->deterministic == det && (lowp != PRECISION_FP32 || p->tf32 == tf32) && p->lowp == lowp)
+            return p;
     }
     Plan *grown = (Plan *)realloc(op->plans, sizeof(Plan) * (size_t)(op->n_plans + 1));
     if (!grown) rsa_fatal("free memory", "out of memory");
@@ -188,6 +190,7 @@ static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, i
         Choice c = {true, (int)perf[i].algo, perf[i].mathType, 0};
         CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, c.math));
         if (workspace(perf[i].algo, &c.workspace) != CUDNN_STATUS_SUCCESS) continue;
+        if (c.workspace > WORKSPACE_LIMIT) continue; /* the size it will allocate, not the list's estimate */
         return c;
     }
     if (lowp) return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
@@ -219,7 +222,12 @@ static const Choice *choose(ConvOp *op, const Plan *p, const Descs *d, bool lowp
     allow_math(d, p, lowp);
     int max = 0, count = 0;
     Perf *perf = perf_list<Perf>(max_count, &max);
-    list(max, &count, perf);
+    cudnnStatus_t st = list(max, &count, perf);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        if (!lowp)
+            rsa_fatal(CUDA_HINT, "cuDNN cannot list its %s algorithms: %s", direction, cudnnGetErrorString(st));
+        count = 0; /* a 16-bit configuration cuDNN rejects outright: the batch size runs on the fp32 plan */
+    }
     *slot = pick(d, p, lowp, perf, count, workspace, direction, &op->s);
     free(perf);
     return slot->chosen ? slot : NULL;
@@ -228,12 +236,10 @@ static const Choice *choose(ConvOp *op, const Plan *p, const Descs *d, bool lowp
 static const Choice *forward_choice(ConvOp *op, Plan *p) {
     const Descs *d = data_descs(op, p);
     auto list = [d, p](int max, int *count, cudnnConvolutionFwdAlgoPerf_t *perf) {
+        cudnnHandle_t h = cuda_cudnn();
         if (p->deterministic)
-            CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, count,
-                                                               perf));
-        else
-            CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(cuda_cudnn(), d->x, d->w, d->conv, d->y, max, count,
-                                                             perf));
+            return cudnnGetConvolutionForwardAlgorithm_v7(h, d->x, d->w, d->conv, d->y, max, count, perf);
+        return cudnnFindConvolutionForwardAlgorithm(h, d->x, d->w, d->conv, d->y, max, count, perf);
     };
     auto workspace = [d](cudnnConvolutionFwdAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y, algo, bytes);
@@ -246,12 +252,10 @@ static const Choice *forward_choice(ConvOp *op, Plan *p) {
 static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
     const Descs *d = data_descs(op, p);
     auto list = [d, p](int max, int *count, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+        cudnnHandle_t h = cuda_cudnn();
         if (p->deterministic)
-            CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cuda_cudnn(), d->w, d->y, d->conv, d->x, max,
-                                                                    count, perf));
-        else
-            CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(cuda_cudnn(), d->w, d->y, d->conv, d->x, max, count,
-                                                                  perf));
+            return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d->w, d->y, d->conv, d->x, max, count, perf);
+        return cudnnFindConvolutionBackwardDataAlgorithm(h, d->w, d->y, d->conv, d->x, max, count, perf);
     };
     auto workspace = [d](cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x, algo, bytes);
@@ -265,12 +269,10 @@ static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
 static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
     const Descs *d = &op->f32;
     auto list = [d, p](int max, int *count, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+        cudnnHandle_t h = cuda_cudnn();
         if (p->deterministic)
-            CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cuda_cudnn(), d->x, d->y, d->conv, d->w, max,
-                                                                      count, perf));
-        else
-            CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(cuda_cudnn(), d->x, d->y, d->conv, d->w, max,
-                                                                    count, perf));
+            return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d->x, d->y, d->conv, d->w, max, count, perf);
+        return cudnnFindConvolutionBackwardFilterAlgorithm(h, d->x, d->y, d->conv, d->w, max, count, perf);
     };
     auto workspace = [d](cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w, algo, bytes);
