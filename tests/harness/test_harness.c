@@ -273,6 +273,32 @@ static void test_unavailable_backend(void) {
     free(runs), free(text), free(file), free(out), free(res);
 }
 
+/* Under mpirun, a rank whose backend cannot run stops every rank before any run starts: rank 1 asks for cuda, rank
+ * 0 for cpu (mpirun's per-rank arguments). Rank 1 stops (when it binds its GPU, or when the plan's backends are
+ * opened) with its message; rank 0, waiting for it at the backends' agreement, must not hang or train. */
+static void test_rank_without_backend(void) {
+    if (backend_cuda()) {
+        test_skip("rank_without_backend", "this build has a usable GPU, so backend \"cuda\" is available");
+        return;
+    }
+    char *res = xasprintf("%s/nocuda-mpi", test_tmpdir());
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    char *argv[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll", "^tuned",
+                    "-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke",
+                    "--results", res, "--only", "Random", "--backend", "cpu", ":", "-np", "1", "-x",
+                    "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke", "--results", res, "--only",
+                    "Random", "--backend", "cuda", NULL};
+    char *out = out_file("nocuda_mpi");
+    int rc = run_command(NULL, argv, out);
+    char *text = slurp(out);
+    CHECK(rc != 0 && rc != 124, "mpirun exited %d (124: a rank waited for the other):\n%.3000s", rc, text);
+    CHECK_HAS(text, "rsa: rank 1: ");
+    CHECK(strstr(text, "training ") == NULL, "a rank trained:\n%.3000s", text);
+    char *runs = xasprintf("%s/runs", res);
+    CHECK(!dir_exists(runs), "%s was made", runs);
+    free(runs), free(text), free(out), free(file), free(res);
+}
+
 /* ---- data parallel without a shared results directory ---- */
 
 /* `mpirun` with a results directory per rank, as on nodes with local disks: the ranks follow rank 0's plan. The
@@ -630,6 +656,7 @@ int main(void) {
     RUN(test_check_and_help);
     RUN(test_lock);
     RUN(test_unavailable_backend);
+    RUN(test_rank_without_backend);
     RUN(test_ranks_follow_rank0_plan);
     RUN(test_world_from_launcher);
     RUN(test_report_paper_scale_gap);
