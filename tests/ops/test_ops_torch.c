@@ -8,6 +8,7 @@
 #include "trainer/core/error.h"
 #include "trainer/ops/ref/ops_ref.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -384,6 +385,51 @@ static void test_bf16_ops(void) {
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(got);
 }
 
+/* torch.optim.SGD's step and the BYOL EMA. The EMA (torch: mul, mul, add) must give torch's bits. torch's SGD
+ * rounds `add(x, alpha)` once (an FMA) where ours rounds the product and the sum (backend.h), so each weight and
+ * momentum buffer may differ from torch's by one rounding of the terms that make it (2 float epsilons of their
+ * magnitudes: more than an ulp of the result where g and wd w nearly cancel); how many differ is printed. */
+static void test_optimiser(void) {
+    size_t n;
+    float *w = fixture_f32(&fx, "sgd.w", &n), *g = fixture_f32(&fx, "sgd.g", NULL);
+    float *buf = fixture_f32(&fx, "sgd.buf", NULL);
+    float *hyper = fixture_f32(&fx, "sgd.hyper", NULL), *got = test_alloc(n), *got_buf = test_alloc(n);
+    for (int nesterov = 0; nesterov < 2; nesterov++) {
+        char key[32];
+        snprintf(key, sizeof key, "sgd%d.w", nesterov);
+        float *want = fixture_f32(&fx, key, NULL);
+        snprintf(key, sizeof key, "sgd%d.buf", nesterov);
+        float *want_buf = fixture_f32(&fx, key, NULL);
+        float *dw = be_put_flat(be, w, n), *dg = be_put_flat(be, g, n), *db = be_put_flat(be, buf, n);
+        be->sgd_update(n, dw, dg, db, hyper[0], hyper[1], hyper[2], nesterov);
+        be_get_flat(be, dw, n, got), be_get_flat(be, db, n, got_buf);
+        const double lr = hyper[0], mom = hyper[1], wd = hyper[2];
+        size_t off_w = 0, off_b = 0, bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            double gp = fabs(g[i]) + wd * fabs(w[i]), b_terms = mom * fabs(buf[i]) + gp;
+            double step = nesterov ? gp + mom * fabs(want_buf[i]) : fabs(want_buf[i]);
+            double w_terms = fabs(w[i]) + lr * (step + b_terms);
+            off_w += got[i] != want[i], off_b += got_buf[i] != want_buf[i];
+            bad += fabs((double)got_buf[i] - want_buf[i]) > 2 * FLT_EPSILON * b_terms ||
+                   fabs((double)got[i] - want[i]) > 2 * FLT_EPSILON * w_terms;
+        }
+        CHECK(bad == 0, "sgd[%s] nesterov %d: %zu elements differ from torch by more than a rounding of their terms",
+              be->name, nesterov, bad);
+        printf("  # sgd[%s] nesterov %d: %zu of %zu weights and %zu buffers differ from torch's (its FMA)\n",
+               be->name, nesterov, off_w, n, off_b);
+        be_free(be, dw, n), be_free(be, dg, n), be_free(be, db, n);
+        free(want), free(want_buf);
+    }
+    float *k = fixture_f32(&fx, "ema.k", &n), *q = fixture_f32(&fx, "ema.q", NULL);
+    float *ab = fixture_f32(&fx, "ema.ab", NULL), *want = fixture_f32(&fx, "ema.out", NULL);
+    float *dk = be_put_flat(be, k, n), *dq = be_put_flat(be, q, n);
+    be->axpby(n, ab[1], dq, ab[0], dk); /* k = (1 - m) q + m k */
+    be_get_flat(be, dk, n, got);
+    check("ema", got, want, n, 0);
+    be_free(be, dk, n), be_free(be, dq, n);
+    free(k), free(q), free(ab), free(want), free(w), free(g), free(buf), free(hyper), free(got), free(got_buf);
+}
+
 int main(void) {
     if (fixture_open(&fx, "ops.safetensors") != 0) {
         test_run("open_fixture", test_loss_ops); /* records the failure already printed */
@@ -413,6 +459,8 @@ int main(void) {
         test_run(label, test_linear);
         snprintf(label, sizeof label, "bf16_ops[%s]", names[i]);
         test_run(label, test_bf16_ops);
+        snprintf(label, sizeof label, "optimiser[%s]", names[i]);
+        test_run(label, test_optimiser);
     }
     st_close(&fx);
     return test_finish();

@@ -21,7 +21,7 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
-VERSION = "4"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
+VERSION = "5"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
 
 torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True)
@@ -227,6 +227,29 @@ def bf16_cases(out):
     out["bf16linear.dw"], out["bf16linear.db"] = f32(wb.grad.float()), f32(bb.grad.float())
 
 
+def optim_cases(out):
+    """One torch.optim.SGD step (momentum 0.9, weight decay 5e-4, plain and Nesterov) and one BYOL EMA update, as
+    the official code writes it (param_k * m + param_q * (1 - m)), on random weights, gradients and buffers."""
+    g = torch.Generator().manual_seed(500)
+    n = 1031  # not a multiple of a vector width: the kernels' tails too
+    w = torch.randn(n, generator=g)
+    grad = torch.randn(n, generator=g) * 0.01
+    buf = torch.randn(n, generator=g) * 0.01
+    out["sgd.w"], out["sgd.g"], out["sgd.buf"] = f32(w), f32(grad), f32(buf)
+    out["sgd.hyper"] = np.array([0.05, 0.9, 5e-4], dtype=np.float32)  # lr, momentum, weight decay
+    for nesterov in (0, 1):
+        p = nn.Parameter(w.clone())
+        p.grad = grad.clone()
+        opt = torch.optim.SGD([p], lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=bool(nesterov))
+        opt.state[p]["momentum_buffer"] = buf.clone()
+        opt.step()
+        out[f"sgd{nesterov}.w"], out[f"sgd{nesterov}.buf"] = f32(p.detach()), f32(opt.state[p]["momentum_buffer"])
+    k, q, m = torch.randn(n, generator=g), torch.randn(n, generator=g), 0.996
+    # the two scalars as torch multiplies by them: Python's doubles m and 1 - m, each rounded to float
+    out["ema.k"], out["ema.q"], out["ema.ab"] = f32(k), f32(q), np.array([m, 1.0 - m], dtype=np.float32)
+    out["ema.out"] = f32(k * m + q * (1.0 - m))
+
+
 def main():
     outdir = sys.argv[1]
     small = "--small" in sys.argv
@@ -236,6 +259,7 @@ def main():
     bn_cases(ops)
     misc_cases(ops)
     bf16_cases(ops)
+    optim_cases(ops)
     st.save(os.path.join(outdir, "ops.safetensors"), ops, {"fixture_version": VERSION, "torch": torch.__version__})
     if small:
         return
