@@ -243,7 +243,8 @@ struct InputGrad {
     __device__ void operator()(size_t i, int ch) const {
         /* the cpu backend's arithmetic, each step rounded (no contraction into fma) */
         float xc = __fsub_rn(grad.x[i], grad.mean[ch]);
-        dx[i] = round_lowp_device(round, __fadd_rn(__fsub_rn(__fmul_rn(a[ch], grad(i, ch)), __fmul_rn(k[ch], xc)), c0[ch]));
+        float v = __fadd_rn(__fsub_rn(__fmul_rn(a[ch], grad(i, ch)), __fmul_rn(k[ch], xc)), c0[ch]);
+        dx[i] = round_lowp_device(round, v);
     }
 };
 
