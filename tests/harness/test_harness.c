@@ -273,6 +273,24 @@ static void test_unavailable_backend(void) {
     free(runs), free(text), free(file), free(out), free(res);
 }
 
+/* `rsa run FILE --scale smoke --only Random` as two MPI ranks under a 120 s limit, each rank with its own results
+ * directory and, when given, its own --backend (mpirun's per-rank argument lists); the exit status (124: the limit). */
+static int mpirun_two_smoke(const char *out, const char *file, const char *res0, const char *backend0,
+                            const char *res1, const char *backend1) {
+    char *argv[48] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll", "^tuned"};
+    int n = 8;
+    for (int r = 0; r < 2; r++) {
+        char *rank[] = {"-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", (char *)file, "--scale",
+                        "smoke", "--results", (char *)(r ? res1 : res0), "--only", "Random"};
+        const char *backend = r ? backend1 : backend0;
+        if (r) argv[n++] = ":";
+        for (size_t i = 0; i < sizeof rank / sizeof rank[0]; i++) argv[n++] = rank[i];
+        if (backend) argv[n++] = "--backend", argv[n++] = (char *)backend;
+    }
+    argv[n] = NULL;
+    return run_command(NULL, argv, out);
+}
+
 /* Under mpirun, a rank whose backend cannot run stops every rank before any run starts: rank 1 asks for cuda, rank
  * 0 for cpu (mpirun's per-rank arguments). Rank 1 stops (when it binds its GPU, or when the plan's backends are
  * opened) with its message; rank 0, waiting for it at the backends' agreement, must not hang or train. */
@@ -283,13 +301,8 @@ static void test_rank_without_backend(void) {
     }
     char *res = xasprintf("%s/nocuda-mpi", test_tmpdir());
     char *file = xasprintf("%s/experiments/table1.lua", home());
-    char *argv[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll", "^tuned",
-                    "-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke",
-                    "--results", res, "--only", "Random", "--backend", "cpu", ":", "-np", "1", "-x",
-                    "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke", "--results", res, "--only",
-                    "Random", "--backend", "cuda", NULL};
     char *out = out_file("nocuda_mpi");
-    int rc = run_command(NULL, argv, out);
+    int rc = mpirun_two_smoke(out, file, res, "cpu", res, "cuda");
     char *text = slurp(out);
     CHECK(rc != 0 && rc != 124, "mpirun exited %d (124: a rank waited for the other):\n%.3000s", rc, text);
     CHECK_HAS(text, "rsa: rank 1: ");
@@ -307,13 +320,9 @@ static void test_rank_without_backend(void) {
 static void test_ranks_follow_rank0_plan(void) {
     char *a = xasprintf("%s/rank0-store", test_tmpdir()), *b = xasprintf("%s/rank1-store", test_tmpdir());
     char *file = xasprintf("%s/experiments/table1.lua", home());
-    char *argv[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll", "^tuned",
-                    "-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke",
-                    "--results", a, "--only", "Random", ":", "-np", "1", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin,
-                    "run", file, "--scale", "smoke", "--results", b, "--only", "Random", NULL};
     char *out = out_file("mpi_plan");
     for (int call = 0; call < 2; call++) {
-        int rc = run_command(NULL, argv, out);
+        int rc = mpirun_two_smoke(out, file, a, NULL, b, NULL);
         char *text = slurp(out);
         CHECK(rc == 0, "call %d: mpirun exited %d (124: the ranks waited for each other):\n%.3000s", call + 1, rc,
               text ? text : "");
