@@ -93,6 +93,12 @@ static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, i
         }
 }
 
+/* dy behind the ReLU, its mask rebuilt from the normalised value v as apply_slab computed it: y > 0 iff v exceeds
+ * the largest value the rounding takes to 0 (zero = lowp_zero_bound; 0 in fp32). */
+static inline __attribute__((always_inline)) float behind_relu(bool relu, float v, float zero, float dy) {
+    return relu && !(v > zero) ? 0.0f : dy;
+}
+
 /* Image n's sums of dy' and dy' (x - mean), dy' the gradient behind the ReLU, into part and part + N*C. The mask is
  * recomputed from x exactly as apply_slab computed y (y > 0 iff v > lowp_zero_bound: a smaller v rounds to 0), so y
  * is never read. */
@@ -110,8 +116,7 @@ static inline __attribute__((always_inline)) void grad_sums_slab(const BnShape *
         for (int l = 0; l < L; l++) {
             size_t i = (size_t)p * L + l;
             float xc = xp[i] - af.mean[l];
-            float g0 = dyp[i];
-            float d = relu && !(xc * af.scale[l] + af.shift[l] > zero) ? 0.0f : g0;
+            float d = behind_relu(relu, xc * af.scale[l] + af.shift[l], zero, dyp[i]);
             pd[l] += d;
             pdx[l] += d * xc;
         }
@@ -139,8 +144,7 @@ static inline __attribute__((always_inline)) void dx_slab(const BnShape *s, int 
         for (int l = 0; l < L; l++) {
             size_t i = (size_t)p * L + l;
             float xc = xp[i] - af.mean[l];
-            float g0 = dyp[i];
-            float d = relu && !(xc * af.scale[l] + af.shift[l] > zero) ? 0.0f : g0;
+            float d = behind_relu(relu, xc * af.scale[l] + af.shift[l], zero, dyp[i]);
             dxp[i] = round_to(rp, a[l] * d - k[l] * xc + c0[l]);
         }
 }
