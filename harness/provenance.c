@@ -6,6 +6,7 @@
 #include "trainer/core/fileio.h"
 #include "trainer/data/data.h"
 #include "trainer/ops/cpu/conv_cpu.h"
+#include "trainer/train/trainer.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -269,7 +270,8 @@ static const char *lowp_convolutions(const TrainConfig *c) {
     return plain;
 }
 
-char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command) {
+char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command,
+                      int processes_on_node) {
     Str b = {0};
     char when[64];
     utc_now(when, sizeof when);
@@ -294,7 +296,8 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
     str_addf(&b, "compute_threads = %d\n", omp_get_max_threads());
     const char *wait = getenv("OMP_WAIT_POLICY");
     str_addf(&b, "omp_wait_policy = %s\n", wait ? wait : "default");
-    str_addf(&b, "loader_threads = %d\n", c->loader_threads);
+    str_addf(&b, "loader_threads = %d%s\n", train_loader_threads(c, processes_on_node),
+             c->loader_threads == LOADER_THREADS_AUTO ? " (auto)" : "");
     str_addf(&b, "backend = %s\n", c->backend);
     bool cuda = strcmp(c->backend, "cuda") == 0;
     if (c->precision != PRECISION_FP32)

@@ -17,7 +17,8 @@ bool dataset_present(const char *name, const char *root, char **missing);
 
 /* The provenance section of one session (malloc'd text, key = value lines). cache_dir keeps file checksums keyed
  * by (path, size, mtime) so that large data sets are hashed once. */
-char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command);
+char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command,
+                      int processes_on_node);
 /* One line for reports: CPU model, cores, backend, threads. */
 char *hardware_line(const char *backend);
 /* Library versions on one line ("Lua 5.4.4, oneDNN 3.0.0, ..."). */

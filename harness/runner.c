@@ -169,7 +169,7 @@ static int write_provenance(const Ctx *ctx, const ExpRun *r) {
     char *path = xasprintf("%s/runs/%s/provenance.txt", ctx->results, r->id);
     char *cache = xasprintf("%s/.cache", ctx->results);
     char *old = slurp(path);
-    char *now = provenance_text(&r->cfg, ctx->home, cache, ctx->command);
+    char *now = provenance_text(&r->cfg, ctx->home, cache, ctx->command, ctx->dist ? ctx->dist->local_size : 1);
     char *text = xasprintf("%s%s", old ? old : "", now);
     int rc = atomic_write_text(path, text);
     free(text), free(now), free(old), free(cache), free(path);

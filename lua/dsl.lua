@@ -172,6 +172,7 @@ local function describe(e)
   if e.min and e.max then d = d .. " in [" .. e.min .. ", " .. e.max .. "]"
   elseif e.min then d = d .. " >= " .. e.min
   elseif e.max then d = d .. " <= " .. e.max end
+  for _, w in ipairs(e.words or {}) do d = d .. " or \"" .. w .. "\"" end
   return d
 end
 
@@ -194,6 +195,10 @@ local function check_value(e, v, loc, kp, errs)
     return v
   end
   if t == "integer" then
+    if type(v) == "string" and e.words then
+      for _, w in ipairs(e.words) do if w == v then return v end end
+      return bad(suggest(v, e.words))
+    end
     if math.type(v) == "float" and v == math.floor(v) and v == v and math.abs(v) < 2 ^ 53 then v = math.tointeger(v) end
     if math.type(v) ~= "integer" then return bad() end
     return range(v)
@@ -1010,7 +1015,8 @@ function M.help()
     if e.allowed then p(string.format("  %-18s           allowed: %s", "", table.concat(e.allowed, ", "))) end
     if e.min or e.max then
       p(string.format("  %-18s           range: %s", "", (e.min and (">= " .. e.min) or "") ..
-        (e.min and e.max and ", " or "") .. (e.max and ("<= " .. e.max) or "")))
+        (e.min and e.max and ", " or "") .. (e.max and ("<= " .. e.max) or "") ..
+        (e.words and (", or " .. table.concat(e.words, ", ")) or "")))
     end
     p(string.format("  %-18s           %s", "", e.doc))
     if e.fields then

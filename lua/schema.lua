@@ -11,7 +11,8 @@
 --
 -- Field meanings: type = "string" | "integer" | "number" | "boolean" | "enum" | "list" | "struct" | "schedule"
 -- | "any"; allowed = list (enum); default = value or function(c) of the run keys resolved so far (then default_doc
--- says it in words); min/max (numbers); of = the element type of a list; len = a fixed list length; fields = the
+-- says it in words); min/max (numbers); words = strings an integer key also takes (loader_threads' "auto");
+-- of = the element type of a list; len = a fixed list length; fields = the
 -- sub-schema of a struct; presets = names a struct may be given as instead (expanded before validation).
 
 local S = {}
@@ -44,8 +45,10 @@ S.run = {
   { key = "image_size", group = "data", type = "integer", min = 0, default = 0,
     doc = "view size in pixels; 0: the data set's (32 CIFAR and Fashion-MNIST, 64 STL-10 and Tiny ImageNet, " ..
           "224 ImageNet)" },
-  { key = "loader_threads", group = "data", type = "integer", min = 0, default = 2, hash = false,
-    doc = "data loader threads (batches do not depend on it)" },
+  { key = "loader_threads", group = "data", type = "integer", min = 0, max = 256, words = { "auto" },
+    default = "auto", hash = false,
+    doc = "data loader threads (batches do not depend on it); auto: 2 on the cpu backend, a GPU process's share " ..
+          "of its node's cores on cuda (at most 32)" },
 
   -- networks ------------------------------------------------------------------------------------------------------
   { key = "backbone", group = "network", type = "struct", presets = S.backbone_presets,

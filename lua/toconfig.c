@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { T_STR, T_INT, T_NUM, T_BOOL, T_ENUM, T_SCHED, T_STRUCT, T_LIST };
+enum { T_STR, T_INT, T_NUM, T_BOOL, T_ENUM, T_SCHED, T_STRUCT, T_LIST, T_INT_OR_AUTO };
 
 typedef struct {
     const char *key;
@@ -18,7 +18,7 @@ typedef struct {
 /* Every run key of lua/schema.lua, and how it is read. */
 static const KeyDef KEYS[] = {
     {"dataset", T_STR},       {"data_root", T_STR},         {"subset", T_INT},
-    {"eval_subset", T_INT},   {"image_size", T_INT},        {"loader_threads", T_INT},
+    {"eval_subset", T_INT},   {"image_size", T_INT},        {"loader_threads", T_INT_OR_AUTO},
     {"backbone", T_STRUCT},   {"proj_hidden", T_INT},       {"proj_out", T_INT},        {"pred_hidden", T_INT},
     {"method", T_ENUM},       {"views", T_ENUM},            {"beta_base", T_NUM},
     {"beta_schedule", T_SCHED}, {"tau_base", T_NUM},        {"temperature", T_NUM},
@@ -45,6 +45,7 @@ static int field(lua_State *S, int t, const char *k, int type, char *err, size_t
     int lt = lua_type(S, -1);
     bool ok = (type == T_STR || type == T_ENUM) ? lt == LUA_TSTRING
               : (type == T_INT || type == T_NUM) ? lt == LUA_TNUMBER
+              : type == T_INT_OR_AUTO            ? lt == LUA_TNUMBER || lt == LUA_TSTRING
               : type == T_BOOL                   ? lt == LUA_TBOOLEAN
               : type == T_SCHED                  ? (lt == LUA_TSTRING || lt == LUA_TFUNCTION)
                                                  : lt == LUA_TTABLE;
@@ -113,7 +114,9 @@ int toconfig(lua_State *S, TrainConfig *c, bool *beta_fn, bool *lr_fn, char *err
     c->eval_subset = integer(S, t, "eval_subset");
     int size = (int)integer(S, t, "image_size");
     if (size > 0) c->image_size = size; /* else train_config_defaults' data set size */
-    c->loader_threads = (int)integer(S, t, "loader_threads");
+    lua_getfield(S, t, "loader_threads");
+    c->loader_threads = lua_isinteger(S, -1) ? (int)lua_tointeger(S, -1) : LOADER_THREADS_AUTO; /* "auto" */
+    lua_pop(S, 1);
 
     lua_getfield(S, t, "backbone");
     int bb = lua_gettop(S);

@@ -107,8 +107,9 @@ static void test_threads_identical(void) {
     for (ViewMode m = VIEWS_MA; m <= VIEWS_EVAL_TEST; m++) {
         if (m == VIEWS_NONE) continue;
         Run base = run_epoch(mem_ds, spec_for(m, 0), 3, 0);
-        for (int t = 1; t <= 3; t++) {
-            LoaderSpec s = spec_for(m, t);
+        for (int t = 1; t <= 4; t++) {
+            /* 8 threads: a chunk of one sample, so the threads interleave within each batch */
+            LoaderSpec s = spec_for(m, t == 4 ? 8 : t);
             s.prefetch = t == 3 ? 2 : 0; /* fewer slots than threads too */
             Run r = run_epoch(mem_ds, s, 3, 0);
             CHECK(r.steps == base.steps && same_steps(&base, &r, 0, 16), "mode %s: %d threads differ from 0",
@@ -352,7 +353,7 @@ static void test_folder_loader(void) {
     dataset_close(ds);
     o.allow_corrupt = true;
     ds = dataset_open("imagenet", "train", &o);
-    for (int threads = 0; threads <= 2; threads += 2) {
+    for (int threads = 0; threads <= 10; threads += 5) { /* 5 and 10 threads share the batch of 18 */
         s.threads = threads;
         l = loader_new(ds, &s);
         loader_start(l, 0, 0);
@@ -414,10 +415,30 @@ static void test_memory_hooks(void) {
     CHECK(hook_allocs == 3, "%d slots from the hooks, want the 3 prefetch slots", hook_allocs);
     CHECK(hook_live == 0 && hook_bytes == 0, "%d slots (%zu bytes) not handed back", hook_live, hook_bytes);
     CHECK(r.steps == base.steps && same_steps(&base, &r, 0, 16), "batches differ in the hooks' memory");
-    run_free(&r), run_free(&base);
+    run_free(&r);
+    /* the threads share each batch, so the memory does not grow with them: 3 slots by default for any count */
+    hook_allocs = 0;
+    s.threads = 12, s.prefetch = 0;
+    Run many = run_epoch(mem_ds, s, 1, 0);
+    CHECK(hook_allocs == 3, "%d slots with 12 threads, want 3", hook_allocs);
+    CHECK(many.steps == base.steps && same_steps(&base, &many, 0, 16), "12 threads change the batches");
+    run_free(&many), run_free(&base);
     s.host_free = NULL;
     CHECK(loader_new(mem_ds, &s) == NULL && strstr(rsa_error_message(), "host_alloc and host_free"), "%s",
           rsa_error_message());
+}
+
+/* loader_threads = "auto": 2 on the cpu backend; a GPU process's share of the node, less its own thread */
+static void test_auto_threads(void) {
+    CHECK(loader_threads_for(false, 64, 64, 1) == 2, "cpu backend: 2");
+    CHECK(loader_threads_for(true, 224, 224, 8) == 27, "8 GPUs on 224 cores: %d", loader_threads_for(true, 224, 224, 8));
+    CHECK(loader_threads_for(true, 7, 224, 8) == 6, "bound to 7 cores: %d", loader_threads_for(true, 7, 224, 8));
+    CHECK(loader_threads_for(true, 2, 2, 1) == 2 && loader_threads_for(true, 512, 512, 1) == 32, "clamped to [2, 32]");
+    CHECK(loader_threads_for(true, 16, 16, 0) == 15, "no process count: the node's");
+    int here = loader_threads_auto(true, 1);
+    CHECK(here >= 2 && here <= 32, "auto here: %d", here);
+    test_note("loader_threads auto on this machine: %d for one GPU process, %d on the cpu backend", here,
+              loader_threads_auto(false, 1));
 }
 
 static void test_bad_specs(void) {
@@ -451,6 +472,7 @@ int main(void) {
     RUN(test_folder_loader);
     RUN(test_spec_defaults);
     RUN(test_memory_hooks);
+    RUN(test_auto_threads);
     RUN(test_bad_specs);
     dataset_close(mem_ds);
     return test_finish();

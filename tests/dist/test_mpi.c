@@ -93,8 +93,9 @@ static void make_folder_data(const char *root) {
 static int rank_run(const char *dir, MethodKind method, Precision precision, RankMode mode, int max_steps) {
     omp_set_num_threads(1);
     Dist *d = dist_init();
-    if (d->local_rank != d->rank) { /* both ranks run on this one node: which GPU a rank takes comes from this */
-        fprintf(stderr, "rank %d: local rank %d\n", d->rank, d->local_rank);
+    /* both ranks run on this one node: which GPU a rank takes and its loaders' share of the cores come from this */
+    if (d->local_rank != d->rank || d->local_size != d->world) {
+        fprintf(stderr, "rank %d: local rank %d of %d\n", d->rank, d->local_rank, d->local_size);
         dist_finalize(d);
         return 1;
     }

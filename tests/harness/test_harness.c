@@ -215,12 +215,13 @@ static void test_provenance_lowp_convolutions(void) {
     TrainConfig c;
     CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
     snprintf(c.backend, sizeof c.backend, "cpu");
-    char *fp32 = provenance_text(&c, home(), test_tmpdir(), "test");
+    char *fp32 = provenance_text(&c, home(), test_tmpdir(), "test", 1);
     c.precision = PRECISION_BF16;
-    char *bf16 = provenance_text(&c, home(), test_tmpdir(), "test");
+    char *bf16 = provenance_text(&c, home(), test_tmpdir(), "test", 1);
     c.precision = PRECISION_FP16;
-    char *fp16 = provenance_text(&c, home(), test_tmpdir(), "test");
+    char *fp16 = provenance_text(&c, home(), test_tmpdir(), "test", 1);
     CHECK(fp32 && !strstr(fp32, "lowp_convolutions"), "an fp32 run names 16-bit convolutions");
+    CHECK_HAS(fp32, "loader_threads = 2 (auto)\n"); /* the count a run's loaders use, resolved */
     CHECK_HAS(bf16, conv_cpu_native_bf16() ? "lowp_convolutions = oneDNN bf16 kernels"
                                            : "lowp_convolutions = fp32 kernels on the rounded values");
     CHECK_HAS(fp16, "lowp_convolutions = fp32 kernels on the rounded values");

@@ -131,6 +131,25 @@ static void test_validation_more(void) {
     m = expect_error(p, NULL);
     CHECK_HAS(m, "must return a table");
     free(p);
+    /* loader_threads: a count or "auto", nothing else */
+    p = put("threads.lua", "return {\n  dataset = \"fashionmnist\",\n  loader_threads = \"atuo\",\n}\n");
+    m = expect_error(p, NULL);
+    CHECK_HAS(m, "threads.lua:3: loader_threads: expected an integer in [0, 256] or \"auto\", got \"atuo\" "
+                 "(did you mean 'auto'?)");
+    free(p);
+    p = put("threads.lua", "return { dataset = \"fashionmnist\", loader_threads = 257 }\n");
+    CHECK_HAS(expect_error(p, NULL), "loader_threads: expected an integer in [0, 256] or \"auto\", got 257");
+    free(p);
+    Experiment et;
+    p = put("threads.lua", "return { dataset = \"fashionmnist\", loader_threads = 5 }\n");
+    CHECK(expand(p, NULL, &et) == 0 && et.n_runs == 1 && et.runs[0].cfg.loader_threads == 5, "%s", luaexp_error(L));
+    experiment_free(&et);
+    free(p);
+    p = put("threads.lua", "return { dataset = \"fashionmnist\" }\n");
+    CHECK(expand(p, NULL, &et) == 0 && et.n_runs == 1 && et.runs[0].cfg.loader_threads == LOADER_THREADS_AUTO,
+          "the default is auto: %s", luaexp_error(L));
+    experiment_free(&et);
+    free(p);
     /* a missing base file names where it looked */
     p = put("nobase.lua", "return {\n  extends = \"nonexistent_base.lua\",\n}\n");
     m = expect_error(p, NULL);

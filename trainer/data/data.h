@@ -183,8 +183,9 @@ typedef struct {
     int resize;          /* VIEWS_EVAL_TEST: shorter side resized to this first; 0: CenterCrop only */
     double scale_lo;     /* RandomResizedCrop scale; 0: the mode's default ((0.2, 1) SSL, (0.08, 1) EVAL_TRAIN) */
     double scale_hi;
-    int threads;         /* worker threads; 0: batches are made in the caller's thread inside loader_next */
-    int prefetch;        /* batches made ahead (>= 1; 0: threads + 1) */
+    int threads;         /* worker threads, sharing each batch; 0: batches are made in the caller's thread inside
+                            loader_next (loader_threads_auto: how many a process should run) */
+    int prefetch;        /* batch slots (>= 1; 0: 3, one held, one being made, one ready; 1 without threads) */
     int rank, world;     /* world 0 counts as 1 */
     bool jpeg_dct_scale; /* folder data sets: let TurboJPEG reduce the image in the IDCT when every crop of the
                             sample still has at least `size` pixels per side after it (faster, not PIL's pixels) */
@@ -198,6 +199,14 @@ typedef struct {
  * 256; shuffle for the SSL modes and EVAL_TRAIN; drop_last for the SSL modes only; eval streams for EVAL_*;
  * 2 threads. */
 int loader_spec_default(const char *name, ViewMode mode, uint64_t seed, LoaderSpec *spec);
+
+/* The loader threads a process runs when the experiment says loader_threads = "auto" (the default). A process on
+ * the cpu backend: 2, since its compute threads take the cores and 2 threads make batches many times faster than
+ * the CPU trains on them (REPRODUCE.md, "Performance"). A process that feeds a GPU: its share of the node's cores
+ * (the fewer of the cores it may run on and the online cores over the processes on its node), less one for its own
+ * thread, which drives the GPU; at least 2 and at most 32. loader_threads_for is the rule on given counts. */
+int loader_threads_auto(bool feeds_gpu, int processes_on_node);
+int loader_threads_for(bool feeds_gpu, int cores_usable, int cores_online, int processes_on_node);
 
 typedef struct {
     int n;          /* images in this batch */

@@ -1,10 +1,13 @@
 /* The multi-threaded batch loader.
  *
- * Batches are the unit of work: a worker claims the next step of the epoch, makes the whole batch into one of
- * `prefetch` slots (slot = step mod prefetch) and marks it ready; loader_next hands the slots out in step order.
- * A slot is reused only after the consumer released it, which bounds the memory and the work done ahead. Every
- * value in a batch is a function of (seed, epoch, dataset index, view) and of the epoch's order, never of which
- * thread made it, so the batches are identical for any number of threads (tests/data/test_loader.c checks this).
+ * Batches are made in order into `prefetch` slots (slot = step mod prefetch); loader_next hands them out in step
+ * order, and a slot is reused only after the consumer released it, which bounds the memory and the work done ahead.
+ * The workers share the batches sample by sample: a worker claims the next few samples of the earliest batch not yet
+ * handed out (a chunk), makes them into their places, and the batch is ready when its last chunk is. So every thread
+ * works on the batch needed next, and the memory is `prefetch` batches whatever the thread count (a GPU process may
+ * run dozens of loader threads: a worker per batch would need a slot per thread). Every value in a batch is a
+ * function of (seed, epoch, dataset index, view) and of the epoch's order, never of which thread made it, so the
+ * batches are identical for any number of threads (tests/data/test_loader.c checks this).
  *
  * A sample whose image does not decode fails the batch (the error names the file), or, when the data set was opened
  * with allow_corrupt, is replaced by the next sample of this rank's epoch order that decodes (wrapping around): a
@@ -17,10 +20,12 @@
 #include "trainer/core/hostmem.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_HELD };
 
@@ -28,6 +33,8 @@ typedef struct {
     Batch b;
     int state;
     int64_t step;
+    int claimed;   /* SLOT_FILLING: samples handed to workers */
+    int remaining; /* SLOT_FILLING: samples not made yet */
     void *mem;
     size_t bytes;
 } Slot;
@@ -52,12 +59,13 @@ struct Loader {
     Worker *workers;
     int nworkers;
     Worker sync; /* threads == 0: batches made by the caller */
+    int chunk;   /* samples a worker claims at a time */
     pthread_mutex_t mu;
     pthread_cond_t work, ready;
     bool running, stop;
     int epoch;
-    int64_t next_claim, next_give;
-    int filling;
+    int64_t next_claim, next_give; /* next_claim: the batch whose samples are being handed out */
+    int filling;                   /* chunks being made */
     bool failed;
     char error[2048];
     LoaderStats stats;
@@ -128,19 +136,45 @@ static int make_sample(Worker *w, int epoch, int64_t pos, Batch *b, int k) {
                     ds->name);
 }
 
-static int make_batch(Worker *w, int epoch, int64_t step, Slot *slot) {
-    struct Loader *l = w->l;
+/* Under the lock: slot becomes step's batch, to be filled. */
+static void batch_begin(struct Loader *l, Slot *slot, int64_t step) {
     Batch *b = &slot->b;
-    int64_t first = step * l->spec.batch, left = l->n_rank - first;
+    int64_t left = l->n_rank - step * l->spec.batch;
     b->n = (int)(left < l->spec.batch ? left : l->spec.batch);
-    b->epoch = epoch;
+    b->epoch = l->epoch;
     b->step = (int)step;
-    for (int k = 0; k < b->n; k++)
-        if (make_sample(w, epoch, first + k, b, k)) {
-            rsa_error_context("epoch %d step %lld sample %d", epoch, (long long)step, k);
+    slot->step = step;
+    slot->claimed = 0;
+    slot->remaining = b->n;
+    slot->state = SLOT_FILLING;
+}
+
+/* Samples [from, to) of the slot's batch. */
+static int make_samples(Worker *w, Slot *slot, int from, int to) {
+    Batch *b = &slot->b;
+    int64_t first = (int64_t)b->step * w->l->spec.batch;
+    for (int k = from; k < to; k++)
+        if (make_sample(w, b->epoch, first + k, b, k)) {
+            rsa_error_context("epoch %d step %d sample %d", b->epoch, b->step, k);
             return -1;
         }
     return 0;
+}
+
+/* Under the lock: the next chunk to make, or NULL when there is none now (the batch to fill next still occupies
+ * its slot, or the epoch is done, stopped or failed). */
+static Slot *claim_chunk(struct Loader *l, int *from, int *to) {
+    if (!l->running || l->failed || l->next_claim >= l->steps) return NULL;
+    Slot *slot = &l->slots[l->next_claim % l->nslots];
+    if (slot->state == SLOT_FREE)
+        batch_begin(l, slot, l->next_claim);
+    else if (slot->state != SLOT_FILLING || slot->step != l->next_claim)
+        return NULL;
+    *from = slot->claimed;
+    *to = slot->b.n - *from < l->chunk ? slot->b.n : *from + l->chunk;
+    slot->claimed = *to;
+    if (*to == slot->b.n) l->next_claim++;
+    return slot;
 }
 
 static void *worker_main(void *arg) {
@@ -148,35 +182,26 @@ static void *worker_main(void *arg) {
     struct Loader *l = w->l;
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
-        Slot *slot = NULL;
-        int64_t step = 0;
-        if (l->running && !l->failed && l->next_claim < l->steps) {
-            step = l->next_claim;
-            slot = &l->slots[step % l->nslots];
-            if (slot->state != SLOT_FREE) slot = NULL;
-        }
+        int from, to;
+        Slot *slot = claim_chunk(l, &from, &to);
         if (!slot) {
             pthread_cond_wait(&l->work, &l->mu);
             continue;
         }
-        l->next_claim++;
-        slot->state = SLOT_FILLING;
         l->filling++;
-        int epoch = l->epoch;
         pthread_mutex_unlock(&l->mu);
         double t0 = now();
-        int rc = make_batch(w, epoch, step, slot);
+        int rc = make_samples(w, slot, from, to);
         double t1 = now();
         pthread_mutex_lock(&l->mu);
         l->filling--;
         l->stats.make_seconds += t1 - t0;
         if (rc != 0) {
+            /* the slot stays FILLING: loader_next reports the failure, loader_start frees every slot */
             if (!l->failed) snprintf(l->error, sizeof l->error, "%s", rsa_error_message());
             l->failed = true;
-            slot->state = SLOT_FREE;
-        } else {
+        } else if ((slot->remaining -= to - from) == 0) {
             slot->state = SLOT_READY;
-            slot->step = step;
         }
         pthread_cond_broadcast(&l->ready);
         pthread_cond_broadcast(&l->work);
@@ -205,6 +230,22 @@ int loader_spec_default(const char *name, ViewMode mode, uint64_t seed, LoaderSp
     return 0;
 }
 
+int loader_threads_for(bool feeds_gpu, int cores_usable, int cores_online, int processes_on_node) {
+    if (!feeds_gpu) return 2;
+    int share = cores_online / (processes_on_node > 0 ? processes_on_node : 1);
+    int n = (cores_usable < share ? cores_usable : share) - 1;
+    return n < 2 ? 2 : n > 32 ? 32 : n;
+}
+
+int loader_threads_auto(bool feeds_gpu, int processes_on_node) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1) online = 1;
+    int usable = (int)online;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) usable = CPU_COUNT(&set); /* mpirun's binding */
+    return loader_threads_for(feeds_gpu, usable, (int)online, processes_on_node);
+}
+
 static void free_slots(struct Loader *l) {
     if (!l->slots) return;
     void (*release)(void *, size_t) = l->spec.host_free ? l->spec.host_free : hostmem_free;
@@ -224,12 +265,17 @@ Loader *loader_new(const Dataset *ds, const LoaderSpec *spec_in) {
         return rsa_fail("use 0 to 256 threads", "%d loader threads", spec.threads), NULL;
     if (!spec.host_alloc != !spec.host_free)
         return rsa_fail("set both host_alloc and host_free, or neither", "a loader spec with one memory hook"), NULL;
-    if (spec.prefetch <= 0) spec.prefetch = spec.threads + 1;
+    /* one batch held by the consumer, one being made, one ready: enough when the workers share each batch */
+    if (spec.prefetch <= 0) spec.prefetch = 3;
     if (spec.threads == 0) spec.prefetch = 1;
     struct Loader *l = calloc(1, sizeof *l);
     if (!l) rsa_fatal("free memory", "out of memory");
     l->ds = ds;
     l->spec = spec;
+    /* about four chunks per thread and batch, so that the threads finish a batch together; at most 32 samples */
+    l->chunk = spec.batch / (4 * (spec.threads > 0 ? spec.threads : 1));
+    if (l->chunk > 32) l->chunk = 32;
+    if (l->chunk < 1) l->chunk = 1;
     if (view_cfg_init(&l->cfg, &spec)) {
         free(l);
         return NULL;
@@ -352,14 +398,16 @@ int loader_next(Loader *l, Batch **out) {
             return rsa_fail("release the previous batch first (threads = 0 keeps one batch)",
                             "loader_next with a batch still held");
         }
+        batch_begin(l, slot, step);
         pthread_mutex_unlock(&l->mu);
         double t0 = now();
-        int rc = make_batch(&l->sync, l->epoch, step, slot);
+        int rc = make_samples(&l->sync, slot, 0, slot->b.n);
         double t1 = now();
         pthread_mutex_lock(&l->mu);
         l->stats.make_seconds += t1 - t0;
         l->stats.wait_seconds += t1 - t0;
         if (rc != 0) {
+            slot->state = SLOT_FREE; /* a later call makes the batch again */
             pthread_mutex_unlock(&l->mu);
             return -1;
         }

@@ -13,7 +13,7 @@ static void none_allgather(Dist *d, const float *send, size_t n, float *recv) {
     if (recv != send) memcpy(recv, send, sizeof(float) * n);
 }
 
-static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL, none_allgather, NULL};
+static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL, none_allgather, NULL, 1};
 
 Dist *dist_single(void) { return &SINGLE; }
 

@@ -27,6 +27,7 @@ struct Dist {
     void (*allgather_f32)(Dist *d, const float *send, size_t n, float *recv);
     /* Frees what dist_attach_gpu set up (the NCCL communicator); NULL when there is nothing. dist_finalize calls it. */
     void (*detach_gpu)(Dist *d);
+    int local_size; /* processes on this node (shares its cores out among the loaders) */
 };
 
 /* Compares n 64-bit values across the processes (collective): the first rank whose values differ from rank 0's, -1

@@ -67,6 +67,7 @@ Dist *dist_mpi_init(void) {
     MPI_Comm node;
     MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world.rank, MPI_INFO_NULL, &node));
     MPI_CHECK(MPI_Comm_rank(node, &world.local_rank));
+    MPI_CHECK(MPI_Comm_size(node, &world.local_size));
     MPI_CHECK(MPI_Comm_free(&node));
     return &world;
 }

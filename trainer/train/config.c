@@ -18,7 +18,7 @@ int train_config_defaults(TrainConfig *c, const char *dataset) {
     c->proj_hidden = imagenet ? 4096 : 1024;
     c->proj_out = imagenet ? 256 : 128;
     c->pred_hidden = 0;
-    c->loader_threads = 2;
+    c->loader_threads = LOADER_THREADS_AUTO;
     c->method = METHOD_RSA;
     c->views = VIEWS_MA;
     c->beta_base = 0.4; /* the official code's default; the paper uses 0.3 for CIFAR */
@@ -81,6 +81,8 @@ int train_config_check(const TrainConfig *c) {
                         "queue_size %d", c->queue_size);
     if ((c->method == METHOD_SIMCLR || c->method == METHOD_MOCOV2) && !(c->temperature > 0))
         return rsa_fail("give a positive temperature", "temperature %g", c->temperature);
+    if (c->loader_threads != LOADER_THREADS_AUTO && (c->loader_threads < 0 || c->loader_threads > 256))
+        return rsa_fail("use 0 to 256 loader threads, or \"auto\"", "loader_threads %d", c->loader_threads);
     if (c->beta_base < 0 || c->beta_base > 1)
         return rsa_fail("beta_base is a mixing weight in [0, 1]", "beta_base %g", c->beta_base);
     return 0;

@@ -16,6 +16,7 @@ typedef enum { OPTIM_SGD, OPTIM_LARS } OptimKind;
 typedef enum { LR_COSINE_EPOCH, LR_COSINE_STEP, LR_TABLE } LrSchedule;
 typedef enum { LR_SCALE_FLOOR, LR_SCALE_LINEAR } LrScaling;
 typedef enum { LINEAR_SMALL, LINEAR_MEANSHIFT } LinearProtocol;
+enum { LOADER_THREADS_AUTO = -1 }; /* TrainConfig.loader_threads: loader_threads_auto's count (data.h) */
 
 typedef struct {
     /* data */
@@ -24,7 +25,7 @@ typedef struct {
     int64_t subset;      /* pretrain on this many images (a fixed random subset, the same for every seed); 0: all */
     int64_t eval_subset; /* linear evaluation and kNN bank on this many labelled training images; 0: all */
     int image_size;      /* 0: the data set's (32, 64, 224) */
-    int loader_threads;
+    int loader_threads;  /* LOADER_THREADS_AUTO, or a count (0: batches made between steps) */
 
     /* networks */
     ResNetSpec backbone;

@@ -261,12 +261,20 @@ static int ranks_agree_on_start(Dist *d, const char *config_hash, int64_t step, 
                     start_words(y, sizeof y, (int64_t)lead[1]));
 }
 
-int train_run(const TrainConfig *cfg, const char *dir, const char *config_hash, const TrainHooks *hooks,
+int train_loader_threads(const TrainConfig *cfg, int processes_on_node) {
+    if (cfg->loader_threads != LOADER_THREADS_AUTO) return cfg->loader_threads;
+    return loader_threads_auto(strcmp(cfg->backend, "cuda") == 0, processes_on_node);
+}
+
+int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_hash, const TrainHooks *hooks,
               TrainResult *result) {
     memset(result, 0, sizeof *result);
     result->knn_top1 = -1;
-    if (train_config_check(cfg) != 0) return -1;
+    if (train_config_check(cfg_in) != 0) return -1;
     Dist *dist = hooks && hooks->dist ? hooks->dist : dist_single();
+    TrainConfig resolved = *cfg_in; /* what every loader of the run (training, kNN, linear evaluation) reads */
+    resolved.loader_threads = train_loader_threads(cfg_in, dist->local_size);
+    const TrainConfig *cfg = &resolved;
     const bool lead = dist->rank == 0; /* the one process that writes and evaluates */
     if (cfg->batch % dist->world != 0)
         return rsa_fail("make the global batch a multiple of the number of processes", "batch %d over %d processes",

@@ -51,6 +51,10 @@ typedef struct {
     double loss_scale;     /* fp16: the loss scale at the end (0 otherwise) */
 } TrainResult;
 
+/* The loader threads a run uses: cfg's count, or for LOADER_THREADS_AUTO loader_threads_auto's for the run's
+ * backend (a GPU's share of the node's cores on cuda) with `processes_on_node` data-parallel processes here. */
+int train_loader_threads(const TrainConfig *cfg, int processes_on_node);
+
 /* 0: finished (result filled, result.txt written by rank 0); 1: stopped at a step boundary with a checkpoint written;
  * -1: failed (rsa_fail; the last good checkpoint is left in place). */
 int train_run(const TrainConfig *cfg, const char *run_dir, const char *config_hash, const TrainHooks *hooks,
