@@ -173,6 +173,31 @@ static void test_shards(void) {
     Loader *l = loader_new(mem_ds, &s);
     CHECK(l && loader_samples_per_epoch(l) == 51 && loader_steps_per_epoch(l) == 6, "rank 0 keeps 51");
     loader_free(l);
+    /* shard_blocks: three ranks' samples one after the other are one process's, views and all */
+    s.world = 1, s.rank = 0;
+    Run whole = run_epoch(mem_ds, s, 5, 0);
+    s.world = 3, s.shard_blocks = true;
+    int64_t at = 0;
+    bool same = true;
+    for (int r = 0; r < 3; r++) {
+        s.rank = r;
+        Run part = run_epoch(mem_ds, s, 5, 0);
+        int64_t rows = loader_block_start(N, r + 1, 3) - loader_block_start(N, r, 3);
+        for (int64_t k = 0; k < rows; k++, at++) {
+            int ps = (int)(k / 10), pk = (int)(k % 10), ws = (int)(at / 10), wk = (int)(at % 10);
+            same &= part.index[ps * 10 + pk] == whole.index[ws * 10 + wk];
+            size_t frame = part.floats_per_view / 10;
+            same &= memcmp(part.data + (size_t)ps * part.views * part.floats_per_view + pk * frame,
+                           whole.data + (size_t)ws * whole.views * whole.floats_per_view + wk * frame,
+                           frame * sizeof(float)) == 0; /* view 0 */
+        }
+        run_free(&part);
+    }
+    CHECK(at == N && same, "blocks of 3 ranks differ from one process's order (%lld samples)", (long long)at);
+    run_free(&whole);
+    s.drop_last = true;
+    CHECK(loader_new(mem_ds, &s) == NULL && strstr(rsa_error_message(), "shard_blocks without drop_last"), "%s",
+          rsa_error_message());
 }
 
 static void test_resume(void) {

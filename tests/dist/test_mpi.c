@@ -65,7 +65,17 @@ typedef enum {
     RANK1_NO_INIT,
     CORRUPT_IMAGE,
     RANKS_STAGED,
+    RANKS_LINEAR,
+    RANKS_LINEAR_BN_TRAIN,
 } RankMode;
+
+/* A run that ends with a linear evaluation, without SyncBN, so that each rank's BN running statistics are its own
+ * and only rank 0's may be used to evaluate; bn_train: the official code's BN in training mode (rank 0 alone). */
+static void linear_config(TrainConfig *c, bool bn_train) {
+    c->sync_bn = false;
+    c->linear_epochs = 2, c->linear_batch = 24, c->eval_subset = 200, c->linear_best_epoch = true;
+    c->linear_bn_train = bn_train;
+}
 
 /* A folder data set of 32 small JPEGs in two classes (train and val), one of the training files not a JPEG: some
  * rank's batch fails when it reaches it. */
@@ -108,6 +118,7 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
     if (mode == RANK1_NO_INIT && d->rank == 1) /* a file rank 0's node has and rank 1's lacks */
         snprintf(c.init_from, sizeof c.init_from, "%s.missing-on-this-node", dir);
     if (mode == RANKS_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
+    if (mode == RANKS_LINEAR || mode == RANKS_LINEAR_BN_TRAIN) linear_config(&c, mode == RANKS_LINEAR_BN_TRAIN);
     if (mode == CORRUPT_IMAGE) {
         snprintf(c.dataset, sizeof c.dataset, "imagenet");
         snprintf(c.data_root, sizeof c.data_root, "%s-data", dir);
@@ -314,6 +325,43 @@ static void test_one_rank_fails_alone(void) {
 
 /* The device path of data parallel (gradients downloaded, all-reduced on the host, uploaded; the views uploaded in
  * the background) on the staged backend: the cpu backend's two-process run, bit for bit. */
+/* The linear evaluation of a two-process run: both ranks compute the features, rank 0 fits the head. Its numbers
+ * must be those of one process evaluating the same checkpoint (rank 0's weights and BN statistics) on its own. */
+static void linear_eval_two_processes(bool bn_train) {
+    width = 16;
+    char one[600], two[600], out[8192], from[700], to[700];
+    snprintf(two, sizeof two, "%s/linear-two-%d", test_tmpdir(), bn_train);
+    snprintf(one, sizeof one, "%s/linear-one-%d", test_tmpdir(), bn_train);
+    RankMode mode = bn_train ? RANKS_LINEAR_BN_TRAIN : RANKS_LINEAR;
+    int status = mpirun_two(two, METHOD_RSA, PRECISION_FP32, mode, 0, out, sizeof out);
+    CHECK(status == 0, "mpirun -np 2 failed (status %d)", status);
+    if (status != 0) return;
+    /* one process resumes from the finished run's checkpoint: nothing left to train, only the evaluation */
+    snprintf(from, sizeof from, "%s/checkpoint.safetensors", two);
+    snprintf(to, sizeof to, "%s/checkpoint.safetensors", one);
+    make_dirs(one);
+    size_t size;
+    char *bytes = read_file(from, &size);
+    const void *pieces[1] = {bytes};
+    CHECK(bytes && atomic_write(to, pieces, &size, 1) == 0, "%s", rsa_error_message());
+    free(bytes);
+    omp_set_num_threads(1);
+    TrainConfig c = config(METHOD_RSA, PRECISION_FP32);
+    linear_config(&c, bn_train);
+    TrainHooks none = {0};
+    TrainResult r;
+    CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
+    snprintf(from, sizeof from, "%s/linear.tsv", two);
+    snprintf(to, sizeof to, "%s/linear.tsv", one);
+    char *a = read_file(from, NULL), *b = read_file(to, NULL);
+    CHECK(a && b && strcmp(a, b) == 0, "linear evaluation: two processes %s, one %s", a ? a : "(none)",
+          b ? b : "(none)");
+    if (b) test_note("%s: one process and two: %s", bn_train ? "BN in training mode" : "BN frozen", strtok(b, "\n"));
+    free(a), free(b);
+}
+static void test_linear_eval_two_processes(void) { linear_eval_two_processes(false); }
+static void test_linear_eval_two_processes_bn_train(void) { linear_eval_two_processes(true); }
+
 static void test_two_processes_staged_backend(void) {
     width = 16;
     char a[600], b[600], out[8192];
@@ -353,5 +401,7 @@ int main(int argc, char **argv) {
     RUN(test_ranks_without_shared_results);
     RUN(test_one_rank_fails_alone);
     RUN(test_two_processes_staged_backend);
+    RUN(test_linear_eval_two_processes);
+    RUN(test_linear_eval_two_processes_bn_train);
     return test_finish();
 }

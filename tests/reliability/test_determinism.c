@@ -186,10 +186,10 @@ static void ops_features(void) {
     if (loader_spec_default("fashionmnist", VIEWS_EVAL_TEST, 1, &spec) != 0) rel_die("spec");
     spec.size = 16, spec.batch = 64, spec.threads = 0, spec.eval = true;
     Features f;
-    if (features_compute(l->online, l->feature, ds, &spec, 0, false, true, &f) != 0) rel_die("features");
+    if (features_compute(l->online, l->feature, ds, &spec, 0, false, true, NULL, &f) != 0) rel_die("features");
     EMIT("encoder-features (eval forward)", 1, f.x, (size_t)f.n * f.dim);
     features_free(&f);
-    if (features_compute(l->online, l->feature, ds, &spec, 0, true, false, &f) != 0) rel_die("features");
+    if (features_compute(l->online, l->feature, ds, &spec, 0, true, false, NULL, &f) != 0) rel_die("features");
     EMIT("encoder-features (train-mode BN)", 1, f.x, (size_t)f.n * f.dim);
     features_free(&f);
     dataset_close(ds);

@@ -56,6 +56,29 @@ static void resume_matches(MethodKind method, Precision p) {
           "message: %s", rsa_error_message());
 }
 
+/* A run resumed after its last epoch (killed during its evaluation) reports the kNN monitor of its last epoch, as
+ * the run that was never stopped does, not the -1 of a monitor that did not run again. */
+static void test_resume_after_training_keeps_knn(void) {
+    TrainConfig c = config(METHOD_RSA);
+    c.epochs = 1, c.knn_every = 1, c.eval_subset = 512; /* a small bank: seconds */
+    char a[600], ra[700], rb[700];
+    snprintf(a, sizeof a, "%s/knn-resumed", test_tmpdir());
+    TrainResult r;
+    TrainHooks none = {0};
+    CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    double knn = r.knn_top1;
+    snprintf(ra, sizeof ra, "%s/result.txt", a);
+    char *before = read_file(ra, NULL);
+    CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    CHECK(knn > 0 && fabs(r.knn_top1 - knn) <= 1e-4, "kNN %.6f, after resuming past the last epoch %.6f", knn,
+          r.knn_top1);
+    snprintf(rb, sizeof rb, "%s/result.txt", a);
+    char *after = read_file(rb, NULL);
+    char *b_knn = before ? strstr(before, "knn_top1") : NULL, *a_knn = after ? strstr(after, "knn_top1") : NULL;
+    CHECK(b_knn && a_knn && strncmp(b_knn, a_knn, strcspn(b_knn, "\n")) == 0, "result.txt's kNN line changed");
+    free(before), free(after);
+}
+
 static void test_resume_rsa(void) { resume_matches(METHOD_RSA, PRECISION_FP32); }
 static void test_resume_byol(void) { resume_matches(METHOD_BYOL, PRECISION_FP32); }
 static void test_resume_mocov2(void) { resume_matches(METHOD_MOCOV2, PRECISION_FP32); }
@@ -151,6 +174,7 @@ static void test_init_from(void) {
 
 int main(void) {
     RUN(test_init_from);
+    RUN(test_resume_after_training_keeps_knn);
     RUN(test_resume_rsa);
     RUN(test_resume_byol);
     RUN(test_resume_mocov2);

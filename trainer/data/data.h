@@ -187,6 +187,9 @@ typedef struct {
                             loader_next (loader_threads_auto: how many a process should run) */
     int prefetch;        /* batch slots (>= 1; 0: 3, one held, one being made, one ready; 1 without threads) */
     int rank, world;     /* world 0 counts as 1 */
+    bool shard_blocks;   /* rank r takes the epoch order's positions [loader_block_start(r), loader_block_start(r + 1))
+                            instead of every world-th from r, so the ranks' samples one after the other are one
+                            process's order (evaluation features gathered to rank 0); not with drop_last */
     bool jpeg_dct_scale; /* folder data sets: let TurboJPEG reduce the image in the IDCT when every crop of the
                             sample still has at least `size` pixels per side after it (faster, not PIL's pixels) */
     /* Where batches live (both NULL: core/hostmem): a backend's host_alloc/host_free, so that its uploads read them
@@ -206,6 +209,8 @@ int loader_spec_default(const char *name, ViewMode mode, uint64_t seed, LoaderSp
  * (the fewer of the cores it may run on and the online cores over the processes on its node), less one for its own
  * thread, which drives the GPU; at least 2 and at most 32. loader_threads_for is the rule on given counts. */
 int loader_threads_auto(bool feeds_gpu, int processes_on_node);
+/* The first position of rank's block of n samples (shard_blocks): n * rank / world. */
+int64_t loader_block_start(int64_t n, int rank, int world);
 int loader_threads_for(bool feeds_gpu, int cores_usable, int cores_online, int processes_on_node);
 
 typedef struct {

@@ -230,6 +230,8 @@ int loader_spec_default(const char *name, ViewMode mode, uint64_t seed, LoaderSp
     return 0;
 }
 
+int64_t loader_block_start(int64_t n, int rank, int world) { return n * rank / (world > 0 ? world : 1); }
+
 int loader_threads_for(bool feeds_gpu, int cores_usable, int cores_online, int processes_on_node) {
     if (!feeds_gpu) return 2;
     int share = cores_online / (processes_on_node > 0 ? processes_on_node : 1);
@@ -282,7 +284,12 @@ Loader *loader_new(const Dataset *ds, const LoaderSpec *spec_in) {
     }
     size_t n = dataset_count(ds);
     int64_t N = (int64_t)n;
-    l->n_rank = spec.drop_last ? N / spec.world : (N - spec.rank + spec.world - 1) / spec.world;
+    if (spec.shard_blocks && spec.drop_last)
+        return free(l), rsa_fail("use shard_blocks without drop_last", "a loader spec with both"), NULL;
+    if (spec.shard_blocks)
+        l->n_rank = loader_block_start(N, spec.rank + 1, spec.world) - loader_block_start(N, spec.rank, spec.world);
+    else
+        l->n_rank = spec.drop_last ? N / spec.world : (N - spec.rank + spec.world - 1) / spec.world;
     if (l->n_rank < 0) l->n_rank = 0;
     l->steps = spec.drop_last ? l->n_rank / spec.batch : (l->n_rank + spec.batch - 1) / spec.batch;
     if (l->steps == 0) {
@@ -372,7 +379,12 @@ int loader_start(Loader *l, int epoch, int step) {
         data_epoch_permutation(l->spec.seed, l->spec.eval, epoch, n, l->perm);
     else
         for (size_t i = 0; i < n; i++) l->perm[i] = (int64_t)i;
-    for (int64_t k = 0; k < l->n_rank; k++) l->order[k] = l->perm[l->spec.rank + k * l->spec.world];
+    if (l->spec.shard_blocks) {
+        int64_t first = loader_block_start((int64_t)n, l->spec.rank, l->spec.world);
+        for (int64_t k = 0; k < l->n_rank; k++) l->order[k] = l->perm[first + k];
+    } else {
+        for (int64_t k = 0; k < l->n_rank; k++) l->order[k] = l->perm[l->spec.rank + k * l->spec.world];
+    }
     l->epoch = epoch;
     l->next_claim = l->next_give = step;
     l->failed = false;

@@ -13,7 +13,13 @@ static void none_allgather(Dist *d, const float *send, size_t n, float *recv) {
     if (recv != send) memcpy(recv, send, sizeof(float) * n);
 }
 
-static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL, none_allgather, NULL, 1};
+static void none_gather(Dist *d, const void *send, size_t bytes, void *recv, const size_t *bytes_of) {
+    (void)d, (void)bytes_of;
+    if (recv != send && bytes) memcpy(recv, send, bytes);
+}
+
+static Dist SINGLE = {"none", 0, 1, none_f32, none_f64, none_barrier, NULL, 0, NULL, none_allgather, NULL, 1,
+                      none_gather};
 
 Dist *dist_single(void) { return &SINGLE; }
 
@@ -38,6 +44,31 @@ int dist_first_disagreeing(Dist *d, const uint64_t *mine, int n, uint64_t *rank0
     }
     free(send), free(all);
     return bad;
+}
+
+bool dist_all_ok(Dist *d, bool ok) {
+    if (d->world == 1) return ok;
+    double failed = !ok;
+    d->allreduce_f64(d, &failed, 1);
+    if (failed == 0) return true;
+    enum { MSG = 400 }; /* characters of a message, one per float (exact) */
+    float mine[MSG + 1], *all = malloc(sizeof(float) * (MSG + 1) * (size_t)d->world);
+    if (!all) rsa_fatal("free memory", "out of memory");
+    const char *msg = ok ? "" : rsa_error_message();
+    mine[0] = !ok;
+    for (int i = 0; i < MSG; i++) mine[1 + i] = (float)(unsigned char)(i < (int)strlen(msg) ? msg[i] : 0);
+    d->allgather_f32(d, mine, MSG + 1, all);
+    if (ok) {
+        int r = 0;
+        while (r < d->world - 1 && all[(size_t)r * (MSG + 1)] == 0) r++;
+        char text[MSG + 1];
+        for (int i = 0; i < MSG; i++) text[i] = (char)all[(size_t)r * (MSG + 1) + 1 + i];
+        text[MSG] = 0;
+        rsa_fail("every rank stopped with it; fix what it reports and rerun (the last checkpoint is kept)",
+                 "data-parallel rank %d of %d failed: %s", r, d->world, text);
+    }
+    free(all);
+    return false;
 }
 
 Dist *dist_mpi_init(void); /* dist_mpi.c: NULL when not under mpirun or built without MPI */

@@ -28,7 +28,15 @@ struct Dist {
     /* Frees what dist_attach_gpu set up (the NCCL communicator); NULL when there is nothing. dist_finalize calls it. */
     void (*detach_gpu)(Dist *d);
     int local_size; /* processes on this node (shares its cores out among the loaders) */
+    /* On rank 0, recv = rank 0's bytes, then rank 1's, ... (bytes_of[r]: rank r's count, read on rank 0 only);
+     * recv is not touched elsewhere. Host memory; for gathering evaluation features to the rank that reports. */
+    void (*gather_bytes)(Dist *d, const void *send, size_t bytes, void *recv, const size_t *bytes_of);
 };
+
+/* Whether every rank is ok, at a point where some rank may have failed alone (its data, its disk, its GPU).
+ * Collective; every rank gets the same answer, so they stop together instead of waiting forever for the one that
+ * left. A failing rank keeps its own message; the others get the first failing rank's. */
+bool dist_all_ok(Dist *d, bool ok);
 
 /* Compares n 64-bit values across the processes (collective): the first rank whose values differ from rank 0's, -1
  * when all agree (always in a world of one). rank0 and other (n values each, may be NULL) receive rank 0's values and

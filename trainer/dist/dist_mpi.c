@@ -5,6 +5,7 @@
 #include "../core/error.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef RSA_MPI
 #include <mpi.h>
@@ -50,6 +51,26 @@ static void mpi_allgather(Dist *d, const float *send, size_t n, float *recv) {
     (void)d;
 }
 
+/* Point to point, rank by rank, in pieces under INT_MAX bytes. */
+static void mpi_gather(Dist *d, const void *send, size_t bytes, void *recv, const size_t *bytes_of) {
+    const size_t piece = (size_t)1 << 30;
+    if (d->rank != 0) {
+        for (size_t i = 0; i < bytes; i += piece)
+            MPI_CHECK(MPI_Send((const char *)send + i, (int)(bytes - i < piece ? bytes - i : piece), MPI_BYTE, 0, 7,
+                               MPI_COMM_WORLD));
+        return;
+    }
+    char *at = recv;
+    if (bytes) memcpy(at, send, bytes);
+    at += bytes;
+    for (int r = 1; r < d->world; r++) {
+        for (size_t i = 0; i < bytes_of[r]; i += piece)
+            MPI_CHECK(MPI_Recv(at + i, (int)(bytes_of[r] - i < piece ? bytes_of[r] - i : piece), MPI_BYTE, r, 7,
+                               MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        at += bytes_of[r];
+    }
+}
+
 static Dist world;
 
 Dist *dist_mpi_init(void) {
@@ -63,6 +84,7 @@ Dist *dist_mpi_init(void) {
     world.allreduce_f64 = mpi_f64;
     world.barrier = mpi_barrier;
     world.allgather_f32 = mpi_allgather;
+    world.gather_bytes = mpi_gather;
     /* the rank among the processes that share this node's memory (and GPUs), whatever order mpirun placed them in */
     MPI_Comm node;
     MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world.rank, MPI_INFO_NULL, &node));

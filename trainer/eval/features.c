@@ -79,8 +79,8 @@ static void collect(void *ctx, const Workspace *ws, const Batch *b) {
     out->n += b->n;
 }
 
-int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
-                     bool bn_train, bool normalize, Features *out) {
+static int features_here(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
+                         bool bn_train, bool normalize, Features *out) {
     memset(out, 0, sizeof *out);
     out->dim = m->tensors[feature_tensor].c;
     Collect c = {m, feature_tensor, out};
@@ -97,6 +97,54 @@ int features_compute(Model *m, int feature_tensor, const Dataset *ds, const Load
             double den = fmax(sqrt(s), 1e-12);
             for (int i = 0; i < out->dim; i++) v[i] = (float)(v[i] / den);
         }
+    return 0;
+}
+
+/* Every rank's BN running statistics (and the constants beside them) become rank 0's. */
+static void bn_statistics_from_rank0(Model *m, Dist *d) {
+    if (m->n_buf == 0) return;
+    float *mine = malloc(sizeof(float) * m->n_buf), *all = malloc(sizeof(float) * m->n_buf * (size_t)d->world);
+    if (!mine || !all) rsa_fatal("free memory", "out of memory");
+    m->be->download(mine, m->buf, sizeof(float) * m->n_buf);
+    d->allgather_f32(d, mine, m->n_buf, all);
+    m->be->upload(m->buf, all, sizeof(float) * m->n_buf); /* rank 0's part comes first */
+    free(mine), free(all);
+}
+
+int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
+                     bool bn_train, bool normalize, Dist *d, Features *out) {
+    if (!d || d->world == 1) return features_here(m, feature_tensor, ds, spec, epoch, bn_train, normalize, out);
+    memset(out, 0, sizeof *out);
+    out->dim = m->tensors[feature_tensor].c;
+    if (bn_train)
+        return d->rank == 0 ? features_here(m, feature_tensor, ds, spec, epoch, bn_train, normalize, out) : 0;
+    bn_statistics_from_rank0(m, d);
+    LoaderSpec mine = *spec;
+    mine.rank = d->rank, mine.world = d->world, mine.shard_blocks = true, mine.drop_last = false;
+    Features part;
+    bool ok = features_here(m, feature_tensor, ds, &mine, epoch, false, normalize, &part) == 0;
+    if (!dist_all_ok(d, ok)) {
+        if (ok) features_free(&part);
+        return -1;
+    }
+    int64_t n = (int64_t)dataset_count(ds);
+    size_t row = sizeof(float) * (size_t)out->dim, *xb = NULL, *lb = NULL;
+    if (d->rank == 0) {
+        xb = malloc(sizeof(size_t) * (size_t)d->world), lb = malloc(sizeof(size_t) * (size_t)d->world);
+        out->x = malloc(row * (size_t)(n ? n : 1)), out->label = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+        if (!xb || !lb || !out->x || !out->label)
+            rsa_fatal("free memory", "out of memory for %lld features", (long long)n);
+        for (int r = 0; r < d->world; r++) {
+            int64_t rows = loader_block_start(n, r + 1, d->world) - loader_block_start(n, r, d->world);
+            xb[r] = row * (size_t)rows, lb[r] = sizeof(int32_t) * (size_t)rows;
+        }
+    }
+    d->gather_bytes(d, part.x, row * (size_t)part.n, out->x, xb);
+    d->gather_bytes(d, part.label, sizeof(int32_t) * (size_t)part.n, out->label, lb);
+    features_free(&part);
+    free(xb), free(lb);
+    if (d->rank == 0) /* what one process's loader drops: the last partial batch */
+        out->n = spec->drop_last ? n / spec->batch * spec->batch : n;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #define RSA_FEATURES_H
 
 #include "../data/data.h"
+#include "../dist/dist.h"
 #include "../nn/model.h"
 
 typedef struct {
@@ -14,9 +15,14 @@ typedef struct {
 } Features;
 
 /* bn_train: run the encoder's BN in training mode (batch statistics, running statistics updated), as the
- * official linear evaluation does; otherwise eval mode. -1 with rsa_fail. */
+ * official linear evaluation does; otherwise eval mode. -1 with rsa_fail.
+ * Data parallel (d not NULL, more than one process, eval mode): a collective. Every rank runs rank 0's BN running
+ * statistics (without SyncBN each rank's are its own), computes the features of its block of the spec's order and
+ * sends them to rank 0, which gets what one process would have computed, in the same order (out is empty on the
+ * other ranks); a rank's failure fails every rank. In training mode rank 0 computes alone (the batch statistics
+ * would change with the split) and the others return at once with nothing. d NULL: this process alone. */
 int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
-                     bool bn_train, bool normalize, Features *out);
+                     bool bn_train, bool normalize, Dist *d, Features *out);
 void features_free(Features *f);
 
 /* Re-estimate the running statistics of every BN layer up to the feature tensor from the data set's images: one

@@ -63,8 +63,9 @@ static void head_free(Head *h) {
 }
 
 int linear_eval(Model *m, int feature_tensor, const TrainConfig *cfg, const Dataset *train, const Dataset *test,
-                bool test_every_epoch, const LinearHooks *hooks, LinearResult *out) {
+                bool test_every_epoch, Dist *d, const LinearHooks *hooks, LinearResult *out) {
     memset(out, 0, sizeof *out);
+    const bool lead = !d || d->rank == 0; /* fits the head; the other ranks only help with the features */
     Head h = {0};
     h.dim = m->tensors[feature_tensor].c, h.classes = dataset_num_classes(train);
     size_t nw = (size_t)h.dim * h.classes;
@@ -80,18 +81,19 @@ int linear_eval(Model *m, int feature_tensor, const TrainConfig *cfg, const Data
     bool nesterov = !meanshift;
     LoaderSpec train_spec = eval_spec(cfg, VIEWS_EVAL_TRAIN), test_spec = eval_spec(cfg, VIEWS_EVAL_TEST);
     Features test_f = {0}, stat_f = {0};
+    bool have_test = false; /* the same on every rank: the feature passes are collectives */
     int rc = -1;
     if (meanshift) { /* statistics of the normalised training features under the test transform */
         LoaderSpec s = eval_spec(cfg, VIEWS_EVAL_TEST);
-        if (features_compute(m, feature_tensor, train, &s, 0, false, true, &stat_f) != 0) goto done;
+        if (features_compute(m, feature_tensor, train, &s, 0, false, true, d, &stat_f) != 0) goto done;
         h.mean = calloc((size_t)h.dim, sizeof(float)), h.inv_std = calloc((size_t)h.dim, sizeof(float));
-        for (int i = 0; i < h.dim; i++) {
+        for (int i = 0; lead && i < h.dim; i++) {
             double s1 = 0, s2 = 0;
             for (int64_t k = 0; k < stat_f.n; k++) s1 += stat_f.x[(size_t)k * h.dim + i];
             double mu = s1 / (double)stat_f.n;
             for (int64_t k = 0; k < stat_f.n; k++) {
-                double d = stat_f.x[(size_t)k * h.dim + i] - mu;
-                s2 += d * d;
+                double dev = stat_f.x[(size_t)k * h.dim + i] - mu;
+                s2 += dev * dev;
             }
             h.mean[i] = (float)mu;
             h.inv_std[i] = (float)(1.0 / sqrt(s2 / (double)stat_f.n + 1e-12));
@@ -108,7 +110,7 @@ int linear_eval(Model *m, int feature_tensor, const TrainConfig *cfg, const Data
             if (cfg->linear_milestones[k] > 0 && epoch >= cfg->linear_milestones[k]) lr *= 0.1;
         /* the random crops change every epoch, so the training features are recomputed */
         Features f;
-        if (features_compute(m, feature_tensor, train, &train_spec, epoch, cfg->linear_bn_train, false, &f) != 0) {
+        if (features_compute(m, feature_tensor, train, &train_spec, epoch, cfg->linear_bn_train, false, d, &f) != 0) {
             free(dlogits), free(logits);
             goto done;
         }
@@ -132,19 +134,22 @@ int linear_eval(Model *m, int feature_tensor, const TrainConfig *cfg, const Data
         double top1 = -1, top5;
         if (test_every_epoch || last) {
             /* with the encoder's BN frozen the test features never change: compute them once */
-            if (!test_f.x || cfg->linear_bn_train) {
+            if (!have_test || cfg->linear_bn_train) {
                 features_free(&test_f);
-                if (features_compute(m, feature_tensor, test, &test_spec, 0, false, false, &test_f) != 0) {
+                if (features_compute(m, feature_tensor, test, &test_spec, 0, false, false, d, &test_f) != 0) {
                     free(dlogits), free(logits);
                     goto done;
                 }
                 transform(&h, cfg, test_f.x, test_f.n);
+                have_test = true;
             }
-            accuracy(&h, &test_f, &top1, &top5);
-            if (top1 > out->best_top1) out->best_top1 = top1, out->best_epoch = epoch + 1;
-            if (last) out->top1 = top1, out->top5 = top5;
+            if (lead) {
+                accuracy(&h, &test_f, &top1, &top5);
+                if (top1 > out->best_top1) out->best_top1 = top1, out->best_epoch = epoch + 1;
+                if (last) out->top1 = top1, out->top5 = top5;
+            }
         }
-        if (hooks && hooks->epoch_done) hooks->epoch_done(hooks->ctx, epoch + 1, out->final_loss, top1);
+        if (lead && hooks && hooks->epoch_done) hooks->epoch_done(hooks->ctx, epoch + 1, out->final_loss, top1);
     }
     out->epochs = cfg->linear_epochs;
     free(dlogits), free(logits);

@@ -64,18 +64,24 @@ static int truncate_tsv(const char *path, const char *header, int64_t last) {
     return rc;
 }
 
-/* The loss column of the last row of epochs.tsv (0 when it has none): a run resumed after its last epoch reports
- * the final loss it trained to, not the 0 of an epoch loop that did not run. */
-static double last_epoch_loss(const char *path) {
+/* The loss and kNN columns of the last row of epochs.tsv (0 and -1 when it has none): a run resumed after its last
+ * epoch reports the final loss it trained to and its last kNN monitor, not the 0 and -1 of an epoch loop that did
+ * not run. */
+static void last_epoch_row(const char *path, double *loss, double *knn) {
     size_t size;
     char *text = read_file(path, &size);
-    double loss = 0;
+    *loss = 0, *knn = -1;
     for (char *line = text ? strchr(text, '\n') : NULL; line && line[1]; line = strchr(line + 1, '\n')) {
-        char *tab = strchr(line + 1, '\t'); /* epoch, then loss */
-        if (tab) loss = strtod(tab + 1, NULL);
+        double v[5]; /* epoch, loss, loss_w, loss_a, knn_top1 */
+        char *at = line + 1, *end;
+        int got = 0;
+        for (; got < 5; got++, at = end) {
+            v[got] = strtod(at, &end);
+            if (end == at) break;
+        }
+        if (got == 5) *loss = v[1], *knn = v[4];
     }
     free(text);
-    return loss;
 }
 
 static int write_results(const char *dir, const TrainResult *r, const TrainConfig *cfg) {
@@ -196,16 +202,17 @@ static void linear_epoch(void *ctx, int epoch, double loss, double top1) {
     if (c->hooks && c->hooks->progress) c->hooks->progress(c->hooks->ctx, c->p);
 }
 
-/* kNN top-1 of the online encoder: the labelled training images are the bank, the test set the queries. */
+/* kNN top-1 of the online encoder: the labelled training images are the bank, the test set the queries. With d
+ * (data parallel) a collective: every rank computes features, rank 0 gets them and the top-1 (the others -1). */
 static int knn_eval(Learner *l, const TrainConfig *cfg, const Dataset *bank_ds, const Dataset *test,
-                    const LoaderSpec *spec, double *top1) {
+                    const LoaderSpec *spec, Dist *d, double *top1) {
     Features bank, tf;
-    if (features_compute(l->online, l->feature, bank_ds, spec, 0, false, true, &bank) != 0) return -1;
-    if (features_compute(l->online, l->feature, test, spec, 0, false, true, &tf) != 0) {
+    if (features_compute(l->online, l->feature, bank_ds, spec, 0, false, true, d, &bank) != 0) return -1;
+    if (features_compute(l->online, l->feature, test, spec, 0, false, true, d, &tf) != 0) {
         features_free(&bank);
         return -1;
     }
-    *top1 = knn_top1(&bank, &tf, dataset_num_classes(test), cfg->knn_k, cfg->knn_t);
+    *top1 = d && d->rank != 0 ? -1 : knn_top1(&bank, &tf, dataset_num_classes(test), cfg->knn_k, cfg->knn_t);
     features_free(&bank), features_free(&tf);
     return 0;
 }
@@ -216,39 +223,11 @@ static const char *start_words(char *buf, size_t size, int64_t step) {
     return buf;
 }
 
-/* Data parallel: whether every rank succeeded at a point where some rank may have failed alone (its data, its disk,
- * its GPU). Collective; every rank gets the same answer, so they stop together instead of waiting forever for the
- * one that left. A failing rank keeps its own message; the others get the first failing rank's. */
-static bool all_ranks_ok(Dist *d, bool ok) {
-    if (d->world == 1) return ok;
-    double failed = !ok;
-    d->allreduce_f64(d, &failed, 1);
-    if (failed == 0) return true;
-    enum { MSG = 400 }; /* characters of a message, one per float (exact) */
-    float mine[MSG + 1], *all = malloc(sizeof(float) * (MSG + 1) * (size_t)d->world);
-    if (!all) rsa_fatal("free memory", "out of memory");
-    const char *msg = ok ? "" : rsa_error_message();
-    mine[0] = !ok;
-    for (int i = 0; i < MSG; i++) mine[1 + i] = (float)(unsigned char)(i < (int)strlen(msg) ? msg[i] : 0);
-    d->allgather_f32(d, mine, MSG + 1, all);
-    if (ok) {
-        int r = 0;
-        while (r < d->world - 1 && all[(size_t)r * (MSG + 1)] == 0) r++;
-        char text[MSG + 1];
-        for (int i = 0; i < MSG; i++) text[i] = (char)all[(size_t)r * (MSG + 1) + 1 + i];
-        text[MSG] = 0;
-        rsa_fail("every rank stopped with it; fix what it reports and rerun (the last checkpoint is kept)",
-                 "data-parallel rank %d of %d failed: %s", r, d->world, text);
-    }
-    free(all);
-    return false;
-}
-
 /* Data parallel: every rank must start the same run at the same step (each reads the run directory, so the results
  * must be on a file system all of them share). Collective, and it fails on every rank alike: a rank that went on
  * alone would wait forever in the first all-reduce. */
 static int ranks_agree_on_start(Dist *d, const char *config_hash, int64_t step, bool started) {
-    if (!all_ranks_ok(d, started)) return -1;
+    if (!dist_all_ok(d, started)) return -1;
     uint64_t mine[2] = {fnv1a64(FNV1A64_START, config_hash, strlen(config_hash)), (uint64_t)step}, lead[2], them[2];
     int bad = dist_first_disagreeing(d, mine, 2, lead, them);
     if (bad < 0) return 0;
@@ -338,7 +317,7 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
         if (lead && (truncate_tsv(steps_path, STEPS_HEADER, l->step) != 0 ||
                      truncate_tsv(epochs_path, EPOCHS_HEADER, pos.epoch) != 0))
             break;
-        if (lead) result->final_loss = last_epoch_loss(epochs_path);
+        if (lead) last_epoch_row(epochs_path, &result->final_loss, &result->knn_top1);
         if (lead) steps_f = fopen(steps_path, "a"), epochs_f = fopen(epochs_path, "a");
         if (lead && (!steps_f || !epochs_f)) {
             rsa_fail("check the permissions of the run directory", "cannot append to %s: %s", steps_path,
@@ -359,14 +338,14 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
 
     for (int epoch = pos.epoch; epoch < cfg->epochs; epoch++) {
         int64_t first = epoch == pos.epoch ? pos.step_in_epoch : 0;
-        if (!all_ranks_ok(dist, loader_start(ld, epoch, (int)first) == 0)) goto done;
+        if (!dist_all_ok(dist, loader_start(ld, epoch, (int)first) == 0)) goto done;
         double sums[3] = {0}, epoch_data = 0, epoch_compute = 0;
         int64_t done_steps = 0;
         for (int64_t s = first;; s++) {
             double t0 = now();
             Batch *b = NULL;
             bool got = loader_next(ld, &b) == 0; /* an image that does not decode fails one rank's batch */
-            if (!all_ranks_ok(dist, got)) {
+            if (!dist_all_ok(dist, got)) {
                 if (b) loader_release(ld, b);
                 goto done;
             }
@@ -412,7 +391,7 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
                 if (learner_check_ranks_agree(l) != 0) goto done;
                 bool saved = !lead || (flush_file(steps_f, steps_path) == 0 &&
                                        checkpoint_save(l, here, config_hash, ckpt) == 0);
-                if (!all_ranks_ok(dist, saved)) goto done;
+                if (!dist_all_ok(dist, saved)) goto done;
                 saved_step = l->step;
                 if (stop) {
                     rc = 1;
@@ -421,11 +400,11 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
             }
         }
         double knn = -1;
-        bool epoch_ok = true; /* rank 0's monitor and checkpoint */
-        if (lead && cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
+        bool epoch_ok = true; /* the monitor (every rank computes features for it) and rank 0's checkpoint */
+        if (cfg->knn_every > 0 && ((epoch + 1) % cfg->knn_every == 0 || epoch + 1 == cfg->epochs)) {
             p.phase = "knn";
             if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
-            epoch_ok = knn_eval(l, cfg, eval_train, test, &knn_spec, &knn) == 0;
+            epoch_ok = knn_eval(l, cfg, eval_train, test, &knn_spec, dist, &knn) == 0;
             p.knn_top1 = knn, p.phase = "train";
         }
         double secs = epoch_data + epoch_compute, n = done_steps ? (double)done_steps : 1;
@@ -438,7 +417,7 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
             epoch_ok = flush_file(steps_f, steps_path) == 0 && flush_file(epochs_f, epochs_path) == 0 &&
                        checkpoint_save(l, next, config_hash, ckpt) == 0;
         }
-        if (!all_ranks_ok(dist, epoch_ok)) goto done;
+        if (!dist_all_ok(dist, epoch_ok)) goto done;
         saved_step = l->step;
         result->final_loss = sums[0] / n;
         if (knn >= 0) result->knn_top1 = knn;
@@ -450,17 +429,27 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
     }
     result->train_seconds = pos.train_seconds;
     result->skipped_steps = l->scaler.skipped, result->loss_scale = l->scaler.on ? l->scaler.scale : 0;
-    if (!lead) { /* evaluation and the result file are rank 0's */
-        rc = 0;
-        goto done;
-    }
-    /* the evaluation runs in this process alone: no statistics to share */
-    l->online->bn_sync = NULL;
-    if (cfg->epochs == 0) { /* an untrained encoder (the random-init row): see features_recalibrate_bn */
+    /* The result file is rank 0's; every rank computes the features of the linear evaluation (and of the kNN
+     * monitor during training): features_compute gathers them to rank 0, which fits the head, so the forward passes
+     * of 8 GPUs' evaluation take an eighth of one GPU's time. The random-init row's BN re-estimation and kNN are
+     * rank 0's alone. */
+    l->online->bn_sync = NULL; /* no BN statistics to share: batch statistics are rank 0's alone (features.h) */
+    bool ready = true;
+    if (cfg->epochs == 0 && lead) { /* an untrained encoder (the random-init row): see features_recalibrate_bn */
         p.phase = "bn-stats";
         if (hooks && hooks->progress) hooks->progress(hooks->ctx, &p);
-        if (features_recalibrate_bn(l->online, l->feature, eval_train, &knn_spec) != 0) goto done;
-        if (cfg->knn_every > 0 && knn_eval(l, cfg, eval_train, test, &knn_spec, &result->knn_top1) != 0) goto done;
+        ready = features_recalibrate_bn(l->online, l->feature, eval_train, &knn_spec) == 0 &&
+                !(cfg->knn_every > 0 && knn_eval(l, cfg, eval_train, test, &knn_spec, NULL, &result->knn_top1) != 0);
+    }
+    if (!dist_all_ok(dist, ready)) goto done; /* the others would wait for rank 0 in the evaluation */
+    if (!lead && cfg->linear_epochs > 0) {
+        LinearResult ignored;
+        rc = linear_eval(l->online, l->feature, cfg, eval_train, test, cfg->linear_best_epoch, dist, NULL, &ignored);
+        goto done;
+    }
+    if (!lead) { /* the result file is rank 0's */
+        rc = 0;
+        goto done;
     }
     if (cfg->linear_epochs > 0) {
         char lin_path[1024];
@@ -469,7 +458,7 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
         LinearCtx lc = {hooks, &p};
         LinearHooks lh = {linear_epoch, &lc};
         LinearResult lr;
-        if (linear_eval(l->online, l->feature, cfg, eval_train, test, cfg->linear_best_epoch, &lh, &lr) != 0)
+        if (linear_eval(l->online, l->feature, cfg, eval_train, test, cfg->linear_best_epoch, dist, &lh, &lr) != 0)
             goto done;
         result->linear_top1 = lr.top1, result->linear_top5 = lr.top5;
         result->linear_best_top1 = lr.best_top1, result->linear_best_epoch = lr.best_epoch;
