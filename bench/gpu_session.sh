@@ -70,6 +70,8 @@ for run in "r50 rsa 256 5 bf16 fastest fp32conv" "r50 rsa 256 5 tf32 fastest" "r
            "r18c rsa 256 10 tf32 fastest"; do
     step 120 "ours: step_bench cuda $run" $sb cuda $run
 done
+# the linear evaluation's feature pass (fp32/TF32, BN in eval mode): what Tables 3 and 4's evaluation costs per GPU
+step 120 "ours: step_bench cuda r50 fwd 256 20 tf32 fastest (evaluation features)" $sb cuda r50 fwd 256 20 tf32 fastest
 for run in "r50 rsa 256 5 tf32" "r18c rsa 256 10 amp" "r18c rsa 256 10 tf32"; do
     step 120 "PyTorch: step_bench.py cuda $run" "$py" bench/step_bench.py cuda $run
 done

@@ -1,8 +1,10 @@
 /* Training-step throughput on any backend.
  * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest] [keep2] [bf16|fp16] [fp32conv]
  *   ARCH r18c (ResNet-18, CIFAR stem, 32 px), r50 (ResNet-50, 224 px) or quick (the quick scale's network:
- *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward)
- *   or rsa (a whole RSA step: 4 views, EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
+ *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward),
+ *   fwd (the evaluation's feature pass: encoder forward, BN in eval mode, fp32 whatever the precision flag, as
+ *   features_compute runs it for the linear evaluation and the kNN monitor), or rsa (a whole RSA step: 4 views,
+ *   EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
  *   fp32conv: a bf16/fp16 network runs fp32 (TF32) convolutions on its rounded values instead of oneDNN's bf16
  *   kernels (cpu) or cuDNN's 16-bit tensor-core convolutions (cuda), to measure what they bring.
  * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory. */
@@ -33,8 +35,8 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|rsa|byol BATCH STEPS [tf32] [fastest] [keep2] "
-                        "[bf16|fp16] [fp32conv]\n");
+        fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|fwd|rsa|byol BATCH STEPS [tf32] [fastest] "
+                        "[keep2] [bf16|fp16] [fp32conv]\n");
         return 2;
     }
     const char *arch = argv[2], *mode = argv[3];
@@ -86,12 +88,13 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < image; i++) host[v][i] = (float)rng_normal(&r);
     }
     double *t = malloc(sizeof(double) * (size_t)steps);
-    if (strcmp(mode, "fwdbwd") == 0) {
+    bool fwd = strcmp(mode, "fwd") == 0;
+    if (strcmp(mode, "fwdbwd") == 0 || fwd) {
         Model *m = model_new(be);
         int x = model_input(m, 3, size, size);
         int feat = resnet_build(m, &cfg.backbone, x);
-        bool ready = model_finalize(m, batch, 1) == 0 && model_set_precision(m, precision) == 0;
-        Workspace *ws = ready ? workspace_new(m, true) : NULL;
+        bool ready = model_finalize(m, batch, 1) == 0 && model_set_precision(m, fwd ? PRECISION_FP32 : precision) == 0;
+        Workspace *ws = ready ? workspace_new(m, !fwd) : NULL;
         float *dx = be->alloc(image * sizeof(float)), *dy = be->alloc((size_t)batch * 2048 * sizeof(float));
         if (!ws || !dx || !dy) {
             fprintf(stderr, "%s\n", rsa_error_message());
@@ -101,9 +104,13 @@ int main(int argc, char **argv) {
         for (int s = -2; s < steps; s++) {
             be->sync();
             double t0 = now();
-            model_zero_grad(m);
-            model_forward(m, ws, batch, dx, true, -1);
-            model_backward(m, ws, feat, dy);
+            if (fwd) {
+                model_forward(m, ws, batch, dx, false, feat);
+            } else {
+                model_zero_grad(m);
+                model_forward(m, ws, batch, dx, true, -1);
+                model_backward(m, ws, feat, dy);
+            }
             be->sync();
             if (s >= 0) t[s] = now() - t0;
         }
@@ -133,10 +140,11 @@ int main(int argc, char **argv) {
     printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f "
            "MiB\n",
            argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
-           precision != PRECISION_FP32 ? " " : "", precision != PRECISION_FP32 ? precision_name(precision) : "",
+           precision != PRECISION_FP32 && !fwd ? " " : "",
+           precision != PRECISION_FP32 && !fwd ? precision_name(precision) : "",
            precision != PRECISION_FP32 && fp32conv ? " fp32conv" : "",
            batch / t[steps / 2],
-           strcmp(mode, "fwdbwd") == 0 ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
+           strcmp(mode, "fwdbwd") == 0 || fwd ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
 #ifdef RSA_CUDA
     if (strcmp(argv[1], "cuda") == 0 && precision != PRECISION_FP32 && !fp32conv && cuda_lowp_refusals() > 0)
         printf("  note: %d convolution(s) ran on the fp32 path: cuDNN offered no 16-bit algorithm\n",
