@@ -6,8 +6,9 @@
  * bit, which the trainer checks at every checkpoint (learner_check_ranks_agree): at fp16, and against a broken
  * all-reduce that must be caught. Stopped and resumed, two processes end with the bits of two that never stopped;
  * ranks that would resume from different checkpoints (results not on a shared file system) stop with a clear error,
- * and so do both ranks when one fails alone. On the staged backend (the GPU's code paths on the CPU) two processes
- * give the cpu backend's two-process run bit for bit.
+ * and so do both ranks when one fails alone (in training and in the evaluation). On the staged backend (the GPU's
+ * code paths on the CPU) two processes give the cpu backend's two-process run bit for bit. The linear evaluation,
+ * whose features both ranks compute, gives one process's numbers for the same checkpoint bit for bit.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
 #include "tests/util/fixture.h"
 #include "tests/util/runcmp.h"
@@ -64,6 +65,7 @@ typedef enum {
     RANKS_LOCAL_DIRS,
     RANK1_NO_INIT,
     CORRUPT_IMAGE,
+    CORRUPT_VAL_IMAGE,
     RANKS_STAGED,
     RANKS_LINEAR,
     RANKS_LINEAR_BN_TRAIN,
@@ -77,9 +79,9 @@ static void linear_config(TrainConfig *c, bool bn_train) {
     c->linear_bn_train = bn_train;
 }
 
-/* A folder data set of 32 small JPEGs in two classes (train and val), one of the training files not a JPEG: some
- * rank's batch fails when it reaches it. */
-static void make_folder_data(const char *root) {
+/* A folder data set of 32 small JPEGs in two classes (train and val), one file of split `bad` (0 train, 1 val)
+ * not a JPEG: some rank's batch fails when it reaches it. */
+static void make_folder_data(const char *root, int bad) {
     char path[900];
     const char *splits[2] = {"train", "val"};
     for (int sp = 0; sp < 2; sp++)
@@ -88,8 +90,8 @@ static void make_folder_data(const char *root) {
                 snprintf(path, sizeof path, "%s/imagenet/%s/n0%d", root, splits[sp], c);
                 make_dirs(path);
                 snprintf(path, sizeof path, "%s/imagenet/%s/n0%d/%s%d.JPEG", root, splits[sp], c,
-                         sp == 0 && c == 1 && i == 5 ? "bad" : "", i);
-                if (sp == 0 && c == 1 && i == 5) {
+                         sp == bad && c == 1 && i == 5 ? "bad" : "", i);
+                if (sp == bad && c == 1 && i == 5) {
                     const void *pieces[1] = {"this is not a JPEG file"};
                     size_t sizes[1] = {23};
                     atomic_write(path, pieces, sizes, 1);
@@ -119,10 +121,11 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
         snprintf(c.init_from, sizeof c.init_from, "%s.missing-on-this-node", dir);
     if (mode == RANKS_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
     if (mode == RANKS_LINEAR || mode == RANKS_LINEAR_BN_TRAIN) linear_config(&c, mode == RANKS_LINEAR_BN_TRAIN);
-    if (mode == CORRUPT_IMAGE) {
+    if (mode == CORRUPT_IMAGE || mode == CORRUPT_VAL_IMAGE) {
         snprintf(c.dataset, sizeof c.dataset, "imagenet");
         snprintf(c.data_root, sizeof c.data_root, "%s-data", dir);
         c.subset = 0, c.batch = 16, c.views = VIEWS_AA;
+        if (mode == CORRUPT_VAL_IMAGE) c.linear_epochs = 1, c.linear_batch = 8; /* the val image is rank 1's */
     }
     TrainHooks h = {.dist = d, .max_steps = max_steps};
     TrainResult r;
@@ -316,15 +319,34 @@ static void test_one_rank_fails_alone(void) {
     snprintf(dir, sizeof dir, "%s/corrupt", test_tmpdir());
     char data[700];
     snprintf(data, sizeof data, "%s-data", dir);
-    make_folder_data(data);
+    make_folder_data(data, 0);
     status = mpirun_two(dir, METHOD_BYOL, PRECISION_FP32, CORRUPT_IMAGE, 0, out, sizeof out);
     CHECK(status != 0 && WEXITSTATUS(status) != 124, "mpirun -np 2 exited %d (124: a rank waited forever)", status);
     const char *r0 = strstr(out, "rank 0: "), *r1 = strstr(out, "rank 1: ");
     CHECK(r0 && r1 && strstr(r0, "bad5.JPEG") && strstr(r1, "bad5.JPEG"), "both ranks must name the broken image");
+    /* in the evaluation, whose features both ranks compute: the rank with the broken test image stops the other */
+    snprintf(dir, sizeof dir, "%s/corrupt-val", test_tmpdir());
+    snprintf(data, sizeof data, "%s-data", dir);
+    make_folder_data(data, 1);
+    status = mpirun_two(dir, METHOD_BYOL, PRECISION_FP32, CORRUPT_VAL_IMAGE, 0, out, sizeof out);
+    CHECK(status != 0 && WEXITSTATUS(status) != 124, "mpirun -np 2 exited %d (124: a rank waited forever)", status);
+    r0 = strstr(out, "rank 0: "), r1 = strstr(out, "rank 1: ");
+    CHECK(r0 && r1 && strstr(r0, "bad5.JPEG") && strstr(r1, "bad5.JPEG") && strstr(out, "data-parallel rank 1 of 2"),
+          "rank 0 must relay rank 1's broken test image");
 }
 
 /* The device path of data parallel (gradients downloaded, all-reduced on the host, uploaded; the views uploaded in
  * the background) on the staged backend: the cpu backend's two-process run, bit for bit. */
+static void test_two_processes_staged_backend(void) {
+    width = 16;
+    char a[600], b[600], out[8192];
+    snprintf(a, sizeof a, "%s/two-cpu", test_tmpdir());
+    snprintf(b, sizeof b, "%s/two-staged", test_tmpdir());
+    CHECK(mpirun_two(a, METHOD_RSA, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "cpu run failed");
+    CHECK(mpirun_two(b, METHOD_RSA, PRECISION_FP32, RANKS_STAGED, 0, out, sizeof out) == 0, "staged run failed");
+    CHECK_SAME_RUN(a, b);
+}
+
 /* The linear evaluation of a two-process run: both ranks compute the features, rank 0 fits the head. Its numbers
  * must be those of one process evaluating the same checkpoint (rank 0's weights and BN statistics) on its own. */
 static void linear_eval_two_processes(bool bn_train) {
@@ -361,16 +383,6 @@ static void linear_eval_two_processes(bool bn_train) {
 }
 static void test_linear_eval_two_processes(void) { linear_eval_two_processes(false); }
 static void test_linear_eval_two_processes_bn_train(void) { linear_eval_two_processes(true); }
-
-static void test_two_processes_staged_backend(void) {
-    width = 16;
-    char a[600], b[600], out[8192];
-    snprintf(a, sizeof a, "%s/two-cpu", test_tmpdir());
-    snprintf(b, sizeof b, "%s/two-staged", test_tmpdir());
-    CHECK(mpirun_two(a, METHOD_RSA, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "cpu run failed");
-    CHECK(mpirun_two(b, METHOD_RSA, PRECISION_FP32, RANKS_STAGED, 0, out, sizeof out) == 0, "staged run failed");
-    CHECK_SAME_RUN(a, b);
-}
 
 static void test_resume_two_processes(void) { resumed_two_equal_uninterrupted(METHOD_RSA); }
 static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterrupted(METHOD_MOCOV2); }
