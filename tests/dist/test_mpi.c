@@ -69,6 +69,7 @@ typedef enum {
     RANKS_STAGED,
     RANKS_LINEAR,
     RANKS_LINEAR_BN_TRAIN,
+    RANKS_LINEAR_STAGED,
 } RankMode;
 
 /* A run that ends with a linear evaluation, without SyncBN, so that each rank's BN running statistics are its own
@@ -120,7 +121,9 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
     if (mode == RANK1_NO_INIT && d->rank == 1) /* a file rank 0's node has and rank 1's lacks */
         snprintf(c.init_from, sizeof c.init_from, "%s.missing-on-this-node", dir);
     if (mode == RANKS_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
-    if (mode == RANKS_LINEAR || mode == RANKS_LINEAR_BN_TRAIN) linear_config(&c, mode == RANKS_LINEAR_BN_TRAIN);
+    if (mode == RANKS_LINEAR || mode == RANKS_LINEAR_BN_TRAIN || mode == RANKS_LINEAR_STAGED)
+        linear_config(&c, mode == RANKS_LINEAR_BN_TRAIN);
+    if (mode == RANKS_LINEAR_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
     if (mode == CORRUPT_IMAGE || mode == CORRUPT_VAL_IMAGE) {
         snprintf(c.dataset, sizeof c.dataset, "imagenet");
         snprintf(c.data_root, sizeof c.data_root, "%s-data", dir);
@@ -349,12 +352,12 @@ static void test_two_processes_staged_backend(void) {
 
 /* The linear evaluation of a two-process run: both ranks compute the features, rank 0 fits the head. Its numbers
  * must be those of one process evaluating the same checkpoint (rank 0's weights and BN statistics) on its own. */
-static void linear_eval_two_processes(bool bn_train) {
+static void linear_eval_two_processes(RankMode mode) {
     width = 16;
+    bool bn_train = mode == RANKS_LINEAR_BN_TRAIN;
     char one[600], two[600], out[8192], from[700], to[700];
-    snprintf(two, sizeof two, "%s/linear-two-%d", test_tmpdir(), bn_train);
-    snprintf(one, sizeof one, "%s/linear-one-%d", test_tmpdir(), bn_train);
-    RankMode mode = bn_train ? RANKS_LINEAR_BN_TRAIN : RANKS_LINEAR;
+    snprintf(two, sizeof two, "%s/linear-two-%d", test_tmpdir(), (int)mode);
+    snprintf(one, sizeof one, "%s/linear-one-%d", test_tmpdir(), (int)mode);
     int status = mpirun_two(two, METHOD_RSA, PRECISION_FP32, mode, 0, out, sizeof out);
     CHECK(status == 0, "mpirun -np 2 failed (status %d)", status);
     if (status != 0) return;
@@ -370,6 +373,7 @@ static void linear_eval_two_processes(bool bn_train) {
     omp_set_num_threads(1);
     TrainConfig c = config(METHOD_RSA, PRECISION_FP32);
     linear_config(&c, bn_train);
+    if (mode == RANKS_LINEAR_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
     TrainHooks none = {0};
     TrainResult r;
     CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
@@ -378,11 +382,16 @@ static void linear_eval_two_processes(bool bn_train) {
     char *a = read_file(from, NULL), *b = read_file(to, NULL);
     CHECK(a && b && strcmp(a, b) == 0, "linear evaluation: two processes %s, one %s", a ? a : "(none)",
           b ? b : "(none)");
-    if (b) test_note("%s: one process and two: %s", bn_train ? "BN in training mode" : "BN frozen", strtok(b, "\n"));
+    if (b)
+        test_note("%s: one process and two: %s",
+                  bn_train ? "BN in training mode" : mode == RANKS_LINEAR_STAGED ? "staged backend" : "BN frozen",
+                  strtok(b, "\n"));
     free(a), free(b);
 }
-static void test_linear_eval_two_processes(void) { linear_eval_two_processes(false); }
-static void test_linear_eval_two_processes_bn_train(void) { linear_eval_two_processes(true); }
+static void test_linear_eval_two_processes(void) { linear_eval_two_processes(RANKS_LINEAR); }
+static void test_linear_eval_two_processes_bn_train(void) { linear_eval_two_processes(RANKS_LINEAR_BN_TRAIN); }
+/* the BN statistics and features through device memory (the GPU's code path, on the CPU) */
+static void test_linear_eval_two_processes_staged(void) { linear_eval_two_processes(RANKS_LINEAR_STAGED); }
 
 static void test_resume_two_processes(void) { resumed_two_equal_uninterrupted(METHOD_RSA); }
 static void test_resume_two_processes_mocov2(void) { resumed_two_equal_uninterrupted(METHOD_MOCOV2); }
@@ -415,5 +424,6 @@ int main(int argc, char **argv) {
     RUN(test_two_processes_staged_backend);
     RUN(test_linear_eval_two_processes);
     RUN(test_linear_eval_two_processes_bn_train);
+    RUN(test_linear_eval_two_processes_staged);
     return test_finish();
 }
