@@ -1,7 +1,9 @@
 #include "harness.h"
 
 #include "trainer/core/fileio.h"
+#include "trainer/dist/dist.h"
 #include "trainer/nn/nets.h"
+#include "trainer/train/trainer.h"
 #include "util.h"
 
 #include <fnmatch.h>
@@ -224,9 +226,11 @@ void run_plan_print(const Ctx *ctx, const Experiment *e, const Plan *p, const ch
            ctx->only ? ctx->only : "");
     if (p->n > 0) {
         const TrainConfig *c = &e->runs[p->index[0]].cfg;
-        printf("      batch %d global = %d per GPU at world size %d%s; backend %s; %d compute threads\n", c->batch,
-               c->batch / world, world, c->batch % world ? " (NOT divisible: fix batch or the launcher)" : "",
-               c->backend, omp_get_max_threads());
+        int loaders = train_loader_threads(c, ctx->dist ? ctx->dist->local_size : 1);
+        printf("      batch %d global = %d per GPU at world size %d%s; backend %s; %d compute threads; %d loader "
+               "threads%s\n",
+               c->batch, c->batch / world, world, c->batch % world ? " (NOT divisible: fix batch or the launcher)" : "",
+               c->backend, omp_get_max_threads(), loaders, c->loader_threads == LOADER_THREADS_AUTO ? " (auto)" : "");
     }
     for (int i = 0; i < p->n; i++) {
         const ExpRun *r = &e->runs[p->index[i]];
