@@ -29,7 +29,7 @@ typedef struct {
 
 /* Data parallel (d not NULL, more than one process): every rank calls it; the features of each pass are computed by
  * all ranks and gathered to rank 0 (features_compute), which alone fits the head and reports; the result is then
- * rank 0's and what one process would give (the same features, the same head), and the other ranks' out is zeros.
+ * rank 0's and what one process would give (the same features, the same head); the other ranks' out means nothing.
  * -1 with rsa_fail, on every rank alike. */
 int linear_eval(Model *m, int feature_tensor, const TrainConfig *cfg, const Dataset *train, const Dataset *test,
                 bool test_every_epoch, Dist *d, const LinearHooks *hooks, LinearResult *out);
