@@ -442,13 +442,11 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
                 !(cfg->knn_every > 0 && knn_eval(l, cfg, eval_train, test, &knn_spec, NULL, &result->knn_top1) != 0);
     }
     if (!dist_all_ok(dist, ready)) goto done; /* the others would wait for rank 0 in the evaluation */
-    if (!lead && cfg->linear_epochs > 0) {
+    if (!lead) { /* its share of the evaluation's features; the head and the result file are rank 0's */
         LinearResult ignored;
-        rc = linear_eval(l->online, l->feature, cfg, eval_train, test, cfg->linear_best_epoch, dist, NULL, &ignored);
-        goto done;
-    }
-    if (!lead) { /* the result file is rank 0's */
-        rc = 0;
+        rc = cfg->linear_epochs > 0 ? linear_eval(l->online, l->feature, cfg, eval_train, test, cfg->linear_best_epoch,
+                                                  dist, NULL, &ignored)
+                                    : 0;
         goto done;
     }
     if (cfg->linear_epochs > 0) {
