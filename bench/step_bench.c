@@ -7,7 +7,9 @@
  *   EMA, 2 online forward+backward, 2 target forward, SGD), byol (2 views).
  *   fp32conv: a bf16/fp16 network runs fp32 (TF32) convolutions on its rounded values instead of oneDNN's bf16
  *   kernels (cpu) or cuDNN's 16-bit tensor-core convolutions (cuda), to measure what they bring.
- * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory. */
+ * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory.
+ * BACKEND staged (the cpu backend behind a device's interface) adds the most device memory the run's tensors held:
+ * what the same run would allocate on a GPU, less cuDNN's workspace, the 16-bit operand copies and the context. */
 #include "trainer/core/error.h"
 #include "trainer/core/hostmem.h"
 #include "trainer/core/rng.h"
@@ -136,15 +138,18 @@ int main(int argc, char **argv) {
 #ifdef RSA_CUDA
     if (strcmp(argv[1], "cuda") == 0) gpu_mib = ((double)cuda_device_used_bytes() - base_used) / 1048576.0;
 #endif
+    bool staged = strcmp(argv[1], "staged") == 0;
+    if (staged) gpu_mib = (double)backend_staged_peak_bytes() / 1048576.0;
     qsort(t, (size_t)steps, sizeof *t, cmp);
-    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  GPU used %.0f "
+    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  %s %.0f "
            "MiB\n",
            argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
            precision != PRECISION_FP32 && !fwd ? " " : "",
            precision != PRECISION_FP32 && !fwd ? precision_name(precision) : "",
            precision != PRECISION_FP32 && fp32conv ? " fp32conv" : "",
            batch / t[steps / 2],
-           strcmp(mode, "fwdbwd") == 0 || fwd ? 1 : views, hostmem_peak_rss() / 1048576.0, gpu_mib);
+           strcmp(mode, "fwdbwd") == 0 || fwd ? 1 : views, hostmem_peak_rss() / 1048576.0,
+           staged ? "device tensors peak" : "GPU used", gpu_mib);
 #ifdef RSA_CUDA
     if (strcmp(argv[1], "cuda") == 0 && precision != PRECISION_FP32 && !fp32conv && cuda_lowp_refusals() > 0)
         printf("  note: %d convolution(s) ran on the fp32 path: cuDNN offered no 16-bit algorithm\n",

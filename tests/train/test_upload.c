@@ -8,7 +8,8 @@
  * The trainer's: a run on the staged backend, stopped and resumed (checkpoints written from and read into device
  * memory), with the kNN monitor (features uploaded batch by batch, as for the linear evaluation), ends with the cpu
  * backend's checkpoint, metrics and accuracy. Data parallel on it (gradients staged through the host) is in
- * tests/dist/test_mpi.c. */
+ * tests/dist/test_mpi.c. Both give back every byte of device memory they took (a leak on the GPU would not show
+ * otherwise). */
 #include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -117,6 +118,8 @@ static void method_alike(MethodKind method) {
     bool ok = train(&cfg, &b, views, &got);
     CHECK(!ok || !same(&got, &want), "%s: uploads that never arrive went unnoticed", method_name(method));
     ignore_waits = false;
+    CHECK(backend_staged_held_bytes() == 0, "%s: the learner left %zu bytes of device memory behind",
+          method_name(method), backend_staged_held_bytes());
     outcome_free(&got), outcome_free(&want);
     for (int s = 0; s < STEPS; s++)
         for (int v = 0; v < nviews; v++) free(data[s][v]);
@@ -148,6 +151,8 @@ static void trainer_alike(MethodKind method, Precision precision) {
     CHECK(train_run(&c, b, "h", &eleven, &rb) == 1, "staged, first part: %s", rsa_error_message());
     CHECK(train_run(&c, b, "h", &none, &rb) == 0, "staged: %s", rsa_error_message());
     CHECK_SAME_RUN(a, b);
+    CHECK(backend_staged_held_bytes() == 0, "the run left %zu bytes of device memory behind",
+          backend_staged_held_bytes());
     CHECK(ra.knn_top1 > 0 && ra.knn_top1 == rb.knn_top1, "kNN top-1: cpu %.4f, staged %.4f", ra.knn_top1,
           rb.knn_top1);
 }

@@ -132,6 +132,10 @@ const Backend *backend_cuda(void); /* NULL (with rsa_fail saying why) without CU
 void backend_cuda_use_device(int local_rank);
 /* The cpu backend posing as a device (backend_staged.c): runs the GPU code paths on the CPU, for tests. */
 const Backend *backend_staged(void);
+/* The most memory the staged backend's alloc has held at once: what a GPU run's tensors take on the device (not
+ * counted: cuDNN's workspace, the cuda backend's 16-bit operand buffers and weight copies, the CUDA context). */
+size_t backend_staged_peak_bytes(void);
+size_t backend_staged_held_bytes(void); /* now: 0 once everything made on it is freed */
 
 /* "ref", "cpu", "cuda" ("staged" for tests); NULL (with rsa_fail naming the choices) for an unknown or unavailable
  * name. */
