@@ -281,6 +281,47 @@ static void test_determinism_and_partial_batch(void) {
     free(outs[0]), free(outs[1]), free(grads[0]), free(grads[1]), free(x);
 }
 
+/* Forward-only workspaces sharing one block (the learner's target and low_memory passes): used in turn, each gives
+ * what a workspace of its own gives, bit for bit, and together they take the largest plan's memory, not the sum. */
+static void test_shared_forward_workspaces(void) {
+    const int n = 4, size = 16;
+    size_t nx = (size_t)n * 3 * size * size;
+    float *x = test_alloc(nx);
+    fill_normal(x, nx, 21, 1);
+    Net a = build(backend_staged(), &SMALL_BASIC, size, n, 31);
+    Net b = build(backend_staged(), &SMALL_BOTTLENECK, size, n, 32);
+    const Model *models[2] = {a.m, b.m};
+    float *xd = backend_staged()->alloc(nx * sizeof(float));
+    backend_staged()->upload(xd, x, nx * sizeof(float));
+    Workspace *own[2] = {workspace_new(a.m, false), workspace_new(b.m, false)}, *shared[2];
+    size_t before = backend_staged_held_bytes();
+    CHECK(workspaces_new_shared(shared, models, 2) == 0, "%s", rsa_error_message());
+    size_t largest = own[0]->block_bytes > own[1]->block_bytes ? own[0]->block_bytes : own[1]->block_bytes;
+    CHECK(backend_staged_held_bytes() - before == largest, "shared workspaces took %zu bytes, the largest plan %zu",
+          backend_staged_held_bytes() - before, largest);
+    CHECK(shared[0]->block && !shared[1]->block, "the first workspace holds the block, the second none");
+    const Net *nets[2] = {&a, &b};
+    for (int round = 0; round < 2; round++) /* alternating, as the learner's passes do */
+        for (int k = 0; k < 2; k++) {
+            Model *m = nets[k]->m;
+            int od = m->tensors[nets[k]->out].c;
+            float *want = test_alloc((size_t)n * od), *got = test_alloc((size_t)n * od);
+            model_forward(m, own[k], n, xd, false, -1);
+            backend_staged()->download(want, own[k]->act[nets[k]->out], sizeof(float) * n * od);
+            model_forward(m, shared[k], n, xd, false, -1);
+            backend_staged()->download(got, shared[k]->act[nets[k]->out], sizeof(float) * n * od);
+            CHECK(memcmp(want, got, sizeof(float) * n * od) == 0, "round %d, model %d: shared workspace differs",
+                  round, k);
+            free(want), free(got);
+        }
+    workspace_free(shared[1]), workspace_free(shared[0]);
+    CHECK(backend_staged_held_bytes() == before, "freeing the shared workspaces left %zu bytes",
+          backend_staged_held_bytes() - before);
+    workspace_free(own[0]), workspace_free(own[1]);
+    backend_staged()->release(xd, nx * sizeof(float));
+    model_free(a.m), model_free(b.m), free(x);
+}
+
 static void test_state_roundtrip(void) {
     Net a = build(backend_cpu(), &SMALL_BOTTLENECK, 32, 2, 11), b = build(backend_cpu(), &SMALL_BOTTLENECK, 32, 2, 12);
     randomize_bn(a.m, 3);
@@ -327,6 +368,7 @@ int main(void) {
     RUN(test_planned_memory_fp16);
     RUN(test_initialisation);
     RUN(test_determinism_and_partial_batch);
+    RUN(test_shared_forward_workspaces);
     RUN(test_state_roundtrip);
     return test_finish();
 }

@@ -331,11 +331,13 @@ void model_zero_grad(Model *m) { m->be->zero(m->g, sizeof(float) * m->n_weights)
 
 Workspace *workspace_new(const Model *m, bool with_grad) { return workspace_new_ex(m, with_grad, PLAN_SMALLEST); }
 
-Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode) {
+/* Planned, not yet bound to memory: the plan's offsets wait in ws->plan. */
+static Workspace *workspace_plan(const Model *m, bool with_grad, PlanMode mode) {
     RSA_ASSERT(m->finalized);
     Workspace *ws = calloc(1, sizeof *ws);
-    if (!ws) rsa_fatal("free memory", "out of memory");
-    ws->m = m, ws->with_grad = with_grad;
+    MemPlan *plan = malloc(sizeof *plan);
+    if (!ws || !plan) rsa_fatal("free memory", "out of memory");
+    ws->m = m, ws->with_grad = with_grad, ws->plan = plan;
     size_t T = (size_t)m->n_tensors;
     ws->act = calloc(T, sizeof *ws->act);
     ws->act_bwd = calloc(T, sizeof *ws->act_bwd);
@@ -345,37 +347,69 @@ Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode) {
     ws->rebuilt = calloc(T, sizeof *ws->rebuilt);
     if (!ws->act || !ws->act_bwd || !ws->grad || !ws->grad_sum || !ws->written || !ws->rebuilt)
         rsa_fatal("free memory", "out of memory");
-    MemPlan plan;
-    plan_make(m, with_grad, mode, &plan);
+    plan_make(m, with_grad, mode, plan);
     int in = input_tensor(m);
     size_t in_floats = m->precision != PRECISION_FP32 && in >= 0 ? model_tensor_numel(m, in, m->max_batch) : 0;
-    size_t floats = plan.floats + m->n_bn_saved + in_floats + 16;
-    ws->block_bytes = sizeof(float) * floats;
-    ws->unplanned_bytes = sizeof(float) * (plan.unplanned + m->n_bn_saved + in_floats);
-    ws->n_rebuilt = plan.rebuilt;
-    ws->block = m->be->alloc(ws->block_bytes);
-    if (!ws->block) {
-        plan_free(&plan);
-        rsa_error_context("allocating activations for batch %d", m->max_batch);
+    ws->block_bytes = sizeof(float) * (plan->floats + m->n_bn_saved + in_floats + 16);
+    ws->unplanned_bytes = sizeof(float) * (plan->unplanned + m->n_bn_saved + in_floats);
+    ws->n_rebuilt = plan->rebuilt;
+    return ws;
+}
+
+/* Points the planned workspace's tensors into block and forgets the plan. */
+static void workspace_place(Workspace *ws, void *block) {
+    const Model *m = ws->m;
+    const MemPlan *plan = ws->plan;
+    float *base = block;
+    for (size_t t = 0; t < (size_t)m->n_tensors; t++) {
+        if (plan->act[t] != PLAN_NONE) ws->act[t] = base + plan->act[t];
+        if (plan->act_bwd[t] != PLAN_NONE) ws->act_bwd[t] = base + plan->act_bwd[t];
+        if (plan->grad[t] != PLAN_NONE) ws->grad[t] = base + plan->grad[t];
+        if (plan->grad_sum[t] != PLAN_NONE) ws->grad_sum[t] = base + plan->grad_sum[t];
+    }
+    ws->bn_saved = base + plan->floats;
+    int in = input_tensor(m);
+    if (m->precision != PRECISION_FP32 && in >= 0) ws->input_lowp = ws->bn_saved + m->n_bn_saved;
+    plan_free(ws->plan);
+    free(ws->plan);
+    ws->plan = NULL;
+}
+
+/* One block, as large as the largest of them, for all of the planned workspaces; ws[0] holds it. */
+static int workspaces_bind(Workspace **ws, int count) {
+    size_t bytes = 0;
+    for (int i = 0; i < count; i++) bytes = ws[i]->block_bytes > bytes ? ws[i]->block_bytes : bytes;
+    void *block = ws[0]->m->be->alloc(bytes);
+    if (!block) {
+        rsa_error_context("allocating activations for batch %d", ws[0]->m->max_batch);
+        return -1;
+    }
+    ws[0]->block = block, ws[0]->block_bytes = bytes;
+    for (int i = 0; i < count; i++) workspace_place(ws[i], block);
+    return 0;
+}
+
+Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode) {
+    Workspace *ws = workspace_plan(m, with_grad, mode);
+    if (workspaces_bind(&ws, 1) != 0) {
         workspace_free(ws);
         return NULL;
     }
-    float *base = ws->block;
-    for (size_t t = 0; t < T; t++) {
-        if (plan.act[t] != PLAN_NONE) ws->act[t] = base + plan.act[t];
-        if (plan.act_bwd[t] != PLAN_NONE) ws->act_bwd[t] = base + plan.act_bwd[t];
-        if (plan.grad[t] != PLAN_NONE) ws->grad[t] = base + plan.grad[t];
-        if (plan.grad_sum[t] != PLAN_NONE) ws->grad_sum[t] = base + plan.grad_sum[t];
-    }
-    ws->bn_saved = base + plan.floats;
-    if (in_floats) ws->input_lowp = ws->bn_saved + m->n_bn_saved;
-    plan_free(&plan);
     return ws;
+}
+
+int workspaces_new_shared(Workspace **out, const Model *const *models, int count) {
+    RSA_ASSERT(count >= 1);
+    for (int i = 0; i < count; i++) out[i] = workspace_plan(models[i], false, PLAN_SMALLEST);
+    if (workspaces_bind(out, count) == 0) return 0;
+    for (int i = 0; i < count; i++) workspace_free(out[i]), out[i] = NULL;
+    return -1;
 }
 
 void workspace_free(Workspace *ws) {
     if (!ws) return;
     if (ws->block) ws->m->be->release(ws->block, ws->block_bytes);
+    if (ws->plan) plan_free(ws->plan), free(ws->plan);
     free(ws->act);
     free(ws->act_bwd);
     free(ws->grad);

@@ -98,7 +98,9 @@ typedef struct Workspace {
     float *input_lowp;    /* bf16/fp16: the caller's input, rounded (NULL for a workspace made at fp32) */
     bool *written;        /* per tensor, during backward: its gradient holds a value */
     bool *rebuilt;        /* per tensor, during backward: act_bwd holds the recomputed activation */
-    void *block;          /* the single allocation behind all of the above (see plan.h) */
+    void *block;          /* the single allocation behind all of the above (see plan.h); NULL in a workspace that
+                           * shares another's (workspaces_new_shared) */
+    struct MemPlan *plan; /* while being made: the offsets not yet placed in a block */
     size_t block_bytes, unplanned_bytes;
     int n_rebuilt;        /* tensors the plan rebuilds in backward instead of keeping */
 } Workspace;
@@ -150,6 +152,11 @@ Workspace *workspace_new(const Model *m, bool with_grad);
  * readable after forward (tests and debugging; more memory); PLAN_REBUILD_ALL: backward rebuilds every tensor it
  * can (tests of the rebuilding). Every mode computes the same bits. */
 Workspace *workspace_new_ex(const Model *m, bool with_grad, PlanMode mode);
+/* Forward-only workspaces (no backward) for models whose forwards never overlap and whose activations are not read
+ * once the forward that wrote them has returned, not even the marked outputs (the caller copies those out first):
+ * they share one block, the size of the largest plan. out[0] holds the block: free it last. 0, or -1 with
+ * rsa_fail (then out[] is NULL). */
+int workspaces_new_shared(Workspace **out, const Model *const *models, int count);
 void workspace_free(Workspace *ws);
 
 /* Runs nodes until tensor `until` is computed (-1: all). input is NCHW [n][c][h][w] in backend memory and must stay

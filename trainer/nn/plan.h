@@ -25,7 +25,7 @@
 
 enum { PLAN_NONE = -1 };
 
-typedef struct {
+typedef struct MemPlan {
     long *act;       /* float offset of each tensor's forward buffer (PLAN_NONE: the input, held by the caller) */
     long *act_bwd;   /* buffer a recomputed tensor is rebuilt into during backward (PLAN_NONE if not recomputed) */
     long *grad;      /* gradient buffer (PLAN_NONE if no gradient) */

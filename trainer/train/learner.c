@@ -95,16 +95,24 @@ Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64
     l->dist = dist_single();
     loss_scaler_init(&l->scaler, cfg->precision == PRECISION_FP16);
     if (!(l->online = build_online(l, batch)) || model_set_precision(l->online, cfg->precision) != 0) goto fail;
+    /* The forward-only passes (the target's, low_memory's first look at pass 1) copy their outputs out as soon as
+     * they end and never run at the same time: one block serves them all. */
+    const Model *fwd_models[2];
+    Workspace *fwd[2] = {NULL, NULL};
+    int n_fwd = 0;
     if (has_target(cfg->method)) {
         if (!(l->target = build_target(l, batch)) || model_set_precision(l->target, cfg->precision) != 0) goto fail;
         check_pairing(l->online, l->target);
         be->copy(l->target->w, l->online->w, sizeof(float) * l->target->n_weights);
         model_weights_changed(l->target);
-        if (!(l->target_ws = workspace_new(l->target, false))) goto fail;
+        fwd_models[n_fwd++] = l->target;
     }
+    if (cfg->low_memory) fwd_models[n_fwd++] = l->online;
+    if (n_fwd && workspaces_new_shared(fwd, fwd_models, n_fwd) != 0) goto fail;
+    if (l->target) l->target_ws = fwd[0]; /* holds the block: learner_free frees it last */
+    if (cfg->low_memory) l->ws_pass = fwd[n_fwd - 1];
     l->ws[0] = workspace_new(l->online, true);
-    if (cfg->low_memory) l->ws_pass = workspace_new(l->online, false);
-    else l->ws[1] = workspace_new(l->online, true);
+    if (!cfg->low_memory) l->ws[1] = workspace_new(l->online, true);
     if (!l->ws[0] || (!l->ws[1] && !l->ws_pass)) goto fail;
     if (optimizer_init(&l->opt, l->online, cfg->optimizer, cfg->momentum, cfg->weight_decay, cfg->lars_trust,
                        cfg->decay_1d, false) != 0)

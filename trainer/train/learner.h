@@ -52,7 +52,8 @@ typedef struct {
     BnSync bn_sync;                      /* SyncBN through dist, when asked for */
     float *host_grads;                   /* gradients on the host for the all-reduce (device backends) */
     Workspace *ws[2];                    /* online passes kept for backward (ws[1] NULL with low_memory) */
-    Workspace *ws_pass;                  /* low_memory: the second online pass, outputs only */
+    Workspace *ws_pass;                  /* low_memory: the second online pass, outputs only; shares target_ws's
+                                          * memory (model.h: workspaces_new_shared) */
     const float *pass_input[2];          /* the online passes' inputs (backend memory) in this step */
     Workspace *target_ws;
     Optimizer opt;
