@@ -31,7 +31,7 @@ static const KeyDef KEYS[] = {
     {"linear_best_epoch", T_BOOL}, {"knn_every", T_INT},    {"knn_k", T_INT},
     {"knn_t", T_NUM},         {"seed", T_INT},              {"backend", T_STR},
     {"checkpoint_every", T_INT}, {"precision", T_ENUM},     {"deterministic", T_BOOL},
-    {"low_memory", T_BOOL},   {"lowp_convolutions", T_BOOL},
+    {"low_memory", T_BOOL},   {"lowp_convolutions", T_BOOL}, {"saved_16bit", T_BOOL},
 };
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
 
@@ -192,6 +192,7 @@ int toconfig(lua_State *S, TrainConfig *c, bool *beta_fn, bool *lr_fn, char *err
                                                     : PRECISION_FP32;
     c->deterministic = boolean(S, t, "deterministic");
     c->low_memory = boolean(S, t, "low_memory");
+    c->saved_16bit = boolean(S, t, "saved_16bit");
     c->lowp_convolutions = boolean(S, t, "lowp_convolutions");
     c->beta_table = NULL, c->beta_table_len = 0, c->lr_table = NULL, c->lr_table_len = 0;
     return 0;

@@ -528,6 +528,21 @@ static void test_elementwise(void) {
         round_lowp_ref(ps[k], n, want);
         CHECK(memcmp(got, want, sizeof(float) * n) == 0, "round to %s differs from the reference",
               precision_name(ps[k]));
+        /* 16-bit copies of the rounded values (saved_16bit): lowp_bits' bits there, the values back; NaN aside */
+        for (int j = 0; j < 3; j++) want[5 + j] = 0;
+        cu->upload(y, want, sizeof(float) * n);
+        uint16_t *d16 = cu->alloc(sizeof(uint16_t) * n), *h16 = malloc(sizeof(uint16_t) * n);
+        cu->to_lowp(ps[k], n, y, d16);
+        cu->download(h16, d16, sizeof(uint16_t) * n);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += h16[i] != lowp_bits(ps[k], want[i]);
+        CHECK(bad == 0, "to_lowp %s: %zu of %zu bit patterns differ from lowp_bits", precision_name(ps[k]), bad, n);
+        cu->zero(y, sizeof(float) * n);
+        cu->from_lowp(ps[k], n, d16, y);
+        be_get_flat(cu, y, n, got);
+        CHECK(memcmp(got, want, sizeof(float) * n) == 0, "from_lowp %s does not give the copied values back",
+              precision_name(ps[k]));
+        cu->release(d16, sizeof(uint16_t) * n), free(h16);
     }
     be_free(cu, a, n), be_free(cu, b, n), be_free(cu, y, n);
     free(ha), free(hb), free(got), free(want);

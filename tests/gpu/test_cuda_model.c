@@ -30,6 +30,7 @@ typedef struct {
 } Inputs;
 
 static Precision precision = PRECISION_FP32; /* of the networks run() builds */
+static bool saved_16bit;                     /* and whether they keep 16-bit copies for backward */
 
 static Model *build(const Backend *be, int *out) {
     Model *m = model_new(be);
@@ -39,6 +40,7 @@ static Model *build(const Backend *be, int *out) {
         test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
         abort();
     }
+    m->saved_16bit = saved_16bit;
     return m;
 }
 
@@ -142,6 +144,12 @@ static void network(void) {
 static void test_network(void) { precision = PRECISION_FP32, network(); }
 /* mixed precision: the same rounding points on every backend (core/precision.h) */
 static void test_network_bf16(void) { precision = PRECISION_BF16, network(), precision = PRECISION_FP32; }
+/* and with the activations held for backward as 16-bit copies (cuda's to_lowp and from_lowp) */
+static void test_network_bf16_saved16(void) {
+    precision = PRECISION_BF16, saved_16bit = true;
+    network();
+    precision = PRECISION_FP32, saved_16bit = false;
+}
 
 int main(void) {
     if (!backend_cuda()) {
@@ -150,5 +158,6 @@ int main(void) {
     }
     RUN(test_network);
     RUN(test_network_bf16);
+    RUN(test_network_bf16_saved16);
     return test_finish();
 }

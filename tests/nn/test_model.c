@@ -125,15 +125,23 @@ static void test_two_workspaces_accumulate(void) {
 
 /* torchvision's initialisation: kaiming-normal(fan_out) convs, BN (1, 0) with zero-init residual gammas, Linear's
  * uniform(+-1/sqrt(fan_in)); running_mean 0, running_var 1. */
-/* The memory plan (shared buffers, block outputs and BN outputs rebuilt in backward) changes where tensors live, not
- * what is computed: outputs, gradients and BN statistics are bit-identical to a workspace that keeps every tensor,
- * with the plan that is smallest and with one that rebuilds everything it can (chains of block outputs, each
- * rebuilt from the one before). */
+/* The memory plan (shared buffers, block outputs and BN outputs rebuilt in backward, and at bf16/fp16 tensors kept
+ * as 16-bit copies) changes where tensors live, not what is computed: outputs, gradients and BN statistics are
+ * bit-identical to a workspace that keeps every tensor, with the plan that is smallest and with one that rebuilds
+ * everything it can (chains of block outputs, each rebuilt from the one before) and copies the rest. At bf16/fp16
+ * (with saved_16bit, and none without) the copies make the block smaller than the same network's fp32 plan. */
 static void planned_equals_keep_all(const ResNetSpec *spec, int size, Precision p) {
     const int n = 4;
     const PlanMode modes[3] = {PLAN_KEEP_ALL, PLAN_SMALLEST, PLAN_REBUILD_ALL};
     Net net = build(backend_cpu(), spec, size, n, 3);
+    Workspace *at_fp32 = workspace_new(net.m, true);
+    size_t fp32_bytes = at_fp32->block_bytes;
+    workspace_free(at_fp32);
     CHECK(model_set_precision(net.m, p) == 0, "%s", rsa_error_message());
+    Workspace *no_copies = workspace_new(net.m, true);
+    CHECK(no_copies->n_copy16 == 0, "%d tensors kept in 16 bits without saved_16bit", no_copies->n_copy16);
+    workspace_free(no_copies);
+    net.m->saved_16bit = true;
     randomize_bn(net.m, 9);
     size_t nx = (size_t)n * 3 * size * size, ng = net.m->n_weights;
     int od = net.m->tensors[net.out].c;
@@ -143,11 +151,12 @@ static void planned_equals_keep_all(const ResNetSpec *spec, int size, Precision 
     float *buf0 = test_alloc(net.m->n_buf);
     memcpy(buf0, net.m->buf, sizeof(float) * net.m->n_buf);
     size_t bytes[3], unplanned = 0;
-    int rebuilt[3], adds = 0, adds_rebuilt = 0;
+    int rebuilt[3], copies[3], adds = 0, adds_rebuilt = 0;
     for (int k = 0; k < 3; k++) {
         memcpy(net.m->buf, buf0, sizeof(float) * net.m->n_buf);
         Workspace *ws = workspace_new_ex(net.m, true, modes[k]);
         bytes[k] = ws->block_bytes, unplanned = ws->unplanned_bytes, rebuilt[k] = ws->n_rebuilt;
+        copies[k] = ws->n_copy16;
         if (modes[k] == PLAN_REBUILD_ALL)
             for (int i = 0; i < net.m->n_nodes; i++) {
                 const Node *nd = &net.m->nodes[i];
@@ -177,17 +186,23 @@ static void planned_equals_keep_all(const ResNetSpec *spec, int size, Precision 
     CHECK(adds > 0 && adds_rebuilt == adds, "rebuild-all rebuilds %d of %d block outputs", adds_rebuilt, adds);
     CHECK(bytes[1] < bytes[0] && bytes[1] <= bytes[2] && bytes[1] < unplanned,
           "plan %zu bytes, keep-all %zu, rebuild-all %zu", bytes[1], bytes[0], bytes[2]);
-    test_note("activation memory: planned %.2f MiB (%d tensors rebuilt), rebuild-all %.2f MiB (%d), keep-all %.2f MiB, "
-              "one buffer per tensor and gradient %.2f MiB",
-              bytes[1] / 1048576.0, rebuilt[1], bytes[2] / 1048576.0, rebuilt[2], bytes[0] / 1048576.0,
-              unplanned / 1048576.0);
+    bool lowp = p != PRECISION_FP32;
+    CHECK(copies[0] == 0 && (lowp ? copies[1] > 0 && copies[2] > 0 : copies[1] == 0 && copies[2] == 0),
+          "16-bit copies at %s: keep-all %d, smallest %d, rebuild-all %d", precision_name(p), copies[0], copies[1],
+          copies[2]);
+    CHECK(!lowp || bytes[1] < fp32_bytes, "at %s the plan takes %zu bytes, at fp32 %zu", precision_name(p), bytes[1],
+          fp32_bytes);
+    test_note("activation memory: planned %.2f MiB (%d tensors rebuilt, %d kept in 16 bits; fp32's plan %.2f MiB), "
+              "rebuild-all %.2f MiB (%d), keep-all %.2f MiB, one buffer per tensor and gradient %.2f MiB",
+              bytes[1] / 1048576.0, rebuilt[1], copies[1], fp32_bytes / 1048576.0, bytes[2] / 1048576.0, rebuilt[2],
+              bytes[0] / 1048576.0, unplanned / 1048576.0);
     for (int k = 0; k < 3; k++) free(g[k]), free(out[k]), free(feat[k]), free(buf[k]);
     free(buf0), free(x), free(dy), model_free(net.m);
 }
 
 static void test_planned_memory_basic(void) { planned_equals_keep_all(&SMALL_BASIC, 16, PRECISION_FP32); }
 static void test_planned_memory_bottleneck(void) { planned_equals_keep_all(&SMALL_BOTTLENECK, 32, PRECISION_FP32); }
-/* mixed precision: rebuilt tensors are rounded as forward rounded them */
+/* mixed precision: rebuilt tensors are rounded as forward rounded them; 16-bit copies give back what was copied */
 static void test_planned_memory_bf16(void) { planned_equals_keep_all(&SMALL_BASIC, 16, PRECISION_BF16); }
 static void test_planned_memory_fp16(void) { planned_equals_keep_all(&SMALL_BOTTLENECK, 32, PRECISION_FP16); }
 

@@ -1,8 +1,8 @@
 /* Mixed precision (core/precision.h): the rounding functions against their definition (and fp16 against the
  * compiler's _Float16 conversion), the backends' rounding bit for bit (also where batch norm and addition round in
- * their own pass), networks that round every activation and
- * gradient they write, the memory plan's rebuilt tensors rounded as in forward, bf16 close to fp32 and the CPU
- * backend close to the reference, and fp16's loss scaling (an overflowing step is skipped, the scale halves). */
+ * their own pass), 16-bit copies of rounded values exact, networks that round every activation and gradient they
+ * write, the memory plan's rebuilt tensors rounded as in forward, bf16 close to fp32 and the CPU backend close to
+ * the reference, and fp16's loss scaling (an overflowing step is skipped, the scale halves). */
 #include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -77,6 +77,57 @@ static void test_round_fp16_matches_float16(void) {
 #endif
     CHECK(round_fp16(65519.99f) == 65504.0f && isinf(round_fp16(65520.0f)), "fp16 overflow edge");
     CHECK(round_fp16(0x1p-25f) == 0.0f && round_fp16(0x1.8p-25f) == 0x1p-24f, "fp16 subnormal ties");
+}
+
+/* 16-bit copies (lowp_bits, lowp_value): every 16-bit pattern but NaN's comes back as itself, a NaN as a NaN;
+ * every float comes back as round_to gives it; fp16's bits are _Float16's. And every backend's to_lowp and
+ * from_lowp give those bits. */
+static void test_lowp_copies(void) {
+    const Precision ps[2] = {PRECISION_BF16, PRECISION_FP16};
+    int bad = 0;
+    for (int p = 0; p < 2; p++) {
+        for (uint32_t h = 0; h < 65536; h++) {
+            float v = lowp_value(ps[p], (uint16_t)h);
+            uint16_t back = lowp_bits(ps[p], v);
+            if (isnan(v) ? !isnan(lowp_value(ps[p], back)) : back != h || round_to(ps[p], v) != v) {
+                if (bad++ < 5) test_note("%s: 0x%04x -> %a -> 0x%04x", precision_name(ps[p]), h, v, back);
+            }
+        }
+        for (uint64_t i = 0; i < 400000 + N_EDGES; i++) {
+            float x = i < N_EDGES ? EDGES[i] : random_float(i);
+            if (i >= N_EDGES && (i & 1)) x = ldexpf(x / (1 + fabsf(x)), (int)(i % 48) - 30);
+            float r = round_to(ps[p], x), v = lowp_value(ps[p], lowp_bits(ps[p], x));
+            bool same = isnan(x) ? isnan(v) : bits(v) == bits(r); /* a NaN's payload may not fit in 16 bits */
+#ifdef __FLT16_MAX__
+            _Float16 h = (_Float16)x;
+            uint16_t hb;
+            memcpy(&hb, &h, sizeof hb);
+            if (ps[p] == PRECISION_FP16 && !isnan(x)) same = same && hb == lowp_bits(ps[p], x);
+#endif
+            if (!same && bad++ < 5) test_note("%s: %a copied back as %a, rounds to %a", precision_name(ps[p]), x, v, r);
+        }
+    }
+    CHECK(bad == 0, "%d values do not survive a 16-bit copy", bad);
+    const size_t n = 100003;
+    float *x = test_alloc(n), *want = test_alloc(n), *got = test_alloc(n);
+    uint16_t *h16 = malloc(sizeof(uint16_t) * n), *want16 = malloc(sizeof(uint16_t) * n);
+    fill_normal(x, n, 4, 1);
+    for (size_t i = 0; i < n; i += 5) x[i] = ldexpf(x[i], (int)(i % 61) - 40);
+    for (size_t i = 0; i < N_EDGES; i++) x[i] = EDGES[i];
+    const Backend *bes[2] = {backend_ref(), backend_cpu()};
+    for (int p = 0; p < 2; p++) {
+        for (size_t i = 0; i < n; i++) want[i] = round_to(ps[p], x[i]), want16[i] = lowp_bits(ps[p], x[i]);
+        for (int k = 0; k < 2; k++) {
+            memset(got, 0, sizeof(float) * n);
+            bes[k]->to_lowp(ps[p], n, x, h16);
+            CHECK(memcmp(h16, want16, sizeof(uint16_t) * n) == 0, "%s backend: other %s bits", bes[k]->name,
+                  precision_name(ps[p]));
+            bes[k]->from_lowp(ps[p], n, h16, got);
+            CHECK(memcmp(got, want, sizeof(float) * n) == 0, "%s backend: %s copies come back as other values",
+                  bes[k]->name, precision_name(ps[p]));
+        }
+    }
+    free(x), free(want), free(got), free(h16), free(want16);
 }
 
 /* Every backend's round_lowp gives the scalar definition's bits. */
@@ -216,8 +267,10 @@ static void test_bf16_close_to_fp32_and_reference(void) {
     CHECK(bf.out < 2 * nz.out && bf.grad < 2 * nz.grad, "bf16 moves outputs by %.3g and gradients by %.3g, more "
           "than twice what 2^-9 noise does (%.3g, %.3g)", bf.out, bf.grad, nz.out, nz.grad);
     CHECK(cr.out < nz.out && cr.grad < nz.grad, "cpu vs ref at bf16: %.3g, %.3g", cr.out, cr.grad);
-    /* back to fp32 (as evaluation does): fp32's bits */
+    /* back to fp32 (as evaluation does, with a workspace of its own): fp32's bits */
     CHECK(model_set_precision(b16.m, PRECISION_FP32) == 0, "%s", rsa_error_message());
+    workspace_free(w2);
+    w2 = workspace_new(b16.m, true);
     float *o5, *g5;
     step(&b16, w2, n, x, dy, &o5, &g5);
     CHECK(memcmp(o5, o1, sizeof(float) * od) == 0 && memcmp(g5, g1, sizeof(float) * nw) == 0,
@@ -321,6 +374,7 @@ static void test_loss_scale_in_checkpoint(void) {
 int main(void) {
     RUN(test_round_bf16_definition);
     RUN(test_round_fp16_matches_float16);
+    RUN(test_lowp_copies);
     RUN(test_backends_round_alike);
     RUN(test_backends_fuse_rounding);
     RUN(test_every_tensor_rounded_bf16);

@@ -106,6 +106,23 @@ static void low_memory_same_bits(MethodKind method, Precision p) {
     CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
     CHECK_SAME_RUN(a, b); /* a: both passes kept, b: low_memory */
 }
+/* saved_16bit (activations held for backward as exact 16-bit copies) changes no bit either. */
+static void saved_16bit_same_bits(MethodKind method, Precision p) {
+    TrainConfig c = config(method);
+    c.precision = p, c.epochs = 1;
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/%s-%s-float", test_tmpdir(), method_name(method), precision_name(p));
+    snprintf(b, sizeof b, "%s/%s-%s-saved16", test_tmpdir(), method_name(method), precision_name(p));
+    TrainResult r;
+    TrainHooks none = {0};
+    CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    c.saved_16bit = true;
+    CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
+    CHECK_SAME_RUN(a, b);
+}
+static void test_saved_16bit_rsa_bf16(void) { saved_16bit_same_bits(METHOD_RSA, PRECISION_BF16); }
+static void test_saved_16bit_byol_fp16(void) { saved_16bit_same_bits(METHOD_BYOL, PRECISION_FP16); }
+
 static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA, PRECISION_FP32); }
 static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL, PRECISION_FP32); }
 static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM, PRECISION_FP32); }
@@ -182,6 +199,8 @@ int main(void) {
     RUN(test_resume_rsa_bf16);
     RUN(test_resume_byol_fp16);
     RUN(test_low_memory_rsa);
+    RUN(test_saved_16bit_rsa_bf16);
+    RUN(test_saved_16bit_byol_fp16);
     RUN(test_low_memory_byol);
     RUN(test_low_memory_simsiam);
     RUN(test_low_memory_rsa_bf16);

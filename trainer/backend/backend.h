@@ -96,6 +96,10 @@ typedef struct Backend {
     void (*accumulate)(size_t n, float *y, const float *x);
     /* x = round_to(p, x) in place (core/precision.h): what a mixed-precision network does to what it writes. */
     void (*round_lowp)(Precision p, size_t n, float *x);
+    /* 16-bit copies of a mixed-precision network's values (p bf16 or fp16): y16[i] = lowp_bits(p, x[i]), and
+     * y[i] = lowp_value(p, x16[i]) (core/precision.h); exact both ways for values already rounded to p. */
+    void (*to_lowp)(Precision p, size_t n, const float *x, uint16_t *y16);
+    void (*from_lowp)(Precision p, size_t n, const uint16_t *x16, float *y);
 
     void (*maxpool_forward)(const PoolShape *s, Layout l, const float *x, float *y);
     void (*maxpool_backward)(const PoolShape *s, Layout l, const float *x, const float *dy, float *dx);

@@ -58,6 +58,40 @@ static inline float round_fp16(float x) {
 static inline float round_to(Precision p, float x) {
     return p == PRECISION_BF16 ? round_bf16(x) : p == PRECISION_FP16 ? round_fp16(x) : x;
 }
+
+/* The 16 bits of round_to(p, x) in format p (p is bf16 or fp16), and back: lowp_value(p, lowp_bits(p, x)) is
+ * round_to(p, x), bit for bit, NaN aside (a NaN comes back as a NaN). For keeping values a network has already
+ * rounded in half the memory. */
+static inline uint16_t lowp_bits(Precision p, float x) {
+    x = round_to(p, x);
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (p == PRECISION_BF16) return (uint16_t)((u >> 16) | ((u & 0x7fffffffu) > 0x7f800000u ? 0x40u : 0u));
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    float a = fabsf(x);
+    if (a != a) return sign | 0x7e00u;
+    if (a == INFINITY) return sign | 0x7c00u;
+    if (a < 0x1p-14f) return sign | (uint16_t)(a * 0x1p24f); /* a subnormal: a multiple of 2^-24 */
+    return sign | (uint16_t)((((u >> 23) & 0xffu) - 127u + 15u) << 10 | ((u >> 13) & 0x3ffu));
+}
+
+static inline float lowp_value(Precision p, uint16_t h) {
+    uint32_t u;
+    float x;
+    if (p == PRECISION_BF16) {
+        u = (uint32_t)h << 16;
+        memcpy(&x, &u, sizeof x);
+        return x;
+    }
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {
+        x = (float)m * 0x1p-24f;
+        return h & 0x8000u ? -x : x;
+    }
+    u = (uint32_t)(h & 0x8000u) << 16 | (e == 31 ? 0xffu : e - 15u + 127u) << 23 | m << 13;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 #endif
 
 #endif

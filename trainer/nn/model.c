@@ -343,16 +343,18 @@ static Workspace *workspace_plan(const Model *m, bool with_grad, PlanMode mode) 
     ws->act_bwd = calloc(T, sizeof *ws->act_bwd);
     ws->grad = calloc(T, sizeof *ws->grad);
     ws->grad_sum = calloc(T, sizeof *ws->grad_sum);
+    ws->copy16 = calloc(T, sizeof *ws->copy16);
     ws->written = calloc(T, sizeof *ws->written);
     ws->rebuilt = calloc(T, sizeof *ws->rebuilt);
-    if (!ws->act || !ws->act_bwd || !ws->grad || !ws->grad_sum || !ws->written || !ws->rebuilt)
+    if (!ws->act || !ws->act_bwd || !ws->grad || !ws->grad_sum || !ws->copy16 || !ws->written || !ws->rebuilt)
         rsa_fatal("free memory", "out of memory");
+    ws->precision = m->precision;
     plan_make(m, with_grad, mode, plan);
     int in = input_tensor(m);
     size_t in_floats = m->precision != PRECISION_FP32 && in >= 0 ? model_tensor_numel(m, in, m->max_batch) : 0;
     ws->block_bytes = sizeof(float) * (plan->floats + m->n_bn_saved + in_floats + 16);
     ws->unplanned_bytes = sizeof(float) * (plan->unplanned + m->n_bn_saved + in_floats);
-    ws->n_rebuilt = plan->rebuilt;
+    ws->n_rebuilt = plan->rebuilt, ws->n_copy16 = plan->n_copy16;
     return ws;
 }
 
@@ -366,6 +368,7 @@ static void workspace_place(Workspace *ws, void *block) {
         if (plan->act_bwd[t] != PLAN_NONE) ws->act_bwd[t] = base + plan->act_bwd[t];
         if (plan->grad[t] != PLAN_NONE) ws->grad[t] = base + plan->grad[t];
         if (plan->grad_sum[t] != PLAN_NONE) ws->grad_sum[t] = base + plan->grad_sum[t];
+        if (plan->copy16[t] != PLAN_NONE) ws->copy16[t] = (uint16_t *)(base + plan->copy16[t]);
     }
     ws->bn_saved = base + plan->floats;
     int in = input_tensor(m);
@@ -414,6 +417,7 @@ void workspace_free(Workspace *ws) {
     free(ws->act_bwd);
     free(ws->grad);
     free(ws->grad_sum);
+    free(ws->copy16);
     free(ws->written);
     free(ws->rebuilt);
     free(ws);
@@ -440,7 +444,7 @@ static void round_output(Model *m, const Node *nd, float *y, int n) {
 
 void model_forward(Model *m, Workspace *ws, int n, const float *input, bool train, int until) {
     RSA_ASSERT(ws->m == m && n >= 1 && n <= m->max_batch);
-    RSA_ASSERT(m->precision == PRECISION_FP32 || ws->input_lowp);
+    RSA_ASSERT(m->precision == ws->precision); /* its rounded input's room, its 16-bit copies' format */
     const Backend *be = m->be;
     ws->n = n, ws->train = train;
     for (int i = 0; i < m->n_nodes; i++) {
@@ -486,6 +490,8 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
             break;
         }
         round_output(m, nd, ws->act[nd->out], n);
+        if (ws->copy16[nd->out]) be->to_lowp(m->precision, model_tensor_numel(m, nd->out, n), ws->act[nd->out],
+                                            ws->copy16[nd->out]);
         if (nd->out == until) break;
     }
 }
@@ -512,11 +518,15 @@ static void finish_grad(Model *m, Workspace *ws, int t, int n, bool rounded) {
     ws->written[t] = true;
 }
 
-/* The activation tensor t as backward must read it: rebuilt first if the plan dropped it after forward, from the
- * tensors it was computed from (themselves kept or rebuilt), with the forward pass's operations. */
+/* The activation tensor t as backward must read it: if the plan dropped it after forward, widened from its 16-bit
+ * copy or rebuilt from the tensors it was computed from (themselves kept or rebuilt), with the forward pass's
+ * operations. */
 static const float *backward_act(Model *m, Workspace *ws, int t) {
     if (!ws->act_bwd[t]) return ws->act[t];
-    if (!ws->rebuilt[t]) {
+    if (!ws->rebuilt[t] && ws->copy16[t]) {
+        m->be->from_lowp(ws->precision, model_tensor_numel(m, t, ws->n), ws->copy16[t], ws->act_bwd[t]);
+        ws->rebuilt[t] = true;
+    } else if (!ws->rebuilt[t]) {
         int p = 0;
         while (m->nodes[p].out != t) p++;
         const Node *nd = &m->nodes[p];

@@ -81,6 +81,8 @@ typedef struct Model {
     float bn_eps;       /* 1e-5 as torch */
     const BnSync *bn_sync; /* SyncBN over a data-parallel run's processes (training-mode BN); NULL: local */
     Precision precision;   /* what forward and backward round activations and their gradients to (precision.h) */
+    bool saved_16bit;      /* bf16/fp16: workspaces made from now on may keep tensors as 16-bit copies (plan.h):
+                              less memory, two more elementwise passes per copied tensor, the same bits */
     float *w_lowp;         /* bf16/fp16: m->w rounded, what convolutions and linear layers read (NULL: fp32) */
 } Model;
 
@@ -95,6 +97,8 @@ typedef struct Workspace {
     float **act_bwd;      /* per tensor: where backward rebuilds a recomputed activation (NULL: not recomputed) */
     float *bn_saved;      /* batch mean / invstd per BN */
     float **grad_sum;     /* per tensor read twice: where its later gradients arrive before they are added */
+    uint16_t **copy16;    /* per tensor kept in 16 bits from forward to backward (plan.h; NULL: not) */
+    Precision precision;  /* the model's when the workspace was made: its 16-bit copies are in this format */
     float *input_lowp;    /* bf16/fp16: the caller's input, rounded (NULL for a workspace made at fp32) */
     bool *written;        /* per tensor, during backward: its gradient holds a value */
     bool *rebuilt;        /* per tensor, during backward: act_bwd holds the recomputed activation */
@@ -103,6 +107,7 @@ typedef struct Workspace {
     struct MemPlan *plan; /* while being made: the offsets not yet placed in a block */
     size_t block_bytes, unplanned_bytes;
     int n_rebuilt;        /* tensors the plan rebuilds in backward instead of keeping */
+    int n_copy16;         /* tensors it keeps as 16-bit copies instead */
 } Workspace;
 
 /* ---- building ---- */
@@ -140,8 +145,9 @@ size_t model_tensor_numel(const Model *m, int t, int n);
 /* Call after changing m->w (optimiser step, EMA, load), so cached weight copies are refreshed. */
 void model_weights_changed(Model *m);
 /* Switches the model between fp32 and mixed precision (precision.h), at any time after model_finalize; the first
- * switch to bf16 or fp16 allocates the rounded weights (-1 with rsa_fail when that fails). A workspace made while
- * the model was at fp32 can only run it at fp32. */
+ * switch to bf16 or fp16 allocates the rounded weights (-1 with rsa_fail when that fails). A workspace runs the
+ * model at the precision it had when the workspace was made (its memory plan depends on it): after a switch, make
+ * another. */
 int model_set_precision(Model *m, Precision p);
 void model_zero_grad(Model *m);
 

@@ -73,9 +73,24 @@ typedef struct {
     bool candidate;               /* could be rebuilt in backward instead of kept */
 } TensorUse;
 
+/* order[0..k) largest first, then earliest: a stable insertion sort. */
+static void by_size(const TensorUse *use, int *order, int k) {
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && use[order[j]].size > use[order[j - 1]].size; j--) {
+            int tmp = order[j];
+            order[j] = order[j - 1], order[j - 1] = tmp;
+        }
+}
+
 /* Whether the workspace holds t at all (the model's input is the caller's). */
 static bool planned(const Model *m, const TensorUse *u) {
     return u->prod >= 0 && m->nodes[u->prod].kind != NODE_INPUT;
+}
+
+/* Whether t may be kept as a 16-bit copy: values rounded to the model's format, read again in backward. */
+static bool keepable16(const Model *m, const TensorUse *u, int t, bool with_grad, PlanMode mode) {
+    return with_grad && mode != PLAN_KEEP_ALL && m->precision != PRECISION_FP32 && m->saved_16bit && planned(m, u) &&
+           !m->tensors[t].output;
 }
 
 static bool rebuildable_kind(const Model *m, const TensorUse *u, int t) {
@@ -93,9 +108,10 @@ static int rebuild_deps(const Model *m, const TensorUse *u, int deps[2]) {
 
 /* The intervals of every buffer when the tensors in `rebuild` are rebuilt (set on entry for the chosen ones; their
  * rebuildable inputs that nobody else reads in backward are added, since keeping them would cost memory and
- * rebuilding them one cheap pass). Returns how many intervals it wrote. */
-static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanMode mode, bool *rebuild, MemPlan *p,
-                     Interval *iv) {
+ * rebuilding them one cheap pass) and those in `in16` (and not rebuilt) kept in 16 bits where they outlive their
+ * forward readers. Returns how many intervals it wrote. */
+static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanMode mode, bool *rebuild,
+                     const bool *in16, MemPlan *p, Interval *iv) {
     const int T = m->n_tensors, N = m->n_nodes, END = 2 * N;
     const size_t nt = T > 0 ? (size_t)T : 1;
     int *rb_start = malloc(sizeof(int) * nt), *rb_end = malloc(sizeof(int) * nt), *keep_end = malloc(sizeof(int) * nt);
@@ -114,7 +130,7 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
             int d = deps[k];
             if (d < 0 || !planned(m, &use[d])) continue;
             if (rebuildable_kind(m, &use[d], d) && use[d].first_bwd > use[d].last_bwd) rebuild[d] = true;
-            if (rebuild[d]) {
+            if (rebuild[d] || in16[d]) { /* read where backward rebuilds or widens it */
                 if (s < rb_start[d]) rb_start[d] = s;
                 if (s > rb_end[d]) rb_end[d] = s;
             } else if (s > keep_end[d]) {
@@ -124,7 +140,7 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
     }
     int n = 0;
     for (int t = 0; t < T; t++) {
-        p->act[t] = p->act_bwd[t] = p->grad[t] = p->grad_sum[t] = PLAN_NONE;
+        p->act[t] = p->act_bwd[t] = p->grad[t] = p->grad_sum[t] = p->copy16[t] = PLAN_NONE;
         const TensorUse *u = &use[t];
         if (!planned(m, u)) continue;
         if (m->tensors[t].output || mode == PLAN_KEEP_ALL) {
@@ -132,6 +148,10 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
         } else if (rebuild[t]) {
             iv[n++] = (Interval){&p->act[t], u->size, u->prod, u->last_fwd};
             if (rb_start[t] <= rb_end[t]) iv[n++] = (Interval){&p->act_bwd[t], u->size, rb_start[t], rb_end[t]};
+        } else if (in16[t] && rb_start[t] <= rb_end[t] && rb_end[t] > u->last_fwd) {
+            iv[n++] = (Interval){&p->act[t], u->size, u->prod, u->last_fwd};
+            iv[n++] = (Interval){&p->copy16[t], rounded((u->size + 1) / 2), u->prod, rb_end[t]};
+            iv[n++] = (Interval){&p->act_bwd[t], u->size, rb_start[t], rb_end[t]};
         } else {
             iv[n++] = (Interval){&p->act[t], u->size, u->prod, keep_end[t]};
         }
@@ -149,12 +169,12 @@ static int intervals(const Model *m, const TensorUse *use, bool with_grad, PlanM
 }
 
 static size_t plan_with(const Model *m, const TensorUse *use, bool with_grad, PlanMode mode, const bool *chosen,
-                        MemPlan *p, Interval *iv) {
+                        const bool *in16, MemPlan *p, Interval *iv) {
     const size_t nt = m->n_tensors > 0 ? (size_t)m->n_tensors : 1;
     bool *rebuild = malloc(sizeof(bool) * nt);
     if (!rebuild) rsa_fatal("free memory", "out of memory");
     memcpy(rebuild, chosen, sizeof(bool) * nt);
-    int n = intervals(m, use, with_grad, mode, rebuild, p, iv);
+    int n = intervals(m, use, with_grad, mode, rebuild, in16, p, iv);
     free(rebuild);
     return pack(iv, n);
 }
@@ -166,13 +186,15 @@ void plan_make(const Model *m, bool with_grad, PlanMode mode, MemPlan *p) {
     p->act_bwd = malloc(sizeof(long) * nt);
     p->grad = malloc(sizeof(long) * nt);
     p->grad_sum = malloc(sizeof(long) * nt);
-    Interval *iv = calloc(4 * nt, sizeof *iv);
+    p->copy16 = malloc(sizeof(long) * nt);
+    Interval *iv = calloc(5 * nt, sizeof *iv);
     TensorUse *use = calloc(nt, sizeof *use);
-    bool *chosen = calloc(nt, sizeof *chosen);
-    if (!p->act || !p->act_bwd || !p->grad || !p->grad_sum || !iv || !use || !chosen)
+    bool *chosen = calloc(nt, sizeof *chosen), *in16 = calloc(nt, sizeof *in16);
+    int *order = malloc(sizeof(int) * nt);
+    if (!p->act || !p->act_bwd || !p->grad || !p->grad_sum || !p->copy16 || !iv || !use || !chosen || !in16 || !order)
         rsa_fatal("free memory", "out of memory");
     p->unplanned = 0;
-    p->rebuilt = 0;
+    p->rebuilt = p->n_copy16 = 0;
     for (int t = 0; t < T; t++) {
         TensorUse *u = &use[t];
         u->prod = producer(m, t);
@@ -199,41 +221,72 @@ void plan_make(const Model *m, bool with_grad, PlanMode mode, MemPlan *p) {
         p->unplanned += u->size * (with_grad && m->tensors[t].needs_grad ? 2 : 1);
     }
     if (!with_grad || mode == PLAN_KEEP_ALL) {
-        p->floats = plan_with(m, use, with_grad, mode, chosen, p, iv);
+        p->floats = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
     } else if (mode == PLAN_REBUILD_ALL) {
-        for (int t = 0; t < T; t++) chosen[t] = use[t].candidate;
-        p->floats = plan_with(m, use, with_grad, mode, chosen, p, iv);
-    } else {
+        for (int t = 0; t < T; t++) chosen[t] = use[t].candidate, in16[t] = keepable16(m, &use[t], t, with_grad, mode);
+        p->floats = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
+    } else if (m->precision == PRECISION_FP32 || !m->saved_16bit) {
         /* Start from rebuilding every candidate, then keep instead each one whose rebuild does not make the block
          * smaller (largest first): rebuilding costs a pass over the tensor, so it must buy memory. */
-        int *order = malloc(sizeof(int) * nt), k = 0;
-        if (!order) rsa_fatal("free memory", "out of memory");
+        int k = 0;
         for (int t = 0; t < T; t++)
             if (use[t].candidate) chosen[t] = true, order[k++] = t;
-        for (int i = 1; i < k; i++) /* largest first, then earliest: a stable insertion sort */
-            for (int j = i; j > 0 && use[order[j]].size > use[order[j - 1]].size; j--) {
-                int tmp = order[j];
-                order[j] = order[j - 1], order[j - 1] = tmp;
-            }
-        size_t best = plan_with(m, use, with_grad, mode, chosen, p, iv);
+        by_size(use, order, k);
+        size_t best = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
         for (int i = 0; i < k; i++) {
             chosen[order[i]] = false;
-            size_t size = plan_with(m, use, with_grad, mode, chosen, p, iv);
+            size_t size = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
             if (size < best)
                 best = size;
             else
                 chosen[order[i]] = true;
         }
-        p->floats = plan_with(m, use, with_grad, mode, chosen, p, iv);
-        free(order);
+        p->floats = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
+    } else {
+        /* bf16, fp16: start from a 16-bit copy of every tensor that can have one, then (largest first) rebuild
+         * each candidate instead where the block does not grow (one pass instead of two: narrowing and widening),
+         * keep each copied one in full where the block does not grow, and copy again each kept one where that
+         * makes the block smaller. Starting from the rebuilds instead ends larger: a chain of rebuilt block outputs
+         * is rebuilt all at once where its head is read, and held from there. */
+        int k = 0;
+        for (int t = 0; t < T; t++)
+            if (keepable16(m, &use[t], t, with_grad, mode)) in16[t] = true, order[k++] = t;
+        by_size(use, order, k);
+        size_t best = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
+        for (int i = 0; i < k; i++) {
+            int t = order[i];
+            if (!use[t].candidate) continue;
+            chosen[t] = true, in16[t] = false;
+            size_t size = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
+            if (size <= best)
+                best = size;
+            else
+                chosen[t] = false, in16[t] = true;
+        }
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < k; i++) {
+                int t = order[i];
+                if (chosen[t] || in16[t] != (pass == 0)) continue;
+                in16[t] = !in16[t];
+                size_t size = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
+                if (pass == 0 ? size <= best : size < best)
+                    best = size;
+                else
+                    in16[t] = !in16[t];
+            }
+        p->floats = plan_with(m, use, with_grad, mode, chosen, in16, p, iv);
     }
-    for (int t = 0; t < T; t++) p->rebuilt += p->act_bwd[t] != PLAN_NONE;
+    for (int t = 0; t < T; t++) p->rebuilt += p->act_bwd[t] != PLAN_NONE && p->copy16[t] == PLAN_NONE;
+    for (int t = 0; t < T; t++) p->n_copy16 += p->copy16[t] != PLAN_NONE;
+    free(order);
+    free(in16);
     free(chosen);
     free(use);
     free(iv);
 }
 
 void plan_free(MemPlan *p) {
+    free(p->copy16);
     free(p->act);
     free(p->act_bwd);
     free(p->grad);

@@ -12,9 +12,15 @@
  *    rebuilds block outputs and BN+ReLU outputs with one elementwise pass each, instead of holding them from the
  *    forward pass to the backward one;
  *  - the gradient of a tensor from its last consumer's backward to its producer's backward, and, for a tensor read
- *    by more than one node, a second buffer for the later gradients, which are added in as they arrive.
+ *    by more than one node, a second buffer for the later gradients, which are added in as they arrive;
+ *  - in a bf16 or fp16 network that allows it (saved_16bit), a tensor held from forward to backward may instead
+ *    be kept as a 16-bit copy (every value it holds is representable in the format, so the copy is exact): the
+ *    float buffer lives until its last forward reader, the copy, half its size, from its producer to its last
+ *    backward reader, and the tensor is widened back, bit for bit, into a buffer of its own for its backward
+ *    readers, like a rebuilt one. A ResNet-50 then keeps most convolution and block outputs this way.
  * Intervals are packed into one block, largest first, each at the lowest offset free over its lifetime. Which
- * tensors to rebuild is chosen by trying: rebuilding each is kept only if it makes the block smaller. */
+ * tensors to rebuild, then which of the others to keep in 16 bits, is chosen by trying: each is kept only if it
+ * makes the block smaller. */
 #ifndef RSA_PLAN_H
 #define RSA_PLAN_H
 
@@ -30,9 +36,12 @@ typedef struct MemPlan {
     long *act_bwd;   /* buffer a recomputed tensor is rebuilt into during backward (PLAN_NONE if not recomputed) */
     long *grad;      /* gradient buffer (PLAN_NONE if no gradient) */
     long *grad_sum;  /* where a tensor read twice receives its second gradient (PLAN_NONE if read once) */
+    long *copy16;    /* float offset of a tensor's 16-bit copy (PLAN_NONE if not kept in 16 bits); its act_bwd is
+                      * where backward widens it */
     size_t floats;   /* size of the block */
     size_t unplanned;/* what one buffer per activation and gradient would take, for comparison */
     int rebuilt;     /* how many tensors backward rebuilds */
+    int n_copy16;    /* how many tensors are kept in 16 bits */
 } MemPlan;
 
 void plan_make(const Model *m, bool with_grad, PlanMode mode, MemPlan *p);

@@ -47,6 +47,7 @@ int train_config_defaults(TrainConfig *c, const char *dataset) {
     c->seed = 0;
     snprintf(c->backend, sizeof c->backend, "cpu");
     c->tf32 = false, c->precision = PRECISION_FP32, c->deterministic = true, c->low_memory = true;
+    c->saved_16bit = false;
     c->lowp_convolutions = true;
     DataDefaults d;
     if (data_defaults(dataset, &d) != 0) return -1;

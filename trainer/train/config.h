@@ -80,6 +80,7 @@ typedef struct {
                                 loss (loss_scale.h); evaluation reads fp32 features either way */
     bool deterministic;      /* cuda: deterministic cuDNN algorithms only (else the fastest by timing) */
     bool low_memory;         /* keep one online pass's activations, not two (the second pass runs again) */
+    bool saved_16bit;        /* bf16/fp16: activations kept for backward may be 16-bit copies (model.h) */
     bool lowp_convolutions;  /* bf16/fp16: 16-bit convolution kernels where the backend has them (else fp32 on the
                                 rounded values) */
     int64_t checkpoint_every; /* steps; 0: only at epoch ends */

@@ -78,6 +78,16 @@ void round_lowp_cpu(Precision p, size_t n, float *x) {
     if (p == PRECISION_FP16) round_fp16_kernel(n, x);
 }
 
+void to_lowp_cpu(Precision p, size_t n, const float *x, uint16_t *y16) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(p, x[i]);
+}
+
+void from_lowp_cpu(Precision p, size_t n, const uint16_t *x16, float *y) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = lowp_value(p, x16[i]);
+}
+
 static inline __attribute__((always_inline)) void maxpool_slab(const PoolShape *s, int L, const float *x, float *y,
                                                                const float *dy, float *dx) {
     /* Forward (dy == NULL) writes y; backward routes each dy to the first maximum, as PyTorch's CPU kernel. */

@@ -19,6 +19,14 @@ void round_lowp_ref(Precision p, size_t n, float *x) {
     for (size_t i = 0; i < n; i++) x[i] = round_to(p, x[i]);
 }
 
+void to_lowp_ref(Precision p, size_t n, const float *x, uint16_t *y16) {
+    for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(p, x[i]);
+}
+
+void from_lowp_ref(Precision p, size_t n, const uint16_t *x16, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = lowp_value(p, x16[i]);
+}
+
 void maxpool_forward_ref(const PoolShape *s, const float *x, float *y) {
     for (int n = 0; n < s->n; n++)
         for (int c = 0; c < s->c; c++) {
