@@ -64,6 +64,8 @@ step 240 "make test-gpu (the backend: test_cuda, test_cuda_model)" \
 sb=build/cuda/bench/step_bench
 step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest" $sb cuda r50 rsa 256 5 bf16 fastest
 step 120 "PyTorch: step_bench.py cuda r50 rsa 256 5 amp" "$py" bench/step_bench.py cuda r50 rsa 256 5 amp
+step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest saved16 (16-bit copies for backward)" \
+    $sb cuda r50 rsa 256 5 bf16 fastest saved16
 step 240 "make test-gpu (PyTorch parity on the GPU: ops, ResNets, steps)" \
     make CUDA=1 MPI=0 test-gpu GPU_TESTS="ops/test_ops_torch nn/test_resnet_torch train/test_step_torch"
 for run in "r50 rsa 256 5 bf16 fastest fp32conv" "r50 rsa 256 5 tf32 fastest" "r18c rsa 256 10 bf16 fastest" \
