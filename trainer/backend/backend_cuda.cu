@@ -53,10 +53,8 @@ static void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
  * instead of through a staging copy, and asynchronously. hostmem's allocation stays (huge pages, touched pages). */
 /* The conversions of the tensor-core convolutions' operands (ops/cuda/eltwise_cuda.cu), as round-to-nearest-even
  * narrowing and exact widening: for values already in the format, the bits of lowp_bits and lowp_value. */
-static void cuda_to_lowp(Precision p, size_t n, const float *x, uint16_t *y16) { if (n) to_lowp_cuda(p, n, x, y16); }
-static void cuda_from_lowp(Precision p, size_t n, const uint16_t *x16, float *y) {
-    if (n) from_lowp_cuda(p, n, x16, y);
-}
+static void cuda_to_lowp(Precision p, size_t n, const float *x, uint16_t *y16) { to_lowp_cuda(p, n, x, y16); }
+static void cuda_from_lowp(Precision p, size_t n, const uint16_t *x16, float *y) { from_lowp_cuda(p, n, x16, y); }
 
 static void *cuda_host_alloc(size_t bytes) {
     void *p = hostmem_alloc(bytes);
