@@ -173,6 +173,11 @@ S.run = {
           "(oneDNN's bf16 kernels on AVX512-BF16 CPUs, cuDNN's tensor cores on the cuda backend): the products of " ..
           "fp32 arithmetic, other summation orders. false: fp32 convolutions on the rounded values (slower; how " ..
           "bf16 runs before 2026-12-01 computed, to rerun them bit for bit). provenance.txt records which" },
+  { key = "lowp_weight_grads", group = "run", type = "boolean", default = false, hash = "unless_default",
+    doc = "bf16, fp16: convolution and linear weight gradients summed in the format, as autocast hands them back " ..
+          "(each pass's gradient rounded, then the sum over the passes; torch's .grad of a convolution under " ..
+          "autocast is a 16-bit value). Lets the cuda backend compute them on tensor cores. false: fp32 sums, " ..
+          "more precise than autocast. Batch-norm gradients stay fp32 either way" },
   { key = "low_memory", group = "run", type = "boolean", default = true, hash = false,
     doc = "keep the activations of one online pass instead of two: the second view's pass runs again just before " ..
           "its backward (about 12 % more compute, about half the activation memory; the same bits)" },

@@ -32,6 +32,7 @@ static const KeyDef KEYS[] = {
     {"knn_t", T_NUM},         {"seed", T_INT},              {"backend", T_STR},
     {"checkpoint_every", T_INT}, {"precision", T_ENUM},     {"deterministic", T_BOOL},
     {"low_memory", T_BOOL},   {"lowp_convolutions", T_BOOL}, {"saved_16bit", T_BOOL},
+    {"lowp_weight_grads", T_BOOL},
 };
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
 
@@ -194,6 +195,7 @@ int toconfig(lua_State *S, TrainConfig *c, bool *beta_fn, bool *lr_fn, char *err
     c->low_memory = boolean(S, t, "low_memory");
     c->saved_16bit = boolean(S, t, "saved_16bit");
     c->lowp_convolutions = boolean(S, t, "lowp_convolutions");
+    c->lowp_weight_grads = boolean(S, t, "lowp_weight_grads");
     c->beta_table = NULL, c->beta_table_len = 0, c->lr_table = NULL, c->lr_table_len = 0;
     return 0;
 }

@@ -118,7 +118,8 @@ static ConvResult conv_reference(const ConvCase *c, const ConvData *d) {
     return r;
 }
 
-static ConvResult conv_cuda(const ConvCase *c, const ConvData *d, Precision prec) {
+/* wgrad: the format the network rounds the weight gradient to (lowp_weight_grads), FP32 when it does not. */
+static ConvResult conv_cuda(const ConvCase *c, const ConvData *d, Precision prec, Precision wgrad) {
     ConvShape sp = case_shape(c, c->n_plan), s = case_shape(c, c->n);
     Layout li = c->nchw_input ? LAYOUT_NCHW : cu->act_layout(s.ci, s.hi * s.wi), lo = cu->act_layout(s.co, s.ho * s.wo);
     size_t nx = (size_t)sp.n * s.ci * s.hi * s.wi, ny = (size_t)sp.n * s.co * s.ho * s.wo;
@@ -130,6 +131,7 @@ static ConvResult conv_cuda(const ConvCase *c, const ConvData *d, Precision prec
     float *db = be_put_flat(cu, d->db, (size_t)s.co);
     ConvOp *op = cu->conv_create(&sp, li, lo, c->bias);
     cu->conv_set_precision(op, prec);
+    cu->conv_set_weight_grad_precision(op, wgrad);
     if (c->n < c->n_plan) cu->conv_forward(op, sp.n, x, w, c->bias ? b : NULL, y); /* plans for n_plan first */
     cu->conv_forward(op, s.n, x, w, c->bias ? b : NULL, y);
     cu->conv_backward_data(op, s.n, dy, w, dx);
@@ -151,7 +153,7 @@ static void conv_cases(double tol, bool bitwise) {
         const ConvCase *c = &CONV_CASES[i];
         ConvShape s = case_shape(c, c->n);
         ConvData d = conv_data(c, 100 + 10 * i);
-        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, PRECISION_FP32);
+        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, PRECISION_FP32, PRECISION_FP32);
         size_t ny = (size_t)s.n * s.co * s.ho * s.wo, nx = (size_t)s.n * s.ci * s.hi * s.wi;
         size_t nw = (size_t)s.co * s.ci * s.k * s.k;
         char what[96];
@@ -162,7 +164,7 @@ static void conv_cases(double tol, bool bitwise) {
         check_scaled(LABEL("dw (accumulated)"), got.dw, want.dw, nw, tol);
         if (c->bias) check_scaled(LABEL("db (accumulated)"), got.db, want.db, (size_t)s.co, 1e-5);
         if (bitwise) {
-            ConvResult again = conv_cuda(c, &d, PRECISION_FP32);
+            ConvResult again = conv_cuda(c, &d, PRECISION_FP32, PRECISION_FP32);
             check_same_bits(LABEL("y"), got.y, again.y, ny);
             check_same_bits(LABEL("dx"), got.dx, again.dx, nx);
             check_same_bits(LABEL("dw"), got.dw, again.dw, nw);
@@ -207,7 +209,7 @@ static void conv_cases_lowp(Precision p, bool bitwise) {
         size_t nw = (size_t)s.co * s.ci * s.k * s.k;
         round_floats(p, d.x, (size_t)sp.n * s.ci * s.hi * s.wi), round_floats(p, d.w, nw);
         round_floats(p, d.b, (size_t)s.co), round_floats(p, d.dy, (size_t)sp.n * s.co * s.ho * s.wo);
-        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, p);
+        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, p, PRECISION_FP32);
         bool tensor_cores = !c->bias && !c->nchw_input && c->ci % 8 == 0 && c->co % 8 == 0;
         char what[112];
 #define LABEL(part) (snprintf(what, sizeof what, "%s conv case %zu (%dx%d/%d %d->%d): " part, precision_name(p), i, \
@@ -224,7 +226,7 @@ static void conv_cases_lowp(Precision p, bool bitwise) {
         }
         check_scaled(LABEL("dw (accumulated)"), got.dw, want.dw, nw, 2e-4);
         if (bitwise) {
-            ConvResult again = conv_cuda(c, &d, p);
+            ConvResult again = conv_cuda(c, &d, p, PRECISION_FP32);
             check_same_bits(LABEL("y"), got.y, again.y, ny);
             check_same_bits(LABEL("dx"), got.dx, again.dx, nx);
             check_same_bits(LABEL("dw"), got.dw, again.dw, nw);
@@ -235,7 +237,58 @@ static void conv_cases_lowp(Precision p, bool bitwise) {
     }
 }
 
+/* The weight gradient of a network that rounds it to its format (lowp_weight_grads): where the tensor-core path
+ * applies, cuDNN's 16-bit result (every element in the format: the 16-bit path ran), within one rounding of the
+ * reference's rounded; elsewhere the fp32 path's, which the network rounds. Same bits twice. */
+static void conv_cases_wgrad16(Precision p) {
+    const double step = p == PRECISION_BF16 ? 0x1p-8 : 0x1p-11;
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
+        const ConvCase *c = &CONV_CASES[i];
+        ConvShape s = case_shape(c, c->n), sp = case_shape(c, c->n_plan);
+        ConvData d = conv_data(c, 500 + 10 * i);
+        size_t nw = (size_t)s.co * s.ci * s.k * s.k;
+        round_floats(p, d.x, (size_t)sp.n * s.ci * s.hi * s.wi), round_floats(p, d.w, nw);
+        round_floats(p, d.b, (size_t)s.co), round_floats(p, d.dy, (size_t)sp.n * s.co * s.ho * s.wo);
+        memset(d.dw, 0, sizeof(float) * nw), memset(d.db, 0, sizeof(float) * s.co); /* model.c's zeroed buffer */
+        ConvResult want = conv_reference(c, &d), got = conv_cuda(c, &d, p, p), again = conv_cuda(c, &d, p, p);
+        bool tensor_cores = !c->bias && !c->nchw_input && c->ci % 8 == 0 && c->co % 8 == 0;
+        char what[112];
+        snprintf(what, sizeof what, "%s conv case %zu (%dx%d/%d %d->%d): 16-bit dw", precision_name(p), i, c->k,
+                 c->k, c->stride, c->ci, c->co);
+        if (tensor_cores) {
+            CHECK(unrounded(p, got.dw, nw) == 0, "%s not in the format: the 16-bit path did not run (refusals %d)",
+                  what, lowp_refusals());
+            round_floats(p, want.dw, nw);
+            check_scaled(what, got.dw, want.dw, nw, step);
+        } else {
+            check_scaled(what, got.dw, want.dw, nw, 2e-4);
+        }
+        check_same_bits(what, got.dw, again.dw, nw);
+        conv_result_free(&want), conv_result_free(&got), conv_result_free(&again), conv_data_free(&d);
+    }
+}
+
+/* An fp16 weight gradient past 65504 must come back as infinity, as autocast's does (GradScaler skips the step on
+ * it), not saturated at the largest finite value: every sum here is 2.4e6 to 3.6e6. */
+static void test_conv_wgrad16_overflow(void) {
+    const ConvCase c = {2, 2, 16, 6, 6, 16, 3, 1, 1, false, false};
+    ConvData d = conv_data(&c, 77);
+    size_t nx = (size_t)2 * 16 * 36, ny = nx, nw = (size_t)16 * 16 * 9;
+    for (size_t i = 0; i < nx; i++) d.x[i] = 192.0f;
+    for (size_t i = 0; i < ny; i++) d.dy[i] = 256.0f;
+    memset(d.dw, 0, sizeof(float) * nw);
+    ConvResult got = conv_cuda(&c, &d, PRECISION_FP16, PRECISION_FP16);
+    size_t finite = 0;
+    for (size_t i = 0; i < nw; i++) finite += !isinf(round_to(PRECISION_FP16, got.dw[i]));
+    CHECK(finite == 0, "%zu of %zu fp16 weight gradients past 2e6 are finite (e.g. %g)", finite, nw, got.dw[0]);
+    conv_result_free(&got), conv_data_free(&d);
+}
+
 static void test_conv(void) { conv_cases(2e-4, true); }
+static void test_conv_wgrad16(void) {
+    conv_cases_wgrad16(PRECISION_BF16);
+    conv_cases_wgrad16(PRECISION_FP16);
+}
 static void test_conv_bf16(void) { conv_cases_lowp(PRECISION_BF16, true); }
 static void test_conv_fp16(void) { conv_cases_lowp(PRECISION_FP16, true); }
 
@@ -692,6 +745,8 @@ int main(void) {
     RUN(test_conv_bf16);
     RUN(test_conv_fp16);
     RUN(test_conv_weight_cache);
+    RUN(test_conv_wgrad16);
+    RUN(test_conv_wgrad16_overflow);
     RUN(test_batchnorm);
     RUN(test_fused_rounding);
     RUN(test_maxpool);

@@ -31,6 +31,7 @@ typedef struct {
 
 static Precision precision = PRECISION_FP32; /* of the networks run() builds */
 static bool saved_16bit;                     /* and whether they keep 16-bit copies for backward */
+static bool weight_grads_16;                 /* and whether they sum weight gradients in the format */
 
 static Model *build(const Backend *be, int *out) {
     Model *m = model_new(be);
@@ -41,6 +42,10 @@ static Model *build(const Backend *be, int *out) {
         abort();
     }
     m->saved_16bit = saved_16bit;
+    if (weight_grads_16 && model_set_weight_grad_rounding(m, true) != 0) {
+        test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
+        abort();
+    }
     return m;
 }
 
@@ -151,6 +156,13 @@ static void test_network_bf16_saved16(void) {
     precision = PRECISION_FP32, saved_16bit = false;
 }
 
+/* and with the weight gradients summed in bf16 (lowp_weight_grads: cuda computes them on tensor cores) */
+static void test_network_bf16_wgrad16(void) {
+    precision = PRECISION_BF16, weight_grads_16 = true;
+    network();
+    precision = PRECISION_FP32, weight_grads_16 = false;
+}
+
 int main(void) {
     if (!backend_cuda()) {
         test_skip("cuda_model", rsa_error_message()); /* why: built without CUDA, no GPU, ... */
@@ -159,5 +171,6 @@ int main(void) {
     RUN(test_network);
     RUN(test_network_bf16);
     RUN(test_network_bf16_saved16);
+    RUN(test_network_bf16_wgrad16);
     return test_finish();
 }

@@ -517,6 +517,29 @@ static void test_precision_keys(void) {
     free(a), free(b), free(c), free(d), free(e), free(f);
 }
 
+/* lowp_weight_grads (added after runs existed) joins the run id only when true, and reaches the TrainConfig. */
+static void test_lowp_weight_grads_key(void) {
+    char *a = put("wg_a.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16' }\n");
+    char *b = put("wg_b.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16', "
+                              "lowp_weight_grads = false }\n");
+    char *c = put("wg_c.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16', "
+                              "lowp_weight_grads = true }\n");
+    Experiment ea, eb, ec;
+    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
+    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
+    if (ra == 0 && rb == 0 && rc == 0) {
+        CHECK(!ea.runs[0].cfg.lowp_weight_grads && ec.runs[0].cfg.lowp_weight_grads, "lowp_weight_grads not read");
+        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) == 0, "lowp_weight_grads = false (the default) changed the id");
+        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) != 0, "lowp_weight_grads = true must change the run id");
+        CHECK(strstr(ec.runs[0].canonical, "lowp_weight_grads = true"), "missing from the canonical text:\n%s",
+              ec.runs[0].canonical);
+    }
+    if (ra == 0) experiment_free(&ea);
+    if (rb == 0) experiment_free(&eb);
+    if (rc == 0) experiment_free(&ec);
+    free(a), free(b), free(c);
+}
+
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
 static void test_runaway_budgets(void) {
     luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
@@ -563,6 +586,7 @@ int main(void) {
     RUN(test_help);
     RUN(test_runaway_budgets);
     RUN(test_precision_keys);
+    RUN(test_lowp_weight_grads_key);
     luaexp_free(L);
     return test_finish();
 }

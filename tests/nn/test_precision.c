@@ -130,6 +130,35 @@ static void test_lowp_copies(void) {
     free(x), free(want), free(got), free(h16), free(want16);
 }
 
+/* Every backend's accumulate_lowp gives the scalar definition's bits: y = round(y + round(x)), with sums that
+ * overflow fp16, subnormals and NaN among the values. */
+static void test_accumulate_lowp(void) {
+    const size_t n = 100003;
+    float *y = test_alloc(n), *x = test_alloc(n), *want = test_alloc(n), *got = test_alloc(n);
+    fill_normal(y, n, 5, 1), fill_normal(x, n, 6, 1);
+    for (size_t i = 0; i < n; i += 3) x[i] = ldexpf(x[i], (int)(i % 71) - 40);
+    for (size_t i = 0; i < n; i += 7) y[i] = ldexpf(y[i], (int)(i % 53) - 30);
+    for (size_t i = 0; i < N_EDGES; i++) x[i] = EDGES[i], y[n - 1 - i] = EDGES[i], x[n - 1 - i] = EDGES[i / 2];
+    x[N_EDGES] = 40000, y[N_EDGES] = 40000; /* fp16: each term fits, the sum does not */
+    x[N_EDGES + 1] = NAN;
+    const Precision ps[2] = {PRECISION_BF16, PRECISION_FP16};
+    const Backend *bes[2] = {backend_ref(), backend_cpu()};
+    for (int p = 0; p < 2; p++) {
+        for (size_t i = 0; i < n; i++) want[i] = round_to(ps[p], y[i] + round_to(ps[p], x[i]));
+        for (int k = 0; k < 2; k++) {
+            memcpy(got, y, sizeof(float) * n);
+            bes[k]->accumulate_lowp(ps[p], n, got, x);
+            size_t bad = 0, first = 0;
+            for (size_t i = 0; i < n; i++)
+                if ((isnan(want[i]) ? !isnan(got[i]) : bits(got[i]) != bits(want[i])) && bad++ == 0) first = i;
+            CHECK(bad == 0, "%s backend, %s: %zu sums differ from the definition (e.g. %a + %a: %a, not %a)",
+                  bes[k]->name, precision_name(ps[p]), bad, y[first], x[first], got[first], want[first]);
+        }
+        CHECK(isinf(want[N_EDGES]) == (ps[p] == PRECISION_FP16), "the test's overflowing sum does not overflow");
+    }
+    free(y), free(x), free(want), free(got);
+}
+
 /* Every backend's round_lowp gives the scalar definition's bits. */
 static void test_backends_round_alike(void) {
     const size_t n = 100003;
@@ -224,6 +253,69 @@ static void every_tensor_rounded(Precision p) {
     workspace_free(ws);
     model_free(m);
 }
+/* Marks which floats of m->w belong to convolutions and linear layers (the gradients lowp_weight_grads rounds). */
+static bool *weight_grad_rounded(const Model *m) {
+    bool *mark = calloc(m->n_weights, sizeof(bool));
+    for (int i = 0; i < m->n_nodes; i++) {
+        const Node *nd = &m->nodes[i];
+        if (nd->kind != NODE_CONV && nd->kind != NODE_LINEAR) continue;
+        const int ps[2] = {nd->weight, nd->bias};
+        for (int k = 0; k < 2; k++)
+            if (ps[k] >= 0) memset(mark + m->params[ps[k]].offset, 1, m->params[ps[k]].numel);
+    }
+    return mark;
+}
+
+/* lowp_weight_grads: two backward passes into the same weights give, for every convolution and linear parameter,
+ * round(round(a) + round(b)) of the two passes' own gradients a and b (what autograd gives the fp32 weight under
+ * autocast: its 16-bit copy's gradients summed in 16 bits; ours start from the zeroed gradient, +0, so where both
+ * round to -0 ours is +0), and a + b for batch norm's; at fp32 the key changes nothing. */
+static float summed_in_format(Precision p, float a, float b) {
+    return round_to(p, round_to(p, 0.0f + round_to(p, a)) + round_to(p, b));
+}
+
+static void weight_grads_summed_in_format(const Backend *be, Precision p) {
+    const int n = 4;
+    Net net = build(be, p, n);
+    Model *m = net.m;
+    Workspace *ws = workspace_new(m, true);
+    size_t nx = (size_t)n * 3 * 16 * 16, od = (size_t)n * m->tensors[net.out].c;
+    float *xa = test_alloc(nx), *xb = test_alloc(nx), *dya = test_alloc(od), *dyb = test_alloc(od), *oa, *ob, *ga, *gb;
+    fill_normal(xa, nx, 1, 1), fill_normal(xb, nx, 2, 1), fill_normal(dya, od, 3, 1), fill_normal(dyb, od, 4, 1);
+    step(&net, ws, n, xa, dya, &oa, &ga);
+    step(&net, ws, n, xb, dyb, &ob, &gb);
+    CHECK(model_set_weight_grad_rounding(m, true) == 0, "%s", rsa_error_message());
+    model_zero_grad(m);
+    model_forward(m, ws, n, xa, true, -1);
+    model_backward(m, ws, net.out, dya);
+    model_forward(m, ws, n, xb, true, -1);
+    model_backward(m, ws, net.out, dyb);
+    bool *rounded = weight_grad_rounded(m);
+    size_t bad = 0, first = 0, changed = 0;
+    for (size_t i = 0; i < m->n_weights; i++) {
+        float want = ga[i] + gb[i];
+        if (rounded[i] && p != PRECISION_FP32) {
+            want = summed_in_format(p, ga[i], gb[i]);
+            changed += bits(want) != bits(ga[i] + gb[i]);
+        }
+        if (bits(m->g[i]) != bits(want) && bad++ == 0) first = i;
+    }
+    CHECK(bad == 0, "%s backend, %s: %zu of %zu gradients are not the passes' own summed as specified (e.g. [%zu] "
+          "%a, not %a)", be->name, precision_name(p), bad, m->n_weights, first, m->g[first],
+          rounded[first] ? summed_in_format(p, ga[first], gb[first]) : ga[first] + gb[first]);
+    CHECK(p == PRECISION_FP32 || changed > m->n_weights / 4, "%s: rounding changed only %zu gradients",
+          precision_name(p), changed);
+    free(rounded), free(xa), free(xb), free(dya), free(dyb), free(oa), free(ob), free(ga), free(gb);
+    workspace_free(ws);
+    model_free(m);
+}
+static void test_weight_grads_summed_in_format(void) {
+    const Backend *bes[2] = {backend_ref(), backend_cpu()};
+    const Precision ps[3] = {PRECISION_BF16, PRECISION_FP16, PRECISION_FP32};
+    for (int k = 0; k < 2; k++)
+        for (int p = 0; p < 3; p++) weight_grads_summed_in_format(bes[k], ps[p]);
+}
+
 static void test_every_tensor_rounded_bf16(void) { every_tensor_rounded(PRECISION_BF16); }
 static void test_every_tensor_rounded_fp16(void) { every_tensor_rounded(PRECISION_FP16); }
 
@@ -375,10 +467,12 @@ int main(void) {
     RUN(test_round_bf16_definition);
     RUN(test_round_fp16_matches_float16);
     RUN(test_lowp_copies);
+    RUN(test_accumulate_lowp);
     RUN(test_backends_round_alike);
     RUN(test_backends_fuse_rounding);
     RUN(test_every_tensor_rounded_bf16);
     RUN(test_every_tensor_rounded_fp16);
+    RUN(test_weight_grads_summed_in_format);
     RUN(test_bf16_close_to_fp32_and_reference);
     RUN(test_loss_scaler_rules);
     RUN(test_fp16_overflow_skips_step);

@@ -385,6 +385,92 @@ static void test_bf16_ops(void) {
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(got);
 }
 
+/* A gradient summed over two passes in bf16 (ours: accumulate_lowp of each pass's gradient, got) against autocast's
+ * .grad (want): each pass's rounding may tip to the neighbouring bf16 number where the summation orders differ, so
+ * each value is within one bf16 rounding of each term and of the sum, and at most a tenth differ. */
+static void check_twice(const char *what, const float *got, const float *want, const float *pass0, const float *pass1,
+                        size_t n) {
+    size_t differ = 0, far = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (got[i] == want[i]) continue;
+        differ++;
+        double room = 0x1p-7 * (fabs(pass0[i]) + fabs(pass1[i]) + fabs(want[i])) + 1e-30;
+        if (fabs((double)got[i] - want[i]) > room && far++ == 0) worst = i;
+    }
+    CHECK(far == 0, "%s[%s]: %zu of %zu gradients more than a bf16 rounding of their terms from autocast's (e.g. [%zu] "
+          "%.9g vs %.9g)", what, be->name, far, n, worst, got[worst], want[worst]);
+    CHECK(differ <= n / 10, "%s[%s]: %zu of %zu gradients differ from autocast's", what, be->name, differ, n);
+    printf("  # %s[%s]: %zu of %zu differ from autocast's by a rounding\n", what, be->name, differ, n);
+    bool all_bf16 = true;
+    for (size_t i = 0; i < n; i++) all_bf16 = all_bf16 && round_to(PRECISION_BF16, got[i]) == got[i];
+    CHECK(all_bf16, "%s[%s]: a gradient summed in bf16 is not a bf16 value", what, be->name);
+}
+
+/* lowp_weight_grads against torch.autocast: a convolution and a linear layer each used twice in one autocast region
+ * (the fixture's .grad is autocast's: the two uses' bf16 gradients summed in bf16). Ours: each pass's weight
+ * gradient computed into a zeroed buffer by an op told that the network rounds it (cuda: on tensor cores), then
+ * accumulate_lowp into the gradient, as model.c does. */
+static void test_autocast_weight_grads(void) {
+    const Precision p = PRECISION_BF16;
+    ConvShape s = conv_shape(2, 16, 8, 8, 32, 3, 1, 1);
+    size_t nx = (size_t)s.n * s.ci * s.hi * s.wi, ny = (size_t)s.n * s.co * s.ho * s.wo;
+    size_t nw = (size_t)s.co * s.ci * s.k * s.k;
+    Layout li = be->act_layout(s.ci, s.hi * s.wi), lo = be->act_layout(s.co, s.ho * s.wo);
+    ConvOp *op = be->conv_create(&s, li, lo, false);
+    be->conv_set_precision(op, p);
+    be->conv_set_weight_grad_precision(op, p);
+    float *g = be_zeros(be, nw), *pass = be_zeros(be, nw), *host[2] = {test_alloc(nw), test_alloc(nw)};
+    for (int i = 0; i < 2; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "twice.conv.x%d", i);
+        float *x = fixture_f32(&fx, name, NULL);
+        snprintf(name, sizeof name, "twice.conv.dy%d", i);
+        float *dy = fixture_f32(&fx, name, NULL);
+        float *dev_x = put_rounded(x, nx, li, s.n, s.ci, s.hi, s.wi), *dev_dy = put_rounded(dy, ny, lo, s.n, s.co,
+                                                                                               s.ho, s.wo);
+        be->zero(pass, sizeof(float) * nw);
+        be->conv_backward_weights(op, s.n, dev_x, dev_dy, pass, NULL);
+        be_get_flat(be, pass, nw, host[i]);
+        be->accumulate_lowp(p, nw, g, pass);
+        be_free(be, dev_x, nx), be_free(be, dev_dy, ny);
+        free(x), free(dy);
+    }
+    float *want = fixture_f32(&fx, "twice.conv.dw", NULL), *got = test_alloc(nw);
+    be_get_flat(be, g, nw, got);
+    check_twice("twice.conv.dw", got, want, host[0], host[1], nw);
+    be->conv_destroy(op);
+    be_free(be, g, nw), be_free(be, pass, nw);
+    free(want), free(got), free(host[0]), free(host[1]);
+
+    const int n = 8, in = 48, out = 24;
+    const size_t np = (size_t)out * in + out; /* weight, then bias */
+    float *w = fixture_f32(&fx, "twice.linear.w", NULL), *b = fixture_f32(&fx, "twice.linear.b", NULL);
+    float *dev_w = put_flat_rounded(w, (size_t)out * in), *dev_b = put_flat_rounded(b, out);
+    g = be_zeros(be, np), pass = be_zeros(be, np), host[0] = test_alloc(np), host[1] = test_alloc(np);
+    for (int i = 0; i < 2; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "twice.linear.x%d", i);
+        float *x = fixture_f32(&fx, name, NULL);
+        snprintf(name, sizeof name, "twice.linear.dy%d", i);
+        float *dy = fixture_f32(&fx, name, NULL);
+        float *dev_x = put_flat_rounded(x, (size_t)n * in), *dev_dy = put_flat_rounded(dy, (size_t)n * out);
+        be->zero(pass, sizeof(float) * np);
+        be->linear_backward(n, in, out, dev_x, dev_w, dev_dy, NULL, pass, pass + (size_t)out * in);
+        be_get_flat(be, pass, np, host[i]);
+        be->accumulate_lowp(p, np, g, pass);
+        be_free(be, dev_x, (size_t)n * in), be_free(be, dev_dy, (size_t)n * out);
+        free(x), free(dy);
+    }
+    float *want_w = fixture_f32(&fx, "twice.linear.dw", NULL), *want_b = fixture_f32(&fx, "twice.linear.db", NULL);
+    got = test_alloc(np);
+    be_get_flat(be, g, np, got);
+    size_t nlw = (size_t)out * in;
+    check_twice("twice.linear.dw", got, want_w, host[0], host[1], nlw);
+    check_twice("twice.linear.db", got + nlw, want_b, host[0] + nlw, host[1] + nlw, out);
+    be_free(be, g, np), be_free(be, pass, np), be_free(be, dev_w, nlw), be_free(be, dev_b, out);
+    free(w), free(b), free(want_w), free(want_b), free(got), free(host[0]), free(host[1]);
+}
+
 /* torch.optim.SGD's step and the BYOL EMA. The EMA (torch: mul, mul, add) must give torch's bits. torch's SGD
  * rounds `add(x, alpha)` once (an FMA) where ours rounds the product and the sum (backend.h), so each weight and
  * momentum buffer may differ from torch's by one rounding of the terms that make it (2 float epsilons of their
@@ -459,6 +545,8 @@ int main(void) {
         test_run(label, test_linear);
         snprintf(label, sizeof label, "bf16_ops[%s]", names[i]);
         test_run(label, test_bf16_ops);
+        snprintf(label, sizeof label, "autocast_weight_grads[%s]", names[i]);
+        test_run(label, test_autocast_weight_grads);
         snprintf(label, sizeof label, "optimiser[%s]", names[i]);
         test_run(label, test_optimiser);
     }

@@ -21,7 +21,7 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
-VERSION = "5"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
+VERSION = "6"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
 
 torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True)
@@ -227,6 +227,37 @@ def bf16_cases(out):
     out["bf16linear.dw"], out["bf16linear.db"] = f32(wb.grad.float()), f32(bb.grad.float())
 
 
+def autocast_twice_cases(out):
+    # torch.autocast (CPU, bf16) with a convolution and a linear layer each used twice in one region, as the online
+    # network runs on two views: autocast casts each fp32 weight to bf16 once (its cache), so autograd sums the two
+    # uses' bf16 gradients in bf16 before the fp32 .grad sees them: .grad = round(round(g1) + round(g2)). What the
+    # run key lowp_weight_grads computes (trainer/nn/model.h).
+    g = torch.Generator().manual_seed(401)
+    n, ci, h, co = 2, 16, 8, 32
+    w = (torch.randn(co, ci, 3, 3, generator=g) * (2.0 / (ci * 9)) ** 0.5).requires_grad_(True)
+    xs = [torch.randn(n, ci, h, h, generator=g) for _ in range(2)]
+    dys = [torch.randn(n, co, h, h, generator=g) for _ in range(2)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ys = [F.conv2d(x.bfloat16(), w, None, 1, 1) for x in xs]
+    torch.autograd.backward(ys, [dy.bfloat16() for dy in dys])
+    pre = "twice.conv."
+    out[pre + "w"], out[pre + "dw"] = f32(w.detach()), f32(w.grad)
+    for i in range(2):
+        out[pre + f"x{i}"], out[pre + f"dy{i}"] = f32(xs[i]), f32(dys[i])
+    lw = (torch.randn(24, 48, generator=g) * 0.15).requires_grad_(True)
+    lb = torch.randn(24, generator=g).requires_grad_(True)
+    xs = [torch.randn(8, 48, generator=g) for _ in range(2)]
+    dys = [torch.randn(8, 24, generator=g) for _ in range(2)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ys = [F.linear(x.bfloat16(), lw, lb) for x in xs]
+    torch.autograd.backward(ys, [dy.bfloat16() for dy in dys])
+    pre = "twice.linear."
+    out[pre + "w"], out[pre + "b"], out[pre + "dw"], out[pre + "db"] = f32(lw.detach()), f32(lb.detach()), \
+        f32(lw.grad), f32(lb.grad)
+    for i in range(2):
+        out[pre + f"x{i}"], out[pre + f"dy{i}"] = f32(xs[i]), f32(dys[i])
+
+
 def optim_cases(out):
     """One torch.optim.SGD step (momentum 0.9, weight decay 5e-4, plain and Nesterov) and one BYOL EMA update, as
     the official code writes it (param_k * m + param_q * (1 - m)), on random weights, gradients and buffers."""
@@ -260,6 +291,7 @@ def main():
     misc_cases(ops)
     bf16_cases(ops)
     optim_cases(ops)
+    autocast_twice_cases(ops)
     st.save(os.path.join(outdir, "ops.safetensors"), ops, {"fixture_version": VERSION, "torch": torch.__version__})
     if small:
         return

@@ -28,12 +28,13 @@ static TrainConfig config(MethodKind method) {
     return c;
 }
 
-static void resume_matches(MethodKind method, Precision p) {
+static void resume_matches_ex(MethodKind method, Precision p, bool lowp_weight_grads) {
     TrainConfig c = config(method);
-    c.precision = p;
+    c.precision = p, c.lowp_weight_grads = lowp_weight_grads;
+    const char *tag = lowp_weight_grads ? "-wg16" : "";
     char a[600], b[600], ca[700], cb[700];
-    snprintf(a, sizeof a, "%s/%s-%s-straight", test_tmpdir(), method_name(method), precision_name(p));
-    snprintf(b, sizeof b, "%s/%s-%s-stopped", test_tmpdir(), method_name(method), precision_name(p));
+    snprintf(a, sizeof a, "%s/%s-%s%s-straight", test_tmpdir(), method_name(method), precision_name(p), tag);
+    snprintf(b, sizeof b, "%s/%s-%s%s-stopped", test_tmpdir(), method_name(method), precision_name(p), tag);
     TrainResult r;
     TrainHooks none = {0};
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
@@ -55,6 +56,8 @@ static void resume_matches(MethodKind method, Precision p) {
     CHECK(train_run(&c, a, "other", &none, &r) == -1 && strstr(rsa_error_message(), "written for config h"),
           "message: %s", rsa_error_message());
 }
+
+static void resume_matches(MethodKind method, Precision p) { resume_matches_ex(method, p, false); }
 
 /* A run resumed after its last epoch (killed during its evaluation) reports the kNN monitor of its last epoch, as
  * the run that was never stopped does, not the -1 of a monitor that did not run again. */
@@ -87,6 +90,9 @@ static void test_resume_simsiam(void) { resume_matches(METHOD_SIMSIAM, PRECISION
 /* mixed precision: the rounded weights are rebuilt from the master weights, fp16's loss scale is in the checkpoint */
 static void test_resume_rsa_bf16(void) { resume_matches(METHOD_RSA, PRECISION_BF16); }
 static void test_resume_byol_fp16(void) { resume_matches(METHOD_BYOL, PRECISION_FP16); }
+/* weight gradients summed in the 16-bit format (lowp_weight_grads) */
+static void test_resume_rsa_bf16_weight_grads(void) { resume_matches_ex(METHOD_RSA, PRECISION_BF16, true); }
+static void test_resume_byol_fp16_weight_grads(void) { resume_matches_ex(METHOD_BYOL, PRECISION_FP16, true); }
 
 /* low_memory (the second online pass run again before its backward, BN running statistics left alone the second
  * time) changes no bit: checkpoints (weights, BN statistics, optimiser state) and per-step metrics equal those of
@@ -156,6 +162,28 @@ static void test_lowp_convolutions_key(void) {
     conv_cpu_set_native_bf16(true); /* the trainer's setting is process-wide: the default for what runs next */
 }
 
+/* lowp_weight_grads reaches the learner: the same run with weight gradients summed in bf16 ends elsewhere; a run
+ * at fp32 that asks for it is refused before it starts, with what to do. */
+static void test_lowp_weight_grads_key(void) {
+    TrainConfig c = config(METHOD_RSA);
+    c.precision = PRECISION_BF16, c.epochs = 1;
+    char a[600], b[600], f[600], ca[700], cb[700], why[512] = "";
+    snprintf(a, sizeof a, "%s/wg-fp32sums", test_tmpdir());
+    snprintf(b, sizeof b, "%s/wg-bf16sums", test_tmpdir());
+    snprintf(f, sizeof f, "%s/wg-at-fp32", test_tmpdir());
+    TrainResult r;
+    TrainHooks none = {0};
+    CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
+    c.lowp_weight_grads = true;
+    CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    CHECK(!run_same_checkpoint(ca, cb, why, sizeof why), "lowp_weight_grads = true changed nothing");
+    c.precision = PRECISION_FP32;
+    CHECK(train_run(&c, f, "h", &none, &r) == -1 && strstr(rsa_error_message(), "precision = \"bf16\""),
+          "lowp_weight_grads at fp32: %s", rsa_error_message());
+}
+
 /* A run can start from given weights: the official names (a checkpoint) or torchvision's (an export). */
 static void test_init_from(void) {
     TrainConfig c = config(METHOD_RSA);
@@ -205,5 +233,8 @@ int main(void) {
     RUN(test_low_memory_simsiam);
     RUN(test_low_memory_rsa_bf16);
     RUN(test_lowp_convolutions_key);
+    RUN(test_lowp_weight_grads_key);
+    RUN(test_resume_rsa_bf16_weight_grads);
+    RUN(test_resume_byol_fp16_weight_grads);
     return test_finish();
 }

@@ -68,6 +68,10 @@ typedef struct Backend {
      * format's operands and fp32 sums: the same products as fp32 arithmetic on the rounded values, summed in
      * another order. FP32 (the default) and backends without such kernels: fp32 arithmetic. */
     void (*conv_set_precision)(ConvOp *op, Precision p);
+    /* Tells the op whether the network rounds each weight gradient it hands back to p (lowp_weight_grads: as
+     * autocast's 16-bit kernels return them), FP32 (the default) when not. With p bf16 or fp16 the op may compute
+     * the weight gradient as p's result of fp32 sums (tensor cores on cuda): rounding it again changes nothing. */
+    void (*conv_set_weight_grad_precision)(ConvOp *op, Precision p);
 
     /* Batch norm with an optional ReLU after it (y = max(0, bn(x))), y and dx rounded to s->round (a mixed-precision
      * network's rounding in the same pass, the same bits as round_lowp after the op). With sync, mean and variance
@@ -94,6 +98,9 @@ typedef struct Backend {
     void (*add_forward)(size_t n, const float *a, const float *b, float *y, bool relu, Precision round);
     /* y += x */
     void (*accumulate)(size_t n, float *y, const float *x);
+    /* y = round_to(p, y + round_to(p, x)) (p bf16 or fp16): a parameter gradient summed in the 16-bit format, as
+     * autograd sums the gradients of autocast's cached 16-bit weight copy over the passes that used it. */
+    void (*accumulate_lowp)(Precision p, size_t n, float *y, const float *x);
     /* x = round_to(p, x) in place (core/precision.h): what a mixed-precision network does to what it writes. */
     void (*round_lowp)(Precision p, size_t n, float *x);
     /* 16-bit copies of a mixed-precision network's values (p bf16 or fp16): y16[i] = lowp_bits(p, x[i]), and

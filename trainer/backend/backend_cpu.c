@@ -24,6 +24,9 @@ static void cpu_upload_async(int slot, void *dst, const void *host_src, size_t b
 }
 static void cpu_wait_upload(int slot) { (void)slot; }
 
+/* oneDNN's weight gradient stays fp32; the network rounds it. */
+static void cpu_conv_set_weight_grad_precision(ConvOp *op, Precision p) { (void)op, (void)p; }
+
 static const Backend CPU = {
     .name = "cpu",
     .host_memory = true,
@@ -46,6 +49,7 @@ static const Backend CPU = {
     .conv_backward_weights = conv_cpu_backward_weights,
     .conv_weights_changed = conv_cpu_weights_changed,
     .conv_set_precision = conv_cpu_set_precision,
+    .conv_set_weight_grad_precision = cpu_conv_set_weight_grad_precision,
     .bn_forward_train = bn_cpu_forward_train,
     .bn_forward_eval = bn_cpu_forward_eval,
     .bn_apply = bn_cpu_apply,
@@ -54,6 +58,7 @@ static const Backend CPU = {
     .relu_backward = relu_cpu_backward,
     .add_forward = add_cpu_forward,
     .accumulate = accumulate_cpu,
+    .accumulate_lowp = accumulate_lowp_cpu,
     .round_lowp = round_lowp_cpu,
     .to_lowp = to_lowp_cpu,
     .from_lowp = from_lowp_cpu,

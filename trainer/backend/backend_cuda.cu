@@ -123,6 +123,7 @@ static Backend make_backend(void) {
     b.conv_backward_weights = conv_cuda_backward_weights;
     b.conv_weights_changed = conv_cuda_weights_changed;
     b.conv_set_precision = conv_cuda_set_precision;
+    b.conv_set_weight_grad_precision = conv_cuda_set_weight_grad_precision;
     b.bn_forward_train = bn_cuda_forward_train;
     b.bn_forward_eval = bn_cuda_forward_eval;
     b.bn_apply = bn_cuda_apply;
@@ -131,6 +132,7 @@ static Backend make_backend(void) {
     b.relu_backward = relu_cuda_backward;
     b.add_forward = add_cuda_forward;
     b.accumulate = accumulate_cuda;
+    b.accumulate_lowp = accumulate_lowp_cuda;
     b.round_lowp = round_lowp_cuda;
     b.to_lowp = cuda_to_lowp;
     b.from_lowp = cuda_from_lowp;

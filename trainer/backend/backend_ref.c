@@ -66,6 +66,8 @@ static void ref_conv_weights_changed(ConvOp *op) { (void)op; }
 
 /* The oracle: fp32 arithmetic (accumulating in double) on the rounded values at every precision. */
 static void ref_conv_set_precision(ConvOp *op, Precision p) { (void)op, (void)p; }
+/* Computes the fp32 weight gradient whatever the network does with it. */
+static void ref_conv_set_weight_grad_precision(ConvOp *op, Precision p) { (void)op, (void)p; }
 
 static void ref_bn_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                                  const float *beta, float *y, float *mean, float *invstd, float momentum, float *rm,
@@ -160,6 +162,7 @@ static const Backend REF = {
     .conv_backward_weights = ref_conv_backward_weights,
     .conv_weights_changed = ref_conv_weights_changed,
     .conv_set_precision = ref_conv_set_precision,
+    .conv_set_weight_grad_precision = ref_conv_set_weight_grad_precision,
     .bn_forward_train = ref_bn_forward_train,
     .bn_forward_eval = ref_bn_forward_eval,
     .bn_apply = ref_bn_apply,
@@ -168,6 +171,7 @@ static const Backend REF = {
     .relu_backward = relu_backward_ref,
     .add_forward = ref_add_forward,
     .accumulate = ref_accumulate,
+    .accumulate_lowp = accumulate_lowp_ref,
     .round_lowp = round_lowp_ref,
     .to_lowp = to_lowp_ref,
     .from_lowp = from_lowp_ref,

@@ -2,7 +2,8 @@
  * network writes is rounded to that format (round to nearest, ties to even), as PyTorch's CUDA autocast stores
  * them; convolutions and linear layers read those values and weights rounded the same way and accumulate in fp32;
  * batch-norm statistics, losses, parameters, parameter gradients and the optimiser stay fp32 (the master weights;
- * autocast itself hands back convolution and linear weight gradients rounded to the format, ours are not rounded).
+ * autocast itself hands back convolution and linear weight gradients rounded to the format, summed over the passes
+ * in the format: ours do that only with lowp_weight_grads, nn/model.h).
  * The values are kept in float storage, so every backend computes the same rounding points and the reference
  * backend is the oracle of the others. fp16 overflows beyond 65504 (to infinity) and loses values below 2^-24:
  * what the trainer's loss scaling (train/loss_scale.h) is for. */

@@ -38,6 +38,7 @@ void model_free(Model *m) {
     if (m->g) m->be->release(m->g, sizeof(float) * m->n_weights);
     if (m->buf) m->be->release(m->buf, sizeof(float) * m->n_buf);
     if (m->w_lowp) m->be->release(m->w_lowp, sizeof(float) * m->n_weights);
+    if (m->g_pass) m->be->release(m->g_pass, sizeof(float) * m->n_g_pass);
     free(m->nodes);
     free(m->tensors);
     free(m->params);
@@ -310,8 +311,41 @@ int model_set_precision(Model *m, Precision p) {
     }
     m->precision = p;
     for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].conv) m->be->conv_set_precision(m->nodes[i].conv, p);
+        if (m->nodes[i].conv) {
+            m->be->conv_set_precision(m->nodes[i].conv, p);
+            m->be->conv_set_weight_grad_precision(m->nodes[i].conv, m->lowp_weight_grads ? p : PRECISION_FP32);
+        }
     model_weights_changed(m); /* convolutions may hold a copy of the other precision's weights */
+    return 0;
+}
+
+/* Floats of a node's weight and bias gradients. */
+static size_t layer_params(const Model *m, const Node *nd) {
+    return (nd->weight >= 0 ? m->params[nd->weight].numel : 0) + (nd->bias >= 0 ? m->params[nd->bias].numel : 0);
+}
+
+static bool rounds_weight_grads(const Model *m, const Node *nd) {
+    return m->lowp_weight_grads && m->precision != PRECISION_FP32 &&
+           (nd->kind == NODE_CONV || nd->kind == NODE_LINEAR);
+}
+
+int model_set_weight_grad_rounding(Model *m, bool on) {
+    RSA_ASSERT(m->finalized);
+    if (on && !m->g_pass) {
+        size_t most = 1;
+        for (int i = 0; i < m->n_nodes; i++)
+            if (m->nodes[i].kind == NODE_CONV || m->nodes[i].kind == NODE_LINEAR) {
+                size_t k = layer_params(m, &m->nodes[i]);
+                if (k > most) most = k;
+            }
+        if (!(m->g_pass = m->be->alloc(sizeof(float) * most)))
+            return rsa_error_context("allocating the buffer of a layer's weight gradient");
+        m->n_g_pass = most;
+    }
+    m->lowp_weight_grads = on;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].conv)
+            m->be->conv_set_weight_grad_precision(m->nodes[i].conv, on ? m->precision : PRECISION_FP32);
     return 0;
 }
 
@@ -573,6 +607,12 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
         const float *w = op_weights(m, nd->weight);
         float *dw = nd->weight >= 0 ? m->g + m->params[nd->weight].offset : NULL;
         float *db = nd->bias >= 0 ? m->g + m->params[nd->bias].offset : NULL;
+        float *sum_w = NULL, *sum_b = NULL; /* lowp_weight_grads: where this pass's dw and db are then added */
+        if (rounds_weight_grads(m, nd)) {
+            sum_w = dw, sum_b = db;
+            be->zero(m->g_pass, sizeof(float) * layer_params(m, nd));
+            dw = m->g_pass, db = db ? m->g_pass + m->params[nd->weight].numel : NULL;
+        }
         float *dx = grad_target(ws, nd->in[0]);
         switch (nd->kind) {
         case NODE_INPUT: break;
@@ -616,6 +656,10 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
             }
             continue;
         }
+        }
+        if (sum_w) {
+            be->accumulate_lowp(m->precision, m->params[nd->weight].numel, sum_w, dw);
+            if (sum_b) be->accumulate_lowp(m->precision, m->params[nd->bias].numel, sum_b, db);
         }
         finish_grad(m, ws, nd->in[0], n, nd->kind == NODE_BN || nd->kind == NODE_RELU);
     }

@@ -84,6 +84,9 @@ typedef struct Model {
     bool saved_16bit;      /* bf16/fp16: workspaces made from now on may keep tensors as 16-bit copies (plan.h):
                               less memory, two more elementwise passes per copied tensor, the same bits */
     float *w_lowp;         /* bf16/fp16: m->w rounded, what convolutions and linear layers read (NULL: fp32) */
+    bool lowp_weight_grads; /* bf16/fp16: convolution and linear gradients summed in the format (model_set_...) */
+    float *g_pass;          /* ... each backward pass's gradient of one layer, before it is added (NULL: off) */
+    size_t n_g_pass;        /* floats in g_pass: the largest layer's weight and bias */
 } Model;
 
 typedef enum { PLAN_SMALLEST, PLAN_KEEP_ALL, PLAN_REBUILD_ALL } PlanMode;
@@ -149,6 +152,12 @@ void model_weights_changed(Model *m);
  * model at the precision it had when the workspace was made (its memory plan depends on it): after a switch, make
  * another. */
 int model_set_precision(Model *m, Precision p);
+/* on: at bf16 and fp16, each convolution's and linear layer's weight and bias gradients are summed in the format,
+ * as autocast hands them back: a backward pass's gradient of the layer is rounded, added to m->g, and the sum
+ * rounded (autograd's sum over the passes that used autocast's cached 16-bit weight copy). Batch-norm gradients
+ * stay fp32. No effect at fp32. The first switch on allocates a buffer the size of the largest layer (-1 with
+ * rsa_fail when that fails). */
+int model_set_weight_grad_rounding(Model *m, bool on);
 void model_zero_grad(Model *m);
 
 /* ---- running ---- */

@@ -49,6 +49,7 @@ int train_config_defaults(TrainConfig *c, const char *dataset) {
     c->tf32 = false, c->precision = PRECISION_FP32, c->deterministic = true, c->low_memory = true;
     c->saved_16bit = false;
     c->lowp_convolutions = true;
+    c->lowp_weight_grads = false;
     DataDefaults d;
     if (data_defaults(dataset, &d) != 0) return -1;
     c->image_size = d.size;
@@ -84,6 +85,10 @@ int train_config_check(const TrainConfig *c) {
         return rsa_fail("give a positive temperature", "temperature %g", c->temperature);
     if (c->loader_threads != LOADER_THREADS_AUTO && (c->loader_threads < 0 || c->loader_threads > 256))
         return rsa_fail("use 0 to 256 loader threads, or \"auto\"", "loader_threads %d", c->loader_threads);
+    if (c->lowp_weight_grads && c->precision == PRECISION_FP32)
+        return rsa_fail("set precision = \"bf16\" or \"fp16\", or drop lowp_weight_grads",
+                        "lowp_weight_grads rounds weight gradients to a 16-bit format; precision is %s",
+                        c->tf32 ? "tf32" : "fp32");
     if (c->beta_base < 0 || c->beta_base > 1)
         return rsa_fail("beta_base is a mixing weight in [0, 1]", "beta_base %g", c->beta_base);
     return 0;

@@ -83,6 +83,8 @@ typedef struct {
     bool saved_16bit;        /* bf16/fp16: activations kept for backward may be 16-bit copies (model.h) */
     bool lowp_convolutions;  /* bf16/fp16: 16-bit convolution kernels where the backend has them (else fp32 on the
                                 rounded values) */
+    bool lowp_weight_grads;  /* bf16/fp16: convolution and linear weight gradients summed in the format, as
+                                autocast (model_set_weight_grad_rounding) */
     int64_t checkpoint_every; /* steps; 0: only at epoch ends */
 } TrainConfig;
 

@@ -96,6 +96,7 @@ Learner *learner_new(const TrainConfig *cfg, const Backend *be, int batch, int64
     loss_scaler_init(&l->scaler, cfg->precision == PRECISION_FP16);
     if (!(l->online = build_online(l, batch)) || model_set_precision(l->online, cfg->precision) != 0) goto fail;
     l->online->saved_16bit = cfg->saved_16bit;
+    if (cfg->lowp_weight_grads && model_set_weight_grad_rounding(l->online, true) != 0) goto fail;
     /* The forward-only passes (the target's, low_memory's first look at pass 1) copy their outputs out as soon as
      * they end and never run at the same time: one block serves them all. */
     const Model *fwd_models[2];

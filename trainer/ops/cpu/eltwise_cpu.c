@@ -78,6 +78,20 @@ void round_lowp_cpu(Precision p, size_t n, float *x) {
     if (p == PRECISION_FP16) round_fp16_kernel(n, x);
 }
 
+CPU_CLONES static void accumulate_bf16_kernel(size_t n, float *y, const float *x) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = round_bf16(y[i] + round_bf16(x[i]));
+}
+CPU_CLONES static void accumulate_fp16_kernel(size_t n, float *y, const float *x) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = round_fp16(y[i] + round_fp16(x[i]));
+}
+void accumulate_lowp_cpu(Precision p, size_t n, float *y, const float *x) {
+    RSA_ASSERT(p != PRECISION_FP32);
+    if (p == PRECISION_BF16) accumulate_bf16_kernel(n, y, x);
+    if (p == PRECISION_FP16) accumulate_fp16_kernel(n, y, x);
+}
+
 void to_lowp_cpu(Precision p, size_t n, const float *x, uint16_t *y16) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(p, x[i]);

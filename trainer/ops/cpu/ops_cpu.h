@@ -25,6 +25,7 @@ void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx);
 void add_cpu_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round);
 void accumulate_cpu(size_t n, float *y, const float *x);
 void round_lowp_cpu(Precision p, size_t n, float *x);
+void accumulate_lowp_cpu(Precision p, size_t n, float *y, const float *x);
 void to_lowp_cpu(Precision p, size_t n, const float *x, uint16_t *y16);
 void from_lowp_cpu(Precision p, size_t n, const uint16_t *x16, float *y);
 

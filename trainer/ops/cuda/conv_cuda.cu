@@ -16,13 +16,16 @@
  * forward and input-gradient convolutions run on tensor cores in that format: x (or dy) and the weights are packed
  * into 16-bit copies (exactly), cuDNN multiplies them exactly and sums in fp32, and its 16-bit output, rounded to
  * nearest even once, is what the network's own rounding of the fp32 sum would give (up to the summation order).
- * The weight gradient stays an fp32 convolution on the float values (cuDNN's 16-bit weight gradient would be
- * rounded to 16 bits; ours accumulates in fp32 as the reference does). Convolutions with a bias (rounding would
+ * The weight gradient is an fp32 convolution on the float values (cuDNN's 16-bit weight gradient is rounded to 16
+ * bits), unless the network rounds it to the format anyway (lowp_weight_grads, conv_cuda_set_weight_grad_precision):
+ * then it too runs on tensor cores, x and dy packed, its 16-bit result (the rounding of the fp32 sum) widened and
+ * transposed into the float gradient. Convolutions with a bias (rounding would
  * come before the bias is added), the NCHW stem (3 channels) and channel counts that are not multiples of 8 keep
  * the fp32 path. Where cuDNN has no 16-bit algorithm for one of the two directions at some batch size, that batch
  * size runs both on the fp32 path: decided when its plan is made, before either runs, so the arithmetic of a batch
  * size never depends on what ran before it (a resumed run computes what the uninterrupted one did);
- * cuda_lowp_refusals counts such plans. */
+ * cuda_lowp_refusals counts such plans. The 16-bit weight gradient is decided on its own, on its first use at a
+ * batch size, and falls back to the fp32 one (which the network then rounds) the same way. */
 #include "cuda_util.h"
 #include "ops_cuda.h"
 
@@ -44,6 +47,7 @@ typedef struct {
     Precision lowp; /* the format of the forward and input-gradient convolutions (FP32: float) */
     bool resolved;  /* 16-bit plans: both data directions chosen (at once, see data_plan) */
     bool refused;   /* ... and cuDNN had no 16-bit algorithm for one of them: this batch size runs the fp32 plan */
+    bool w_resolved, w_refused; /* the same for the 16-bit weight gradient (filter_plan) */
     Choice fwd, bwd_data, bwd_filter;
 } Plan;
 
@@ -60,6 +64,7 @@ struct ConvOp {
     bool bias;
     bool nchw_input; /* input given as NCHW with more than one pixel: goes through x_nhwc */
     Precision lowp;  /* PRECISION_FP32, or the 16-bit format of the forward and input-gradient convolutions */
+    Precision wgrad; /* the format the network rounds the weight gradient to (FP32: none) */
     Descs f32, d16;
     Plan *plans;
     int n_plans;
@@ -68,6 +73,7 @@ struct ConvOp {
     void *w16;               /* w_ohwi in lowp's format, made with it */
     Precision w16_format;    /* the format w16 holds; FP32 = stale */
     float *dw_ohwi;          /* weight gradient in cuDNN's layout, made on first use */
+    void *dw16;              /* the same in 16 bits (a 16-bit weight gradient), made on first use */
     float *x_nhwc;           /* the NCHW input transposed (and its gradient), made on first use */
 };
 
@@ -117,6 +123,7 @@ void conv_cuda_destroy(ConvOp *op) {
     cuda_free(op->w_ohwi);
     cuda_free(op->w16);
     cuda_free(op->dw_ohwi);
+    cuda_free(op->dw16);
     cuda_free(op->x_nhwc);
     free(op->plans);
     free(op);
@@ -135,6 +142,8 @@ void conv_cuda_set_precision(ConvOp *op, Precision p) {
     descs_create(&op->d16, &op->s, op->lowp);
     op->w16_format = PRECISION_FP32;
 }
+
+void conv_cuda_set_weight_grad_precision(ConvOp *op, Precision p) { op->wgrad = p; }
 
 static void describe_batch(const ConvShape *s, Descs *d, Precision p, int n) {
     RSA_ASSERT(n >= 1 && n <= s->n);
@@ -265,9 +274,10 @@ static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
                                                      workspace, "backward-data");
 }
 
-/* Always on the float descriptors: the weight gradient is an fp32 convolution at every precision. */
+/* On the float descriptors, or the 16-bit ones under a 16-bit plan (see filter_plan). NULL: the plan is 16-bit and
+ * cuDNN offers no 16-bit algorithm. */
 static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
-    const Descs *d = &op->f32;
+    const Descs *d = data_descs(op, p);
     auto list = [d, p](int max, int *count, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
         cudnnHandle_t h = cuda_cudnn();
         if (p->deterministic)
@@ -277,7 +287,7 @@ static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
     auto workspace = [d](cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w, algo, bytes);
     };
-    return choose<cudnnConvolutionBwdFilterAlgoPerf_t>(op, p, d, false, &p->bwd_filter,
+    return choose<cudnnConvolutionBwdFilterAlgoPerf_t>(op, p, d, p->lowp != PRECISION_FP32, &p->bwd_filter,
                                                        cudnnGetConvolutionBackwardFilterAlgorithmMaxCount, list,
                                                        workspace, "backward-weights");
 }
@@ -342,6 +352,22 @@ static Plan *data_plan(ConvOp *op, int n) {
     return plan_for(op, n, PRECISION_FP32);
 }
 
+/* The plan of the weight gradient at batch n: 16-bit when the op's convolutions are and the network rounds the
+ * weight gradient to their format, unless cuDNN has no 16-bit algorithm for it at this batch size (decided on
+ * first use, whatever ran before); else fp32. */
+static Plan *filter_plan(ConvOp *op, int n) {
+    if (op->lowp != PRECISION_FP32 && op->wgrad == op->lowp) {
+        Plan *p = plan_for(op, n, op->lowp);
+        if (!p->w_resolved) {
+            p->w_resolved = true;
+            p->w_refused = !backward_filter_choice(op, p);
+            if (p->w_refused) lowp_refusals++;
+        }
+        if (!p->w_refused) return p;
+    }
+    return plan_for(op, n, PRECISION_FP32);
+}
+
 void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
     Plan *p = data_plan(op, n);
     const Choice *c = forward_choice(op, p);
@@ -395,13 +421,27 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
 void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias) {
     const ConvShape *s = &op->s;
     if (dw) {
-        Plan *p = plan_for(op, n, PRECISION_FP32);
+        Plan *p = filter_plan(op, n);
         const Choice *c = backward_filter_choice(op, p);
-        const Descs *d = &op->f32;
+        const Descs *d = data_descs(op, p);
+        const float one = 1, zero = 0;
+        if (p->lowp != PRECISION_FP32) { /* 16-bit x and dy in, the 16-bit weight gradient out */
+            size_t nx = (size_t)n * s->ci * s->hi * s->wi, ny = (size_t)n * s->co * s->ho * s->wo;
+            void *x16 = cuda_lowp_buffer(0, nx), *dy16 = cuda_lowp_buffer(1, ny);
+            to_lowp_cuda(p->lowp, nx, x, x16);
+            to_lowp_cuda(p->lowp, ny, dy, dy16);
+            if (!op->dw16) op->dw16 = cuda_alloc_floats((weight_count(s) + 1) / 2);
+            void *ws = prepare(d, c);
+            CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, d->x, x16, d->y, dy16, d->conv,
+                                                       (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws, c->workspace,
+                                                       &zero, d->w, op->dw16));
+            /* dw[co][ci][k*k] += dw16[co][k*k][ci], widened */
+            transpose_lowp_cuda(p->lowp, s->co, s->k * s->k, s->ci, op->dw16, dw, true);
+            return; /* no bias: a biased convolution keeps the fp32 path */
+        }
         const float *xn = input_nhwc(op, n, x);
         if (!op->dw_ohwi) op->dw_ohwi = cuda_alloc_floats(weight_count(s));
         void *ws = prepare(d, c);
-        const float one = 1, zero = 0;
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, d->x, xn, d->y, dy, d->conv,
                                                    (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws, c->workspace, &zero,
                                                    d->w, op->dw_ohwi));

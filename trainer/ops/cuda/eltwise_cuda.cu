@@ -88,6 +88,16 @@ void accumulate_cuda(size_t n, float *y, const float *x) {
     CUDA_CHECK_LAUNCH();
 }
 
+__global__ void accumulate_lowp_kernel(size_t n, float *y, const float *x, Precision p) {
+    GRID_STRIDE(i, n) y[i] = round_lowp_device(p, y[i] + round_lowp_device(p, x[i]));
+}
+
+void accumulate_lowp_cuda(Precision p, size_t n, float *y, const float *x) {
+    RSA_ASSERT(p != PRECISION_FP32);
+    accumulate_lowp_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(n, y, x, p);
+    CUDA_CHECK_LAUNCH();
+}
+
 struct AddBias {
     const float *bias;
     float *y;

@@ -14,6 +14,7 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
 void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias);
 void conv_cuda_weights_changed(ConvOp *op);
 void conv_cuda_set_precision(ConvOp *op, Precision p);
+void conv_cuda_set_weight_grad_precision(ConvOp *op, Precision p);
 
 void bn_cuda_forward_train(const BnShape *s, Layout l, bool relu, const float *x, const float *gamma,
                            const float *beta, float *y, float *save_mean, float *save_invstd, float momentum,
@@ -31,6 +32,7 @@ void relu_cuda_backward(size_t n, const float *y, const float *dy, float *dx);
 void add_cuda_forward(size_t n, const float *a, const float *b, float *y, bool relu, Precision round);
 void accumulate_cuda(size_t n, float *y, const float *x);
 void round_lowp_cuda(Precision p, size_t n, float *x);
+void accumulate_lowp_cuda(Precision p, size_t n, float *y, const float *x);
 /* y = x in p's 16-bit format (bf16 or fp16, rounded to nearest even), and back (exact). */
 void to_lowp_cuda(Precision p, size_t n, const float *x, void *y);
 void from_lowp_cuda(Precision p, size_t n, const void *x, float *y);
@@ -56,5 +58,7 @@ void bias_cuda_backward(size_t rows, int c, const float *dy, float *dbias);
 /* out[b][j][i] = in[b][i][j] (+ out[b][j][i] when accumulate) for `batch` matrices of rows x cols: NCHW <-> NHWC
  * activations, OIHW <-> OHWI weights. */
 void transpose_cuda(int batch, int rows, int cols, const float *in, float *out, bool accumulate);
+/* The same from 16-bit values in format p (bf16 or fp16), widened exactly. */
+void transpose_lowp_cuda(Precision p, int batch, int rows, int cols, const void *in, float *out, bool accumulate);
 
 #endif

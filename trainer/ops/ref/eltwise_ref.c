@@ -19,6 +19,10 @@ void round_lowp_ref(Precision p, size_t n, float *x) {
     for (size_t i = 0; i < n; i++) x[i] = round_to(p, x[i]);
 }
 
+void accumulate_lowp_ref(Precision p, size_t n, float *y, const float *x) {
+    for (size_t i = 0; i < n; i++) y[i] = round_to(p, y[i] + round_to(p, x[i]));
+}
+
 void to_lowp_ref(Precision p, size_t n, const float *x, uint16_t *y16) {
     for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(p, x[i]);
 }

@@ -41,6 +41,8 @@ void relu_backward_ref(size_t n, const float *y, const float *dy, float *dx);
 void add_forward_ref(size_t n, const float *a, const float *b, float *y);
 /* x = round_to(p, x): the rounding of a mixed-precision network (core/precision.h). */
 void round_lowp_ref(Precision p, size_t n, float *x);
+/* y = round_to(p, y + round_to(p, x)): a gradient summed in the 16-bit format. */
+void accumulate_lowp_ref(Precision p, size_t n, float *y, const float *x);
 /* 16-bit copies (core/precision.h: lowp_bits, lowp_value). */
 void to_lowp_ref(Precision p, size_t n, const float *x, uint16_t *y16);
 void from_lowp_ref(Precision p, size_t n, const uint16_t *x16, float *y);
