@@ -1,8 +1,8 @@
 #!/bin/sh
 # Everything a session lent a GPU machine should run, in one command (its device time is short): the card, the
 # CUDA build, `make test-gpu`, then the benchmarks REPRODUCE.md records, ours and PyTorch's on the same card in
-# this one command: the RSA step at ResNet-50 (batch 256, bf16 with tensor-core convolutions, the same with fp32
-# convolutions, TF32) against PyTorch AMP and TF32, and the ResNet-18-CIFAR RSA step likewise. Each step has a time
+# this one command: the RSA step at ResNet-50 (batch 256, bf16 with tensor-core convolutions, with the weight
+# gradients too on tensor cores (lowp_weight_grads), the same with fp32 convolutions, TF32) against PyTorch AMP and TF32, and the ResNet-18-CIFAR RSA step likewise. Each step has a time
 # limit so that a hang costs minutes, not the session. Output: $OUT/gpu-session.log (the device tool brings $OUT
 # back), or ./gpu-out without $OUT.
 #
@@ -63,6 +63,8 @@ step 240 "make test-gpu (the backend: test_cuda, test_cuda_model)" \
     make CUDA=1 MPI=0 test-gpu GPU_TESTS="gpu/test_cuda gpu/test_cuda_model"
 sb=build/cuda/bench/step_bench
 step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest" $sb cuda r50 rsa 256 5 bf16 fastest
+step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest wgrad16 (weight gradients in bf16 as autocast's)" \
+    $sb cuda r50 rsa 256 5 bf16 fastest wgrad16
 step 120 "PyTorch: step_bench.py cuda r50 rsa 256 5 amp" "$py" bench/step_bench.py cuda r50 rsa 256 5 amp
 step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest saved16 (16-bit copies for backward)" \
     $sb cuda r50 rsa 256 5 bf16 fastest saved16

@@ -1,5 +1,5 @@
 /* Training-step throughput on any backend.
- * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest] [keep2] [bf16|fp16] [fp32conv] [saved16]
+ * Usage: step_bench BACKEND ARCH MODE BATCH STEPS [tf32] [fastest] [keep2] [bf16|fp16] [fp32conv] [saved16] [wgrad16]
  *   ARCH r18c (ResNet-18, CIFAR stem, 32 px), r50 (ResNet-50, 224 px) or quick (the quick scale's network:
  *   ResNet {1,1,1,1} of width 16, CIFAR stem, heads 256/64, 32 px); MODE fwdbwd (encoder forward + backward),
  *   fwd (the evaluation's feature pass: encoder forward, BN in eval mode, fp32 whatever the precision flag, as
@@ -8,6 +8,8 @@
  *   fp32conv: a bf16/fp16 network runs fp32 (TF32) convolutions on its rounded values instead of oneDNN's bf16
  *   kernels (cpu) or cuDNN's 16-bit tensor-core convolutions (cuda), to measure what they bring.
  *   saved16: a bf16/fp16 network keeps activations for backward as 16-bit copies (the run key saved_16bit).
+ *   wgrad16: a bf16/fp16 network sums its weight gradients in the format, as autocast (the run key
+ *   lowp_weight_grads; on cuda the weight-gradient convolutions then run on tensor cores too).
  * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory.
  * BACKEND staged (the cpu backend behind a device's interface) adds the most device memory the run's tensors held:
  * what the same run would allocate on a GPU, less cuDNN's workspace, the 16-bit operand copies and the context. */
@@ -39,7 +41,7 @@ static int cmp(const void *a, const void *b) {
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: step_bench BACKEND r18c|r50|quick fwdbwd|fwd|rsa|byol BATCH STEPS [tf32] [fastest] "
-                        "[keep2] [bf16|fp16] [fp32conv] [saved16]\n");
+                        "[keep2] [bf16|fp16] [fp32conv] [saved16] [wgrad16]\n");
         return 2;
     }
     const char *arch = argv[2], *mode = argv[3];
@@ -48,13 +50,18 @@ int main(int argc, char **argv) {
     Precision precision = PRECISION_FP32;            /* bf16, fp16: mixed precision (core/precision.h) */
     bool fp32conv = false; /* a mixed-precision network's convolutions in fp32 on the rounded values */
     bool saved16 = false;  /* the run key saved_16bit */
+    bool wgrad16 = false;  /* the run key lowp_weight_grads */
     for (int i = 6; i < argc; i++) {
         tf32 |= strcmp(argv[i], "tf32") == 0, fastest |= strcmp(argv[i], "fastest") == 0,
             keep2 |= strcmp(argv[i], "keep2") == 0;
         if (strcmp(argv[i], "bf16") == 0) precision = PRECISION_BF16;
         if (strcmp(argv[i], "fp16") == 0) precision = PRECISION_FP16;
         if (strcmp(argv[i], "fp32conv") == 0) conv_cpu_set_native_bf16(false), fp32conv = true;
-        saved16 |= strcmp(argv[i], "saved16") == 0;
+        saved16 |= strcmp(argv[i], "saved16") == 0, wgrad16 |= strcmp(argv[i], "wgrad16") == 0;
+    }
+    if (wgrad16 && precision == PRECISION_FP32) {
+        fprintf(stderr, "wgrad16 needs bf16 or fp16\n");
+        return 2;
     }
 #ifdef RSA_CUDA
     cuda_set_tf32(tf32);
@@ -83,6 +90,7 @@ int main(int argc, char **argv) {
     cfg.low_memory = !keep2;
     cfg.precision = precision;
     cfg.saved_16bit = saved16;
+    cfg.lowp_weight_grads = wgrad16;
     cfg.views = cfg.method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
     int size = cfg.image_size, views = cfg.method == METHOD_RSA ? 4 : 2;
     size_t image = (size_t)batch * 3 * size * size;
@@ -101,6 +109,7 @@ int main(int argc, char **argv) {
         int feat = resnet_build(m, &cfg.backbone, x);
         bool ready = model_finalize(m, batch, 1) == 0 && model_set_precision(m, fwd ? PRECISION_FP32 : precision) == 0;
         m->saved_16bit = saved16;
+        ready = ready && (!wgrad16 || fwd || model_set_weight_grad_rounding(m, true) == 0);
         Workspace *ws = ready ? workspace_new(m, !fwd) : NULL;
         float *dx = be->alloc(image * sizeof(float)), *dy = be->alloc((size_t)batch * 2048 * sizeof(float));
         if (!ws || !dx || !dy) {
@@ -146,13 +155,13 @@ int main(int argc, char **argv) {
     bool staged = strcmp(argv[1], "staged") == 0;
     if (staged) gpu_mib = (double)backend_staged_peak_bytes() / 1048576.0;
     qsort(t, (size_t)steps, sizeof *t, cmp);
-    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  %s %.0f "
+    printf("ours %-4s %-6s %-4s batch %4d%s%s%s%s%s%s%s%s: %8.1f img/s  (%d views)  host peak RSS %.0f MiB  %s %.0f "
            "MiB\n",
            argv[1], mode, arch, batch, tf32 ? " tf32" : "", fastest ? " fastest" : "", keep2 ? " keep2" : "",
            precision != PRECISION_FP32 && !fwd ? " " : "",
            precision != PRECISION_FP32 && !fwd ? precision_name(precision) : "",
            precision != PRECISION_FP32 && fp32conv ? " fp32conv" : "",
-           precision != PRECISION_FP32 && saved16 && !fwd ? " saved16" : "",
+           precision != PRECISION_FP32 && saved16 && !fwd ? " saved16" : "", wgrad16 && !fwd ? " wgrad16" : "",
            batch / t[steps / 2],
            strcmp(mode, "fwdbwd") == 0 || fwd ? 1 : views, hostmem_peak_rss() / 1048576.0,
            staged ? "device tensors peak" : "GPU used", gpu_mib);
