@@ -263,9 +263,13 @@ static const char *lowp_convolutions(const TrainConfig *c) {
                    : plain;
 #ifdef RSA_CUDA
     if (strcmp(c->backend, "cuda") == 0 && c->lowp_convolutions)
-        return "cuDNN 16-bit tensor-core kernels for forward and input gradient (exact products, fp32 sums, one "
-               "rounding of the result; the stem, biased convolutions and channel counts not multiples of 8 in "
-               "fp32/TF32), weight gradient in fp32/TF32";
+        return c->lowp_weight_grads
+                   ? "cuDNN 16-bit tensor-core kernels for forward, input gradient and weight gradient (exact "
+                     "products, fp32 sums, one rounding of the result; the stem, biased convolutions and channel "
+                     "counts not multiples of 8 in fp32/TF32)"
+                   : "cuDNN 16-bit tensor-core kernels for forward and input gradient (exact products, fp32 sums, one "
+                     "rounding of the result; the stem, biased convolutions and channel counts not multiples of 8 in "
+                     "fp32/TF32), weight gradient in fp32/TF32";
 #endif
     return plain;
 }
@@ -309,7 +313,13 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
         str_addf(&b, "precision = %s\n", c->tf32 ? "tf32 (tensor-core math)" : "fp32 (strict)");
     else
         str_addf(&b, "precision = fp32%s\n", c->tf32 ? " (tf32 asked for: the cpu and ref backends have no tf32)" : "");
-    if (c->precision != PRECISION_FP32) str_addf(&b, "lowp_convolutions = %s\n", lowp_convolutions(c));
+    if (c->precision != PRECISION_FP32) {
+        str_addf(&b, "lowp_convolutions = %s\n", lowp_convolutions(c));
+        str_addf(&b, "weight_gradients = %s\n",
+                 c->lowp_weight_grads ? "convolution and linear: each pass's rounded and the passes summed in the "
+                                        "16-bit format, as autocast's (lowp_weight_grads)"
+                                      : "fp32 sums (autocast's are rounded to the 16-bit format)");
+    }
     if (cuda)
         str_addf(&b, "cudnn_algorithms = %s\n",
                  c->deterministic ? "deterministic (cuDNN's deterministic algorithms, heuristics)"

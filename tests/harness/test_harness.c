@@ -226,7 +226,12 @@ static void test_provenance_lowp_convolutions(void) {
     CHECK_HAS(bf16, conv_cpu_native_bf16() ? "lowp_convolutions = oneDNN bf16 kernels"
                                            : "lowp_convolutions = fp32 kernels on the rounded values");
     CHECK_HAS(fp16, "lowp_convolutions = fp32 kernels on the rounded values");
-    free(fp32), free(bf16), free(fp16);
+    CHECK(!strstr(fp32, "weight_gradients"), "an fp32 run describes 16-bit weight gradients");
+    CHECK_HAS(bf16, "weight_gradients = fp32 sums");
+    c.lowp_weight_grads = true;
+    char *summed16 = provenance_text(&c, home(), test_tmpdir(), "test", 1);
+    CHECK_HAS(summed16, "weight_gradients = convolution and linear: each pass's rounded and the passes summed in");
+    free(fp32), free(bf16), free(fp16), free(summed16);
 }
 
 /* ---- the lock ---- */
