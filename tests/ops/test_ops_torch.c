@@ -406,6 +406,15 @@ static void check_twice(const char *what, const float *got, const float *want, c
     CHECK(all_bf16, "%s[%s]: a gradient summed in bf16 is not a bf16 value", what, be->name);
 }
 
+/* The fixture's input and output gradient of use i of a layer used twice (caller frees). */
+static void twice_pass(const char *layer, int i, float **x, float **dy) {
+    char name[64];
+    snprintf(name, sizeof name, "twice.%s.x%d", layer, i);
+    *x = fixture_f32(&fx, name, NULL);
+    snprintf(name, sizeof name, "twice.%s.dy%d", layer, i);
+    *dy = fixture_f32(&fx, name, NULL);
+}
+
 /* lowp_weight_grads against torch.autocast: a convolution and a linear layer each used twice in one autocast region
  * (the fixture's .grad is autocast's: the two uses' bf16 gradients summed in bf16). Ours: each pass's weight
  * gradient computed into a zeroed buffer by an op told that the network rounds it (cuda: on tensor cores), then
@@ -421,11 +430,8 @@ static void test_autocast_weight_grads(void) {
     be->conv_set_weight_grad_precision(op, p);
     float *g = be_zeros(be, nw), *pass = be_zeros(be, nw), *host[2] = {test_alloc(nw), test_alloc(nw)};
     for (int i = 0; i < 2; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "twice.conv.x%d", i);
-        float *x = fixture_f32(&fx, name, NULL);
-        snprintf(name, sizeof name, "twice.conv.dy%d", i);
-        float *dy = fixture_f32(&fx, name, NULL);
+        float *x, *dy;
+        twice_pass("conv", i, &x, &dy);
         float *dev_x = put_rounded(x, nx, li, s.n, s.ci, s.hi, s.wi), *dev_dy = put_rounded(dy, ny, lo, s.n, s.co,
                                                                                                s.ho, s.wo);
         be->zero(pass, sizeof(float) * nw);
@@ -448,11 +454,8 @@ static void test_autocast_weight_grads(void) {
     float *dev_w = put_flat_rounded(w, (size_t)out * in), *dev_b = put_flat_rounded(b, out);
     g = be_zeros(be, np), pass = be_zeros(be, np), host[0] = test_alloc(np), host[1] = test_alloc(np);
     for (int i = 0; i < 2; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "twice.linear.x%d", i);
-        float *x = fixture_f32(&fx, name, NULL);
-        snprintf(name, sizeof name, "twice.linear.dy%d", i);
-        float *dy = fixture_f32(&fx, name, NULL);
+        float *x, *dy;
+        twice_pass("linear", i, &x, &dy);
         float *dev_x = put_flat_rounded(x, (size_t)n * in), *dev_dy = put_flat_rounded(dy, (size_t)n * out);
         be->zero(pass, sizeof(float) * np);
         be->linear_backward(n, in, out, dev_x, dev_w, dev_dy, NULL, pass, pass + (size_t)out * in);
