@@ -1,6 +1,6 @@
 -- The ImageNet-1K protocol of Table 4: ResNet-50, global batch 2048 (8 GPUs with SyncBN and AMP in the paper; here
--- SyncBN over MPI/NCCL, and fp32 until the GPU's fp16 path is fast: `--set precision=fp16` gives AMP's numerics now,
--- REPRODUCE.md "Mixed precision"), LARS (trust 0.001, momentum 0.9, 1-D parameters excluded from
+-- SyncBN over MPI/NCCL, and fp32 until the GPU's fp16 path is fast: `--set precision=fp16 --set
+-- lowp_weight_grads=true` gives AMP's numerics now, REPRODUCE.md "Mixed precision"), LARS (trust 0.001, momentum 0.9, 1-D parameters excluded from
 -- adaptation and decay), lr 0.6 x (batch // 256) for 200 epochs (0.9 for 100), 10 linear warmup epochs then a
 -- per-iteration cosine, weight decay 1e-6; the Mean-Shift linear protocol.
 return {
