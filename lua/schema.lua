@@ -177,7 +177,8 @@ S.run = {
     doc = "bf16, fp16: convolution and linear weight gradients summed in the format, as autocast hands them back " ..
           "(each pass's gradient rounded, then the sum over the passes; torch's .grad of a convolution under " ..
           "autocast is a 16-bit value). Lets the cuda backend compute them on tensor cores. false: fp32 sums, " ..
-          "more precise than autocast. Batch-norm gradients stay fp32 either way" },
+          "more precise than autocast. Batch-norm gradients stay fp32 either way; true with fp32 or tf32 is an " ..
+          "error" },
   { key = "low_memory", group = "run", type = "boolean", default = true, hash = false,
     doc = "keep the activations of one online pass instead of two: the second view's pass runs again just before " ..
           "its backward (about 12 % more compute, about half the activation memory; the same bits)" },
