@@ -185,8 +185,8 @@ S.run = {
   { key = "saved_16bit", group = "run", type = "boolean", default = false, hash = false,
     doc = "bf16, fp16: activations held from forward to backward may be kept as 16-bit copies, exact since the " ..
           "network has rounded them, where that makes the activation memory smaller (a third less at ResNet-50; " ..
-          "the same bits; two more elementwise passes over each copied tensor: 15-17 % slower at the quick scale " ..
-          "on a CPU, up to 8 % at ResNet-18 CIFAR)" },
+          "the same bits; two more elementwise passes over each copied tensor: 4-10 % slower at the quick scale " ..
+          "on a CPU, 1-3 % at ResNet-18 CIFAR)" },
   { key = "checkpoint_every", group = "run", type = "integer", min = 0, default = 0, hash = false,
     doc = "steps between checkpoints; 0: at epoch ends only (resume is exact either way)" },
 }

@@ -92,14 +92,33 @@ void accumulate_lowp_cpu(Precision p, size_t n, float *y, const float *x) {
     if (p == PRECISION_FP16) accumulate_fp16_kernel(n, y, x);
 }
 
+/* One loop per format, so that each inlines its own branch of lowp_bits and lowp_value and vectorises. */
+CPU_CLONES static void to_bf16_kernel(size_t n, const float *x, uint16_t *y16) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(PRECISION_BF16, x[i]);
+}
+CPU_CLONES static void to_fp16_kernel(size_t n, const float *x, uint16_t *y16) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(PRECISION_FP16, x[i]);
+}
 void to_lowp_cpu(Precision p, size_t n, const float *x, uint16_t *y16) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y16[i] = lowp_bits(p, x[i]);
+    RSA_ASSERT(p != PRECISION_FP32);
+    if (p == PRECISION_BF16) to_bf16_kernel(n, x, y16);
+    if (p == PRECISION_FP16) to_fp16_kernel(n, x, y16);
 }
 
+CPU_CLONES static void from_bf16_kernel(size_t n, const uint16_t *x16, float *y) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = lowp_value(PRECISION_BF16, x16[i]);
+}
+CPU_CLONES static void from_fp16_kernel(size_t n, const uint16_t *x16, float *y) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = lowp_value(PRECISION_FP16, x16[i]);
+}
 void from_lowp_cpu(Precision p, size_t n, const uint16_t *x16, float *y) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = lowp_value(p, x16[i]);
+    RSA_ASSERT(p != PRECISION_FP32);
+    if (p == PRECISION_BF16) from_bf16_kernel(n, x16, y);
+    if (p == PRECISION_FP16) from_fp16_kernel(n, x16, y);
 }
 
 static inline __attribute__((always_inline)) void maxpool_slab(const PoolShape *s, int L, const float *x, float *y,
