@@ -596,6 +596,20 @@ static void test_elementwise(void) {
         CHECK(memcmp(got, want, sizeof(float) * n) == 0, "from_lowp %s does not give the copied values back",
               precision_name(ps[k]));
         cu->release(d16, sizeof(uint16_t) * n), free(h16);
+        /* a gradient summed in the format (lowp_weight_grads): round(y + round(x)), the reference's bits; sums of
+         * 40000 overflow fp16 */
+        for (size_t i = 0; i < n; i++) want[i] = ldexpf(hb[i], (int)(i % 40) - 20);
+        want[0] = 40000.0f;
+        float *acc = be_put_flat(cu, want, n), *hx = test_alloc(n);
+        for (size_t i = 0; i < n; i++) hx[i] = ldexpf(ha[i], (int)(i % 30) - 15);
+        hx[0] = 40000.0f;
+        float *x = be_put_flat(cu, hx, n);
+        cu->accumulate_lowp(ps[k], n, acc, x);
+        be_get_flat(cu, acc, n, got);
+        accumulate_lowp_ref(ps[k], n, want, hx);
+        CHECK(memcmp(got, want, sizeof(float) * n) == 0, "accumulate_lowp %s differs from the reference",
+              precision_name(ps[k]));
+        be_free(cu, acc, n), be_free(cu, x, n), free(hx);
     }
     be_free(cu, a, n), be_free(cu, b, n), be_free(cu, y, n);
     free(ha), free(hb), free(got), free(want);
