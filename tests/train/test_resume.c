@@ -97,12 +97,13 @@ static void test_resume_byol_fp16_weight_grads(void) { resume_matches_ex(METHOD_
 /* low_memory (the second online pass run again before its backward, BN running statistics left alone the second
  * time) changes no bit: checkpoints (weights, BN statistics, optimiser state) and per-step metrics equal those of
  * the run that keeps both passes. */
-static void low_memory_same_bits(MethodKind method, Precision p) {
+static void low_memory_same_bits_ex(MethodKind method, Precision p, bool lowp_weight_grads) {
     TrainConfig c = config(method);
-    c.precision = p;
+    c.precision = p, c.lowp_weight_grads = lowp_weight_grads;
+    const char *tag = lowp_weight_grads ? "-wg16" : "";
     char a[600], b[600];
-    snprintf(a, sizeof a, "%s/%s-%s-keep2", test_tmpdir(), method_name(method), precision_name(p));
-    snprintf(b, sizeof b, "%s/%s-%s-lowmem", test_tmpdir(), method_name(method), precision_name(p));
+    snprintf(a, sizeof a, "%s/%s-%s%s-keep2", test_tmpdir(), method_name(method), precision_name(p), tag);
+    snprintf(b, sizeof b, "%s/%s-%s%s-lowmem", test_tmpdir(), method_name(method), precision_name(p), tag);
     TrainResult r;
     TrainHooks none = {0};
     c.epochs = 1; /* 8 steps: every step compares (the checkpoint holds BN statistics and momentum) */
@@ -113,12 +114,13 @@ static void low_memory_same_bits(MethodKind method, Precision p) {
     CHECK_SAME_RUN(a, b); /* a: both passes kept, b: low_memory */
 }
 /* saved_16bit (activations held for backward as exact 16-bit copies) changes no bit either. */
-static void saved_16bit_same_bits(MethodKind method, Precision p) {
+static void saved_16bit_same_bits(MethodKind method, Precision p, bool lowp_weight_grads) {
     TrainConfig c = config(method);
-    c.precision = p, c.epochs = 1;
+    c.precision = p, c.epochs = 1, c.lowp_weight_grads = lowp_weight_grads;
+    const char *tag = lowp_weight_grads ? "-wg16" : "";
     char a[600], b[600];
-    snprintf(a, sizeof a, "%s/%s-%s-float", test_tmpdir(), method_name(method), precision_name(p));
-    snprintf(b, sizeof b, "%s/%s-%s-saved16", test_tmpdir(), method_name(method), precision_name(p));
+    snprintf(a, sizeof a, "%s/%s-%s%s-float", test_tmpdir(), method_name(method), precision_name(p), tag);
+    snprintf(b, sizeof b, "%s/%s-%s%s-saved16", test_tmpdir(), method_name(method), precision_name(p), tag);
     TrainResult r;
     TrainHooks none = {0};
     CHECK(train_run(&c, a, "h", &none, &r) == 0, "%s", rsa_error_message());
@@ -126,13 +128,19 @@ static void saved_16bit_same_bits(MethodKind method, Precision p) {
     CHECK(train_run(&c, b, "h", &none, &r) == 0, "%s", rsa_error_message());
     CHECK_SAME_RUN(a, b);
 }
-static void test_saved_16bit_rsa_bf16(void) { saved_16bit_same_bits(METHOD_RSA, PRECISION_BF16); }
-static void test_saved_16bit_byol_fp16(void) { saved_16bit_same_bits(METHOD_BYOL, PRECISION_FP16); }
+static void test_saved_16bit_rsa_bf16(void) { saved_16bit_same_bits(METHOD_RSA, PRECISION_BF16, false); }
+static void test_saved_16bit_byol_fp16(void) { saved_16bit_same_bits(METHOD_BYOL, PRECISION_FP16, false); }
+/* with the weight gradients summed in the format too (the two keys touch different tensors) */
+static void test_saved_16bit_rsa_bf16_weight_grads(void) { saved_16bit_same_bits(METHOD_RSA, PRECISION_BF16, true); }
+
+static void low_memory_same_bits(MethodKind method, Precision p) { low_memory_same_bits_ex(method, p, false); }
 
 static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA, PRECISION_FP32); }
 static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL, PRECISION_FP32); }
 static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM, PRECISION_FP32); }
 static void test_low_memory_rsa_bf16(void) { low_memory_same_bits(METHOD_RSA, PRECISION_BF16); }
+/* the pass run again changes neither the order nor the bits of the passes' 16-bit weight-gradient sums */
+static void test_low_memory_rsa_bf16_weight_grads(void) { low_memory_same_bits_ex(METHOD_RSA, PRECISION_BF16, true); }
 
 /* lowp_convolutions reaches the convolutions: at bf16 on a CPU with AVX512-BF16, oneDNN's bf16 kernels (true) and
  * fp32 kernels on the rounded values (false) sum in other orders, so the runs differ; each is reproducible bit for
@@ -229,9 +237,11 @@ int main(void) {
     RUN(test_low_memory_rsa);
     RUN(test_saved_16bit_rsa_bf16);
     RUN(test_saved_16bit_byol_fp16);
+    RUN(test_saved_16bit_rsa_bf16_weight_grads);
     RUN(test_low_memory_byol);
     RUN(test_low_memory_simsiam);
     RUN(test_low_memory_rsa_bf16);
+    RUN(test_low_memory_rsa_bf16_weight_grads);
     RUN(test_lowp_convolutions_key);
     RUN(test_lowp_weight_grads_key);
     RUN(test_resume_rsa_bf16_weight_grads);
