@@ -2,7 +2,8 @@
 # Everything a session lent a GPU machine should run, in one command (its device time is short): the card, the
 # CUDA build, `make test-gpu`, then the benchmarks REPRODUCE.md records, ours and PyTorch's on the same card in
 # this one command: the RSA step at ResNet-50 (batch 256, bf16 with tensor-core convolutions, with the weight
-# gradients too on tensor cores (lowp_weight_grads), the same with fp32 convolutions, TF32) against PyTorch AMP and TF32, and the ResNet-18-CIFAR RSA step likewise. Each step has a time
+# gradients too on tensor cores (lowp_weight_grads), the same with fp32 convolutions, TF32) against PyTorch AMP and
+# TF32, and the ResNet-18-CIFAR RSA step likewise. Each step has a time
 # limit so that a hang costs minutes, not the session. Output: $OUT/gpu-session.log (the device tool brings $OUT
 # back), or ./gpu-out without $OUT.
 #

@@ -262,14 +262,16 @@ static const char *lowp_convolutions(const TrainConfig *c) {
                    ? "oneDNN bf16 kernels (bf16 products, fp32 sums; the 3-channel stem in fp32)"
                    : plain;
 #ifdef RSA_CUDA
+#define CUDNN_16BIT "cuDNN 16-bit tensor-core kernels for forward"
+#define CUDNN_16BIT_WHERE                                                                                             \
+    "(exact products, fp32 sums, one rounding of the result; the stem, biased convolutions and channel counts not "  \
+    "multiples of 8 in fp32/TF32)"
     if (strcmp(c->backend, "cuda") == 0 && c->lowp_convolutions)
-        return c->lowp_weight_grads
-                   ? "cuDNN 16-bit tensor-core kernels for forward, input gradient and weight gradient (exact "
-                     "products, fp32 sums, one rounding of the result; the stem, biased convolutions and channel "
-                     "counts not multiples of 8 in fp32/TF32)"
-                   : "cuDNN 16-bit tensor-core kernels for forward and input gradient (exact products, fp32 sums, one "
-                     "rounding of the result; the stem, biased convolutions and channel counts not multiples of 8 in "
-                     "fp32/TF32), weight gradient in fp32/TF32";
+        return c->lowp_weight_grads ? CUDNN_16BIT ", input gradient and weight gradient " CUDNN_16BIT_WHERE
+                                    : CUDNN_16BIT " and input gradient " CUDNN_16BIT_WHERE
+                                                  ", weight gradient in fp32/TF32";
+#undef CUDNN_16BIT
+#undef CUDNN_16BIT_WHERE
 #endif
     return plain;
 }

@@ -303,6 +303,14 @@ void model_weights_changed(Model *m) {
     }
 }
 
+/* Tells the convolutions what the network rounds their weight gradients to (model_set_weight_grad_rounding). */
+static void tell_weight_grad_precision(Model *m) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].conv)
+            m->be->conv_set_weight_grad_precision(m->nodes[i].conv,
+                                                  m->lowp_weight_grads ? m->precision : PRECISION_FP32);
+}
+
 int model_set_precision(Model *m, Precision p) {
     RSA_ASSERT(m->finalized);
     if (p != PRECISION_FP32 && !m->w_lowp) {
@@ -311,10 +319,8 @@ int model_set_precision(Model *m, Precision p) {
     }
     m->precision = p;
     for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].conv) {
-            m->be->conv_set_precision(m->nodes[i].conv, p);
-            m->be->conv_set_weight_grad_precision(m->nodes[i].conv, m->lowp_weight_grads ? p : PRECISION_FP32);
-        }
+        if (m->nodes[i].conv) m->be->conv_set_precision(m->nodes[i].conv, p);
+    tell_weight_grad_precision(m);
     model_weights_changed(m); /* convolutions may hold a copy of the other precision's weights */
     return 0;
 }
@@ -324,9 +330,11 @@ static size_t layer_params(const Model *m, const Node *nd) {
     return (nd->weight >= 0 ? m->params[nd->weight].numel : 0) + (nd->bias >= 0 ? m->params[nd->bias].numel : 0);
 }
 
+/* Convolutions and linear layers: the layers whose weight gradients lowp_weight_grads sums in the format. */
+static bool weight_layer(const Node *nd) { return nd->kind == NODE_CONV || nd->kind == NODE_LINEAR; }
+
 static bool rounds_weight_grads(const Model *m, const Node *nd) {
-    return m->lowp_weight_grads && m->precision != PRECISION_FP32 &&
-           (nd->kind == NODE_CONV || nd->kind == NODE_LINEAR);
+    return m->lowp_weight_grads && m->precision != PRECISION_FP32 && weight_layer(nd);
 }
 
 int model_set_weight_grad_rounding(Model *m, bool on) {
@@ -334,18 +342,14 @@ int model_set_weight_grad_rounding(Model *m, bool on) {
     if (on && !m->g_pass) {
         size_t most = 1;
         for (int i = 0; i < m->n_nodes; i++)
-            if (m->nodes[i].kind == NODE_CONV || m->nodes[i].kind == NODE_LINEAR) {
-                size_t k = layer_params(m, &m->nodes[i]);
-                if (k > most) most = k;
-            }
+            if (weight_layer(&m->nodes[i]) && layer_params(m, &m->nodes[i]) > most)
+                most = layer_params(m, &m->nodes[i]);
         if (!(m->g_pass = m->be->alloc(sizeof(float) * most)))
             return rsa_error_context("allocating the buffer of a layer's weight gradient");
         m->n_g_pass = most;
     }
     m->lowp_weight_grads = on;
-    for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].conv)
-            m->be->conv_set_weight_grad_precision(m->nodes[i].conv, on ? m->precision : PRECISION_FP32);
+    tell_weight_grad_precision(m);
     return 0;
 }
 
