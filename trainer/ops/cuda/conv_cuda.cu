@@ -3,14 +3,16 @@
  * Weights stay OIHW in the model (the optimiser, checkpoints and EMA see one flat array). cuDNN 9 has no backward
  * algorithm at all for NHWC activations with an OIHW filter (every one reports NOT_SUPPORTED on an H100), so each op
  * keeps an OHWI copy, refreshed when the weight pointer changes or conv_weights_changed says a step happened, and
- * computes the weight gradient in OHWI before adding it, transposed, into the OIHW gradient. The model's input image arrives NCHW: the op transposes it into a
- * private NHWC buffer (and the input gradient back), so cuDNN only ever sees NHWC.
+ * computes the weight gradient in OHWI before adding it, transposed, into the OIHW gradient. The model's input
+ * image arrives NCHW: the op transposes it into a private NHWC buffer (and the input gradient back), so cuDNN only
+ * ever sees NHWC.
  *
  * Algorithms are chosen once per batch size and setting of cuda_backend.h, on first use of each direction: in
  * deterministic mode the first deterministic algorithm in the order of cuDNN's heuristics (no timing, so every run
  * chooses the same), otherwise the fastest cudnnFind measures. Strict FP32 admits only CUDNN_FMA_MATH algorithms;
  * no mode admits CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which may narrow float operands to 16 bits. An algorithm
- * the list offers but whose workspace query then declines the descriptors is passed over for the next.
+ * the list offers but whose workspace query, or a first run, then declines the descriptors is passed over for the
+ * next (each is run once when chosen; a choice depends only on cuDNN's list, so it is the same in every run).
  *
  * bf16 and fp16 networks (conv_cuda_set_precision) hand in values already representable in their format, so the
  * forward and input-gradient convolutions run on tensor cores in that format: x (or dy) and the weights are packed
@@ -185,12 +187,27 @@ template <class Perf> static Perf *perf_list(cudnnStatus_t (*max_count)(cudnnHan
     return perf;
 }
 
+/* Whether a status says cuDNN declined to run an algorithm on these descriptors (cuDNN 9 refines each status
+ * with a sub-code within its thousand), rather than that the GPU or the call is broken. */
+static bool declined(cudnnStatus_t st) {
+#ifdef CUDNN_STATUS_CATEGORY
+    int category = CUDNN_STATUS_CATEGORY((int)st);
+#else
+    int category = (int)st;
+#endif
+    return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM ||
+           category == CUDNN_STATUS_EXECUTION_FAILED;
+}
+
 /* The first usable entry of cuDNN's list (ordered by its heuristics or by measured time), its workspace asked with
  * the entry's math type set on d. With 16-bit operands (lowp) any math keeps the products exact and the sums fp32;
- * when no 16-bit algorithm fits, the result is not chosen (see data_plan). */
-template <class Perf, class WorkspaceQuery>
+ * when no 16-bit algorithm fits, the result is not chosen (see data_plan). The heuristics list algorithms they have
+ * not run, and one of them may still decline the descriptors when called (PyTorch, too, moves on to the next
+ * algorithm when a call fails), so each candidate runs once (run: on operands of the right size, its result
+ * discarded) before it is chosen. */
+template <class Perf, class WorkspaceQuery, class Run>
 static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, int count, WorkspaceQuery workspace,
-                   const char *direction, const ConvShape *s) {
+                   Run run, const char *direction, const ConvShape *s) {
     for (int i = 0; i < count; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > WORKSPACE_LIMIT) continue;
         if (p->deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
@@ -200,6 +217,14 @@ static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, i
         CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, c.math));
         if (workspace(perf[i].algo, &c.workspace) != CUDNN_STATUS_SUCCESS) continue;
         if (c.workspace > WORKSPACE_LIMIT) continue; /* the size it will allocate, not the list's estimate */
+        cudnnStatus_t st = run(perf[i].algo, cuda_workspace(c.workspace), c.workspace);
+        if (declined(st)) {
+            cudaGetLastError(); /* a launch it refused; a fault in the GPU would stop the next checked call */
+            continue;
+        }
+        if (st != CUDNN_STATUS_SUCCESS)
+            rsa_fatal(CUDA_HINT, "cuDNN failed running %s algorithm %d of the convolution %dx%d stride %d, %d->%d "
+                      "channels: %s", direction, c.algo, s->k, s->k, s->stride, s->ci, s->co, cudnnGetErrorString(st));
         return c;
     }
     if (lowp) return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
@@ -221,12 +246,13 @@ static void allow_math(const Descs *d, const Plan *p, bool lowp) {
 static Descs *data_descs(ConvOp *op, const Plan *p) { return p->lowp != PRECISION_FP32 ? &op->d16 : &op->f32; }
 
 /* The choice of one direction under plan p, made on first use into *slot: cuDNN's list for descriptors d (list
- * fills it: heuristics in deterministic mode, cudnnFind otherwise), then pick. NULL: the plan is 16-bit and cuDNN
- * offers no 16-bit algorithm for this shape. */
-template <class Perf, class List, class WorkspaceQuery>
+ * fills it: heuristics in deterministic mode, cudnnFind otherwise), then pick, whose trials run on the operands of
+ * the direction's call (in d's format; their values do not matter, the output is overwritten). NULL: the plan is
+ * 16-bit and cuDNN offers no 16-bit algorithm for this shape. */
+template <class Perf, class List, class WorkspaceQuery, class Run>
 static const Choice *choose(ConvOp *op, const Plan *p, const Descs *d, bool lowp, Choice *slot,
                             cudnnStatus_t (*max_count)(cudnnHandle_t, int *), List list, WorkspaceQuery workspace,
-                            const char *direction) {
+                            Run run, const char *direction) {
     if (slot->chosen) return slot;
     allow_math(d, p, lowp);
     int max = 0, count = 0;
@@ -237,12 +263,12 @@ static const Choice *choose(ConvOp *op, const Plan *p, const Descs *d, bool lowp
             rsa_fatal(CUDA_HINT, "cuDNN cannot list its %s algorithms: %s", direction, cudnnGetErrorString(st));
         count = 0; /* a 16-bit configuration cuDNN rejects outright: the batch size runs on the fp32 plan */
     }
-    *slot = pick(d, p, lowp, perf, count, workspace, direction, &op->s);
+    *slot = pick(d, p, lowp, perf, count, workspace, run, direction, &op->s);
     free(perf);
     return slot->chosen ? slot : NULL;
 }
 
-static const Choice *forward_choice(ConvOp *op, Plan *p) {
+static const Choice *forward_choice(ConvOp *op, Plan *p, const void *x, const void *w, void *y) {
     const Descs *d = data_descs(op, p);
     auto list = [d, p](int max, int *count, cudnnConvolutionFwdAlgoPerf_t *perf) {
         cudnnHandle_t h = cuda_cudnn();
@@ -253,12 +279,16 @@ static const Choice *forward_choice(ConvOp *op, Plan *p) {
     auto workspace = [d](cudnnConvolutionFwdAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionForwardWorkspaceSize(cuda_cudnn(), d->x, d->w, d->conv, d->y, algo, bytes);
     };
+    auto run = [d, x, w, y](cudnnConvolutionFwdAlgo_t algo, void *ws, size_t bytes) {
+        const float one = 1, zero = 0;
+        return cudnnConvolutionForward(cuda_cudnn(), &one, d->x, x, d->w, w, d->conv, algo, ws, bytes, &zero, d->y, y);
+    };
     return choose<cudnnConvolutionFwdAlgoPerf_t>(op, p, d, p->lowp != PRECISION_FP32, &p->fwd,
-                                                 cudnnGetConvolutionForwardAlgorithmMaxCount, list, workspace,
+                                                 cudnnGetConvolutionForwardAlgorithmMaxCount, list, workspace, run,
                                                  "forward");
 }
 
-static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
+static const Choice *backward_data_choice(ConvOp *op, Plan *p, const void *w, const void *dy, void *dx) {
     const Descs *d = data_descs(op, p);
     auto list = [d, p](int max, int *count, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
         cudnnHandle_t h = cuda_cudnn();
@@ -269,14 +299,19 @@ static const Choice *backward_data_choice(ConvOp *op, Plan *p) {
     auto workspace = [d](cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardDataWorkspaceSize(cuda_cudnn(), d->w, d->y, d->conv, d->x, algo, bytes);
     };
+    auto run = [d, w, dy, dx](cudnnConvolutionBwdDataAlgo_t algo, void *ws, size_t bytes) {
+        const float one = 1, zero = 0;
+        return cudnnConvolutionBackwardData(cuda_cudnn(), &one, d->w, w, d->y, dy, d->conv, algo, ws, bytes, &zero,
+                                            d->x, dx);
+    };
     return choose<cudnnConvolutionBwdDataAlgoPerf_t>(op, p, d, p->lowp != PRECISION_FP32, &p->bwd_data,
                                                      cudnnGetConvolutionBackwardDataAlgorithmMaxCount, list,
-                                                     workspace, "backward-data");
+                                                     workspace, run, "backward-data");
 }
 
 /* On the float descriptors, or the 16-bit ones under a 16-bit plan (see filter_plan). NULL: the plan is 16-bit and
  * cuDNN offers no 16-bit algorithm. */
-static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
+static const Choice *backward_filter_choice(ConvOp *op, Plan *p, const void *x, const void *dy, void *dw) {
     const Descs *d = data_descs(op, p);
     auto list = [d, p](int max, int *count, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
         cudnnHandle_t h = cuda_cudnn();
@@ -287,9 +322,14 @@ static const Choice *backward_filter_choice(ConvOp *op, Plan *p) {
     auto workspace = [d](cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
         return cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda_cudnn(), d->x, d->y, d->conv, d->w, algo, bytes);
     };
+    auto run = [d, x, dy, dw](cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t bytes) {
+        const float one = 1, zero = 0;
+        return cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, d->x, x, d->y, dy, d->conv, algo, ws, bytes, &zero,
+                                              d->w, dw);
+    };
     return choose<cudnnConvolutionBwdFilterAlgoPerf_t>(op, p, d, p->lowp != PRECISION_FP32, &p->bwd_filter,
                                                        cudnnGetConvolutionBackwardFilterAlgorithmMaxCount, list,
-                                                       workspace, "backward-weights");
+                                                       workspace, run, "backward-weights");
 }
 
 /* The descriptor runs each algorithm under the math type it was chosen with. */
@@ -336,15 +376,31 @@ static const float *input_nhwc(ConvOp *op, int n, const float *x) {
 static int lowp_refusals;
 int cuda_lowp_refusals(void) { return lowp_refusals; }
 
-/* The plan of the forward and input-gradient convolutions at batch n. A 16-bit plan chooses both directions when
- * it is made: if cuDNN cannot serve one of them in 16 bits, the batch size runs both on the fp32 plan from the
- * start, whatever ran before. */
-static Plan *data_plan(ConvOp *op, int n) {
+/* The two 16-bit operand buffers, each large enough for either side of the op's convolutions at batch n: what a
+ * 16-bit plan's trial runs use when the plan is made (the calls then take the same buffers, so no memory is added). */
+static void operands_16(const ConvOp *op, int n, void **a, void **b) {
+    size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
+    size_t most = nx > ny ? nx : ny;
+    *a = cuda_lowp_buffer(0, most), *b = cuda_lowp_buffer(1, most);
+}
+
+static void *weight_grad_16(ConvOp *op) {
+    if (!op->dw16) op->dw16 = cuda_alloc_floats((weight_count(&op->s) + 1) / 2);
+    return op->dw16;
+}
+
+/* The plan of the forward and input-gradient convolutions at batch n (w: the weights). A 16-bit plan chooses both
+ * directions when it is made: if cuDNN cannot serve one of them in 16 bits, the batch size runs both on the fp32
+ * plan from the start, whatever ran before. */
+static Plan *data_plan(ConvOp *op, int n, const float *w) {
     if (op->lowp != PRECISION_FP32) {
         Plan *p = plan_for(op, n, op->lowp);
         if (!p->resolved) {
             p->resolved = true;
-            p->refused = !forward_choice(op, p) || !backward_data_choice(op, p);
+            void *a, *b;
+            operands_16(op, n, &a, &b);
+            const void *w16 = weights_16(op, w);
+            p->refused = !forward_choice(op, p, a, w16, b) || !backward_data_choice(op, p, w16, a, b);
             if (p->refused) lowp_refusals++;
         }
         if (!p->refused) return p;
@@ -360,7 +416,9 @@ static Plan *filter_plan(ConvOp *op, int n) {
         Plan *p = plan_for(op, n, op->lowp);
         if (!p->w_resolved) {
             p->w_resolved = true;
-            p->w_refused = !backward_filter_choice(op, p);
+            void *a, *b;
+            operands_16(op, n, &a, &b);
+            p->w_refused = !backward_filter_choice(op, p, a, b, weight_grad_16(op));
             if (p->w_refused) lowp_refusals++;
         }
         if (!p->w_refused) return p;
@@ -369,8 +427,7 @@ static Plan *filter_plan(ConvOp *op, int n) {
 }
 
 void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
-    Plan *p = data_plan(op, n);
-    const Choice *c = forward_choice(op, p);
+    Plan *p = data_plan(op, n, w);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) { /* 16-bit x and weights in, 16-bit y out, widened into the float y */
@@ -378,6 +435,7 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
         const void *w16 = weights_16(op, w);
         void *x16 = cuda_lowp_buffer(0, nx), *y16 = cuda_lowp_buffer(1, ny);
         to_lowp_cuda(p->lowp, nx, x, x16);
+        const Choice *c = forward_choice(op, p, x16, w16, y16);
         void *ws = prepare(d, c);
         CUDNN_CHECK(cudnnConvolutionForward(cuda_cudnn(), &one, d->x, x16, d->w, w16, d->conv,
                                             (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &zero, d->y, y16));
@@ -385,6 +443,7 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
         return;
     }
     const float *xn = input_nhwc(op, n, x), *wn = weights_ohwi(op, w);
+    const Choice *c = forward_choice(op, p, xn, wn, y);
     void *ws = prepare(d, c);
     CUDNN_CHECK(cudnnConvolutionForward(cuda_cudnn(), &one, d->x, xn, d->w, wn, d->conv,
                                         (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &zero, d->y, y));
@@ -392,8 +451,7 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
 }
 
 void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx) {
-    Plan *p = data_plan(op, n);
-    const Choice *c = backward_data_choice(op, p);
+    Plan *p = data_plan(op, n, w);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) {
@@ -401,6 +459,7 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
         const void *w16 = weights_16(op, w);
         void *dy16 = cuda_lowp_buffer(0, ny), *dx16 = cuda_lowp_buffer(1, nx);
         to_lowp_cuda(p->lowp, ny, dy, dy16);
+        const Choice *c = backward_data_choice(op, p, w16, dy16, dx16);
         void *ws = prepare(d, c);
         CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_cudnn(), &one, d->w, w16, d->y, dy16, d->conv,
                                                  (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace, &zero,
@@ -410,6 +469,7 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
     }
     const float *wn = weights_ohwi(op, w);
     float *dxn = op->nchw_input ? nhwc_buffer(op) : dx;
+    const Choice *c = backward_data_choice(op, p, wn, dy, dxn);
     void *ws = prepare(d, c);
     CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_cudnn(), &one, d->w, wn, d->y, dy, d->conv,
                                              (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace, &zero, d->x,
@@ -422,7 +482,6 @@ void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *
     const ConvShape *s = &op->s;
     if (dw) {
         Plan *p = filter_plan(op, n);
-        const Choice *c = backward_filter_choice(op, p);
         const Descs *d = data_descs(op, p);
         const float one = 1, zero = 0;
         if (p->lowp != PRECISION_FP32) { /* 16-bit x and dy in, the 16-bit weight gradient out */
@@ -430,17 +489,19 @@ void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *
             void *x16 = cuda_lowp_buffer(0, nx), *dy16 = cuda_lowp_buffer(1, ny);
             to_lowp_cuda(p->lowp, nx, x, x16);
             to_lowp_cuda(p->lowp, ny, dy, dy16);
-            if (!op->dw16) op->dw16 = cuda_alloc_floats((weight_count(s) + 1) / 2);
+            void *dw16 = weight_grad_16(op);
+            const Choice *c = backward_filter_choice(op, p, x16, dy16, dw16);
             void *ws = prepare(d, c);
             CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, d->x, x16, d->y, dy16, d->conv,
                                                        (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws, c->workspace,
-                                                       &zero, d->w, op->dw16));
+                                                       &zero, d->w, dw16));
             /* dw[co][ci][k*k] += dw16[co][k*k][ci], widened */
-            transpose_lowp_cuda(p->lowp, s->co, s->k * s->k, s->ci, op->dw16, dw, true);
+            transpose_lowp_cuda(p->lowp, s->co, s->k * s->k, s->ci, dw16, dw, true);
             return; /* no bias: a biased convolution keeps the fp32 path */
         }
         const float *xn = input_nhwc(op, n, x);
         if (!op->dw_ohwi) op->dw_ohwi = cuda_alloc_floats(weight_count(s));
+        const Choice *c = backward_filter_choice(op, p, xn, dy, op->dw_ohwi);
         void *ws = prepare(d, c);
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(cuda_cudnn(), &one, d->x, xn, d->y, dy, d->conv,
                                                    (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws, c->workspace, &zero,

@@ -75,6 +75,8 @@ static void *scratch_get(Scratch *s, size_t bytes, const char *what) {
         cudaGetLastError();
         rsa_fatal("free GPU memory or reduce the batch size", "cannot allocate a %zu-byte GPU %s", want, what);
     }
+    /* defined contents for a convolution's trial run (conv_cuda.cu, pick), which may read before anything wrote */
+    CUDA_CHECK(cudaMemset(s->p, 0, want));
     s->bytes = want;
     return s->p;
 }

@@ -19,9 +19,13 @@ __global__ void add_kernel(size_t n, const float *a, const float *b, float *y, b
     }
 }
 
-__global__ void round_bf16_kernel(size_t n, float *x) { GRID_STRIDE(i, n) x[i] = round_lowp_device(PRECISION_BF16, x[i]); }
+__global__ void round_bf16_kernel(size_t n, float *x) {
+    GRID_STRIDE(i, n) x[i] = round_lowp_device(PRECISION_BF16, x[i]);
+}
 
-__global__ void round_fp16_kernel(size_t n, float *x) { GRID_STRIDE(i, n) x[i] = round_lowp_device(PRECISION_FP16, x[i]); }
+__global__ void round_fp16_kernel(size_t n, float *x) {
+    GRID_STRIDE(i, n) x[i] = round_lowp_device(PRECISION_FP16, x[i]);
+}
 
 void round_lowp_cuda(Precision p, size_t n, float *x) {
     if (p == PRECISION_FP32) return;
