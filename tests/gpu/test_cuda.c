@@ -3,7 +3,8 @@
  * than the one it was made for, cached convolution weights follow the weights, bn_apply rebuilds the training
  * output bit for bit, background uploads from pinned memory keep their order against queued work, and bf16/fp16
  * networks' convolutions run on tensor cores with 16-bit results (also under measured algorithm choice, and with
- * their 16-bit weight copies following the weights). Without a GPU,
+ * their 16-bit weight copies following the weights), and SyncBN sums its statistics through the host or on the
+ * device to the same bits. Without a GPU,
  * or in a build without CUDA, it prints a skip line and exits 0.
  *
  * Tolerances, as |got - want| <= rtol |want| + rtol max|want| (scale-relative, as test_ops_torch):
@@ -367,7 +368,7 @@ static void bn_result_free(BnResult *r) {
     for (int i = 0; i < 10; i++) free(all[i]);
 }
 
-static BnResult bn_run(const Backend *be, const BnCase *k, const BnData *d) {
+static BnResult bn_run(const Backend *be, const BnCase *k, const BnData *d, const BnSync *sync) {
     const int n = k->n, c = k->c, h = k->h, w = k->w;
     size_t nx = (size_t)n * c * h * w;
     Layout l = be->act_layout(c, h * w);
@@ -380,13 +381,13 @@ static BnResult bn_run(const Backend *be, const BnCase *k, const BnData *d) {
     BnResult r = bn_result(nx, c);
     be->bn_forward_eval(&s, l, k->relu, x, g, b, rm, rv, y);
     be_get(be, y, l, n, c, h, w, r.y_eval);
-    be->bn_forward_train(&s, l, k->relu, x, g, b, y, mean, inv, 0.1f, rm, rv, NULL);
+    be->bn_forward_train(&s, l, k->relu, x, g, b, y, mean, inv, 0.1f, rm, rv, sync);
     be_get(be, y, l, n, c, h, w, r.y);
     be_get_flat(be, mean, c, r.mean), be_get_flat(be, inv, c, r.invstd);
     be_get_flat(be, rm, c, r.rm), be_get_flat(be, rv, c, r.rv);
     be->bn_apply(&s, l, k->relu, x, g, b, mean, inv, y_apply);
     be_get(be, y_apply, l, n, c, h, w, r.y_apply);
-    be->bn_backward(&s, l, k->relu, x, y, dy, g, b, mean, inv, dx, dg, db, NULL);
+    be->bn_backward(&s, l, k->relu, x, y, dy, g, b, mean, inv, dx, dg, db, sync);
     be_get(be, dx, l, n, c, h, w, r.dx);
     be_get_flat(be, dg, c, r.dgamma), be_get_flat(be, db, c, r.dbeta);
     float *big[] = {x, y, y_apply, dy, dx}, *small[] = {g, b, rm, rv, mean, inv, dg, db};
@@ -395,19 +396,29 @@ static BnResult bn_run(const Backend *be, const BnCase *k, const BnData *d) {
     return r;
 }
 
+static BnData bn_data(const BnCase *k, uint64_t seed) {
+    size_t nx = (size_t)k->n * k->c * k->h * k->w;
+    BnData d = {random_floats(nx, seed, 2.0f),         random_floats(k->c, seed + 1, 0.2f),
+                random_floats(k->c, seed + 2, 0.5f),   random_floats(k->c, seed + 3, 0.3f),
+                random_floats(k->c, seed + 4, 0.3f),   random_floats(nx, seed + 5, 1.0f),
+                random_floats(k->c, seed + 6, 0.1f),   random_floats(k->c, seed + 7, 0.1f)};
+    for (int c = 0; c < k->c; c++) d.gamma[c] += 1.0f, d.rv[c] = 1.0f + fabsf(d.rv[c]);
+    for (size_t j = 0; j < nx; j++) d.x[j] += 0.5f; /* a mean away from zero tests the centred variance */
+    return d;
+}
+
+static void bn_data_free(BnData *d) {
+    float *all[] = {d->x, d->gamma, d->beta, d->rm, d->rv, d->dy, d->dgamma, d->dbeta};
+    for (int j = 0; j < 8; j++) free(all[j]);
+}
+
 static void test_batchnorm(void) {
     for (size_t i = 0; i < sizeof BN_CASES / sizeof BN_CASES[0]; i++) {
         const BnCase *k = &BN_CASES[i];
         size_t nx = (size_t)k->n * k->c * k->h * k->w;
-        uint64_t seed = 500 + 20 * i;
-        BnData d = {random_floats(nx, seed, 2.0f), random_floats(k->c, seed + 1, 0.2f),
-                    random_floats(k->c, seed + 2, 0.5f), random_floats(k->c, seed + 3, 0.3f),
-                    random_floats(k->c, seed + 4, 0.3f), random_floats(nx, seed + 5, 1.0f),
-                    random_floats(k->c, seed + 6, 0.1f), random_floats(k->c, seed + 7, 0.1f)};
-        for (int c = 0; c < k->c; c++) d.gamma[c] += 1.0f, d.rv[c] = 1.0f + fabsf(d.rv[c]);
-        for (size_t j = 0; j < nx; j++) d.x[j] += 0.5f; /* a mean away from zero tests the centred variance */
-        BnResult want = bn_run(backend_ref(), k, &d);
-        BnResult got = bn_run(cu, k, &d), again = bn_run(cu, k, &d);
+        BnData d = bn_data(k, 500 + 20 * i);
+        BnResult want = bn_run(backend_ref(), k, &d, NULL);
+        BnResult got = bn_run(cu, k, &d, NULL), again = bn_run(cu, k, &d, NULL);
         char what[96];
 #define PART(name, tol, count)                                                                                     \
     do {                                                                                                           \
@@ -429,10 +440,80 @@ static void test_batchnorm(void) {
 #undef PART
         check_same_bits("bn_apply against the training forward", got.y_apply, got.y, nx);
         bn_result_free(&want), bn_result_free(&got), bn_result_free(&again);
-        float *all[] = {d.x, d.gamma, d.beta, d.rm, d.rv, d.dy, d.dgamma, d.dbeta};
-        for (int j = 0; j < 8; j++) free(all[j]);
+        bn_data_free(&d);
     }
 }
+
+#ifdef RSA_CUDA
+/* SyncBN in a world of two ranks holding the same batch: each all-reduce doubles the sums, so the statistics are
+ * those of the batch taken twice (count 2n) and the input gradient's coefficients follow. The cuda backend sums
+ * either through the host (allreduce: its fallback) or on the device (allreduce_device: NCCL's path in a
+ * data-parallel run, here a copy through the host that doubles); both must give the same bits, close to the
+ * reference's. */
+typedef struct {
+    int host_calls, device_calls;
+} SyncCalls;
+
+static void double_on_host(void *ctx, double *sums, int n) {
+    ((SyncCalls *)ctx)->host_calls++;
+    for (int i = 0; i < n; i++) sums[i] *= 2;
+}
+
+static void double_on_device(void *ctx, double *sums, int n) {
+    ((SyncCalls *)ctx)->device_calls++;
+    double *host = malloc(sizeof(double) * (size_t)n);
+    CHECK(host && cudaMemcpy(host, sums, sizeof(double) * (size_t)n, cudaMemcpyDeviceToHost) == cudaSuccess,
+          "reading %d sums from the device", n);
+    for (int i = 0; i < n; i++) host[i] *= 2;
+    CHECK(cudaMemcpy(sums, host, sizeof(double) * (size_t)n, cudaMemcpyHostToDevice) == cudaSuccess,
+          "writing %d sums to the device", n);
+    free(host);
+}
+
+static void test_batchnorm_synced(void) {
+    for (size_t i = 0; i < sizeof BN_CASES / sizeof BN_CASES[0]; i++) {
+        const BnCase *k = &BN_CASES[i];
+        size_t nx = (size_t)k->n * k->c * k->h * k->w;
+        BnData d = bn_data(k, 900 + 20 * i);
+        SyncCalls ref_calls = {0}, host_calls = {0}, device_calls = {0};
+        BnSync ref_sync = {double_on_host, &ref_calls, 2, NULL}, host = {double_on_host, &host_calls, 2, NULL},
+               device = {double_on_host, &device_calls, 2, double_on_device};
+        BnResult want = bn_run(backend_ref(), k, &d, &ref_sync), unsynced = bn_run(cu, k, &d, NULL);
+        BnResult via_host = bn_run(cu, k, &d, &host), on_device = bn_run(cu, k, &d, &device);
+        CHECK(host_calls.host_calls == ref_calls.host_calls && host_calls.host_calls == 3,
+              "bn case %zu: %d host all-reduces on cuda, %d on ref; want 3 (mean, variance, input gradient)", i,
+              host_calls.host_calls, ref_calls.host_calls);
+        CHECK(device_calls.device_calls == 3 && device_calls.host_calls == 0,
+              "bn case %zu: with a device all-reduce, %d device and %d host calls; want 3 and 0", i,
+              device_calls.device_calls, device_calls.host_calls);
+        char what[112];
+#define PART(name, tol, count)                                                                                     \
+    do {                                                                                                           \
+        snprintf(what, sizeof what, "synced bn case %zu (%dx%dx%dx%d%s): " #name, i, k->n, k->c, k->h, k->w,      \
+                 k->relu ? " relu" : "");                                                                          \
+        check_scaled(what, via_host.name, want.name, count, tol);                                                  \
+        check_same_bits(what, on_device.name, via_host.name, count);                                               \
+    } while (0)
+        PART(y, 1e-5, nx);
+        PART(mean, 1e-5, (size_t)k->c);
+        PART(invstd, 1e-5, (size_t)k->c);
+        PART(rm, 1e-5, (size_t)k->c);
+        PART(rv, 1e-5, (size_t)k->c);
+        PART(dx, 1e-4, nx);
+        PART(dgamma, 1e-5, (size_t)k->c);
+        PART(dbeta, 1e-5, (size_t)k->c);
+#undef PART
+        /* the batch twice over has the mean and biased variance of the batch: only the running variance (unbiased,
+         * count 2n - 1 instead of n - 1) and the input gradient (which also carries the other rank's share) move */
+        check_scaled("synced mean against unsynced", via_host.mean, unsynced.mean, (size_t)k->c, 1e-5);
+        size_t rv_moved = 0;
+        for (int c = 0; c < k->c; c++) rv_moved += via_host.rv[c] != unsynced.rv[c];
+        CHECK(rv_moved > 0, "bn case %zu: the running variance ignored the doubled count", i);
+        bn_result_free(&want), bn_result_free(&unsynced), bn_result_free(&via_host), bn_result_free(&on_device);
+        bn_data_free(&d);
+    }
+}
+#endif
 
 /* ---- pooling ---- */
 
@@ -762,6 +843,9 @@ int main(void) {
     RUN(test_conv_wgrad16);
     RUN(test_conv_wgrad16_overflow);
     RUN(test_batchnorm);
+#ifdef RSA_CUDA
+    RUN(test_batchnorm_synced);
+#endif
     RUN(test_fused_rounding);
     RUN(test_maxpool);
     RUN(test_gap);

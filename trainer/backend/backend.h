@@ -26,6 +26,9 @@ typedef struct BnSync {
     void (*allreduce)(void *ctx, double *sums, int n); /* in place, host memory */
     void *ctx;
     int world;
+    /* In place on a device backend's memory, queued behind the ops before it (NCCL): no round trip through the
+     * host, which would stall the GPU at every batch norm. NULL: the backend copies the sums through allreduce. */
+    void (*allreduce_device)(void *ctx, double *sums, int n);
 } BnSync;
 
 typedef struct Backend {

@@ -31,6 +31,9 @@ struct Dist {
     /* On rank 0, recv = rank 0's bytes, then rank 1's, ... (bytes_of[r]: rank r's count, read on rank 0 only);
      * recv is not touched elsewhere. Host memory; for gathering evaluation features to the rank that reports. */
     void (*gather_bytes)(Dist *d, const void *send, size_t bytes, void *recv, const size_t *bytes_of);
+    /* As allreduce_device_f32, for SyncBN's statistics, but it only queues the sum on the GPU's stream, ahead of
+     * what is queued next: nothing waits on the host. NULL where allreduce_device_f32 is. */
+    void (*allreduce_device_f64)(Dist *d, double *buf, size_t n);
 };
 
 /* Whether every rank is ok, at a point where some rank may have failed alone (its data, its disk, its GPU).

@@ -27,9 +27,17 @@ static void nccl_f32(Dist *d, float *buf, size_t n) {
     CUDA_CHECK(cudaStreamSynchronize(0));
 }
 
+/* Queued on the stream of the cuda backend's ops (the legacy default stream), so the kernels queued after it see
+ * the sums; nothing waits on the host. */
+static void nccl_f64(Dist *d, double *buf, size_t n) {
+    (void)d;
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclDouble, ncclSum, comm, 0));
+}
+
 static void nccl_detach(Dist *d) {
-    NCCL_CHECK(ncclCommDestroy(comm)); /* after the last all-reduce, which synchronised */
-    d->allreduce_device_f32 = NULL, d->detach_gpu = NULL;
+    CUDA_CHECK(cudaDeviceSynchronize()); /* a SyncBN all-reduce may still be queued */
+    NCCL_CHECK(ncclCommDestroy(comm));
+    d->allreduce_device_f32 = NULL, d->allreduce_device_f64 = NULL, d->detach_gpu = NULL;
 }
 
 extern "C" int dist_attach_gpu(Dist *d) {
@@ -44,6 +52,7 @@ extern "C" int dist_attach_gpu(Dist *d) {
         return rsa_fail("check the mpirun command line", "rank %d could not receive the NCCL id", d->rank);
     NCCL_CHECK(ncclCommInitRank(&comm, d->world, id, d->rank));
     d->allreduce_device_f32 = nccl_f32;
+    d->allreduce_device_f64 = nccl_f64;
     d->detach_gpu = nccl_detach;
     return 0;
 }

@@ -143,6 +143,11 @@ static void bn_allreduce(void *ctx, double *sums, int n) {
     d->allreduce_f64(d, sums, (size_t)n);
 }
 
+static void bn_allreduce_device(void *ctx, double *sums, int n) {
+    Dist *d = ctx;
+    d->allreduce_device_f64(d, sums, (size_t)n);
+}
+
 int learner_set_dist(Learner *l, Dist *d, bool sync_bn) {
     l->dist = d;
     if (d->world > 1 && (l->cfg->method == METHOD_SIMCLR || l->cfg->method == METHOD_MOCOV2)) {
@@ -153,7 +158,8 @@ int learner_set_dist(Learner *l, Dist *d, bool sync_bn) {
             if (!(l->gathered[i] = malloc(sizeof(float) * rows)))
                 rsa_fatal("free memory or use a smaller batch", "out of memory for the gathered batch");
     }
-    l->bn_sync = (BnSync){bn_allreduce, d, d->world};
+    bool on_device = !l->be->host_memory && d->allreduce_device_f64;
+    l->bn_sync = (BnSync){bn_allreduce, d, d->world, on_device ? bn_allreduce_device : NULL};
     const BnSync *sync = sync_bn && d->world > 1 ? &l->bn_sync : NULL;
     l->online->bn_sync = sync;
     if (l->target) l->target->bn_sync = sync;

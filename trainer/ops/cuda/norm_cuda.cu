@@ -57,8 +57,13 @@ static void finish_sums(int c, const double *sums, Finish finish) {
     CUDA_CHECK_LAUNCH();
 }
 
-/* Sums the K x c doubles at dev over all processes. */
+/* Sums the K x c doubles at dev over all processes: on the device when the run has a device all-reduce, else through
+ * the host (which waits for the GPU to finish everything queued). */
 static void allreduce_device(const BnSync *sync, double *dev, int n) {
+    if (sync->allreduce_device) {
+        sync->allreduce_device(sync->ctx, dev, n);
+        return;
+    }
     double *host = (double *)malloc(sizeof(double) * (size_t)n);
     if (!host) rsa_fatal("free memory", "out of memory");
     CUDA_CHECK(cudaMemcpy(host, dev, sizeof(double) * (size_t)n, cudaMemcpyDeviceToHost));
