@@ -42,7 +42,7 @@ typedef struct Backend {
     void (*release)(void *p, size_t bytes);
     void (*upload)(void *dst, const void *host_src, size_t bytes);
     void (*download)(void *host_dst, const void *src, size_t bytes);
-    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* dst and src must not overlap (cudaMemcpy) */
     void (*zero)(void *p, size_t bytes);
     void (*sync)(void);
     /* Host memory that uploads read fastest (page-locked on cuda; where pinning fails, plain memory, only slower):

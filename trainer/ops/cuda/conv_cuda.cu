@@ -31,6 +31,7 @@
 #include "cuda_util.h"
 #include "ops_cuda.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Algorithms wanting more workspace than this are passed over (some FFT variants ask for gigabytes). */
@@ -208,6 +209,7 @@ static bool declined(cudnnStatus_t st) {
 template <class Perf, class WorkspaceQuery, class Run>
 static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, int count, WorkspaceQuery workspace,
                    Run run, const char *direction, const ConvShape *s) {
+    const char *declined_with = NULL; /* the last trial's refusal, for the message when none is left */
     for (int i = 0; i < count; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > WORKSPACE_LIMIT) continue;
         if (p->deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
@@ -220,6 +222,7 @@ static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, i
         cudnnStatus_t st = run(perf[i].algo, cuda_workspace(c.workspace), c.workspace);
         if (declined(st)) {
             cudaGetLastError(); /* a launch it refused; a fault in the GPU would stop the next checked call */
+            declined_with = cudnnGetErrorString(st);
             continue;
         }
         if (st != CUDNN_STATUS_SUCCESS)
@@ -228,10 +231,12 @@ static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, i
         return c;
     }
     if (lowp) return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
+    char why[160] = "";
+    if (declined_with) snprintf(why, sizeof why, " (the last one it listed declined when run: %s)", declined_with);
     rsa_fatal("try cuda_set_deterministic(false), or backend \"cpu\"",
               "cuDNN offers no %s%salgorithm for the %s convolution %dx%d stride %d, %d->%d channels, %dx%d input, "
-              "batch %d", p->deterministic ? "deterministic " : "", p->tf32 ? "" : "strict FP32 ", direction, s->k,
-              s->k, s->stride, s->ci, s->co, s->hi, s->wi, p->n);
+              "batch %d%s", p->deterministic ? "deterministic " : "", p->tf32 ? "" : "strict FP32 ", direction, s->k,
+              s->k, s->stride, s->ci, s->co, s->hi, s->wi, p->n, why);
 }
 
 /* The math type the descriptor asks for while choosing: strict FP32 is FMA only; TF32 is cuDNN's default for
