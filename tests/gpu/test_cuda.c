@@ -285,6 +285,48 @@ static void test_conv_wgrad16_overflow(void) {
     conv_result_free(&got), conv_data_free(&d);
 }
 
+/* With 16-bit weight gradients, backward-data uses the 16-bit dy that backward-weights just packed, when it is
+ * handed the same dy (backend.h's contract): the same bits as packing afresh, and never a packing of another dy or
+ * of a dy since changed (the record is used once). As test_ops_fast's test_conv_dy_reuse for the cpu backend. */
+static void test_conv_dy_reuse(void) {
+    const Precision p = PRECISION_BF16;
+    const int n = 4, c = 32, h = 8;
+    ConvShape s = conv_shape(n, c, h, h, c, 3, 1, 1);
+    size_t nx = (size_t)n * c * h * h, nw = (size_t)c * c * 9;
+    float *x = random_floats(nx, 41, 1), *w = random_floats(nw, 42, 0.1f), *dy1 = random_floats(nx, 43, 1);
+    float *dy2 = random_floats(nx, 44, 1), *got[5];
+    round_floats(p, x, nx), round_floats(p, w, nw), round_floats(p, dy1, nx), round_floats(p, dy2, nx);
+    Layout l = cu->act_layout(c, h * h);
+    float *cx = be_put(cu, x, l, n, c, h, h), *cw = be_put_flat(cu, w, nw), *cdy1 = be_put(cu, dy1, l, n, c, h, h);
+    float *cdy2 = be_put(cu, dy2, l, n, c, h, h), *cdw = be_zeros(cu, nw), *dx[5];
+    for (int k = 0; k < 5; k++) dx[k] = be_zeros(cu, nx), got[k] = test_alloc(nx);
+    int refusals = lowp_refusals();
+    ConvOp *op = cu->conv_create(&s, l, l, false);
+    cu->conv_set_precision(op, p);
+    cu->conv_set_weight_grad_precision(op, p);
+    cu->conv_backward_data(op, n, cdy1, cw, dx[0]); /* packs dy1 itself */
+    cu->conv_backward_weights(op, n, cx, cdy1, cdw, NULL);
+    cu->conv_backward_data(op, n, cdy1, cw, dx[1]); /* uses the packing of dy1 */
+    cu->conv_backward_weights(op, n, cx, cdy1, cdw, NULL);
+    cu->conv_backward_data(op, n, cdy2, cw, dx[2]); /* another dy right after backward-weights of dy1 */
+    cu->conv_backward_data(op, n, cdy2, cw, dx[3]);
+    cu->conv_backward_weights(op, n, cx, cdy1, cdw, NULL);
+    cu->conv_backward_data(op, n, cdy1, cw, dx[4]); /* uses the packing once */
+    cu->copy(cdy1, cdy2, sizeof(float) * nx);       /* then dy1's buffer changes */
+    cu->conv_backward_data(op, n, cdy1, cw, dx[4]);
+    for (int k = 0; k < 5; k++) be_get(cu, dx[k], l, n, c, h, h, got[k]);
+    CHECK(lowp_refusals() == refusals && unrounded(p, got[0], nx) == 0,
+          "the 16-bit path did not run (cuda_lowp_refusals %d -> %d)", refusals, lowp_refusals());
+    CHECK(memcmp(got[0], got[1], sizeof(float) * nx) == 0, "dx from the reused packing differs from a fresh one");
+    CHECK(memcmp(got[2], got[3], sizeof(float) * nx) == 0 && memcmp(got[2], got[0], sizeof(float) * nx) != 0,
+          "backward-data of another dy used the packing of the previous one");
+    CHECK(memcmp(got[4], got[2], sizeof(float) * nx) == 0, "a packing was used twice, after dy had changed");
+    cu->conv_destroy(op);
+    for (int k = 0; k < 5; k++) be_free(cu, dx[k], nx), free(got[k]);
+    be_free(cu, cx, nx), be_free(cu, cw, nw), be_free(cu, cdy1, nx), be_free(cu, cdy2, nx), be_free(cu, cdw, nw);
+    free(x), free(w), free(dy1), free(dy2);
+}
+
 static void test_conv(void) { conv_cases(2e-4, true); }
 static void test_conv_wgrad16(void) {
     conv_cases_wgrad16(PRECISION_BF16);
@@ -842,6 +884,7 @@ int main(void) {
     RUN(test_conv_weight_cache);
     RUN(test_conv_wgrad16);
     RUN(test_conv_wgrad16_overflow);
+    RUN(test_conv_dy_reuse);
     RUN(test_batchnorm);
 #ifdef RSA_CUDA
     RUN(test_batchnorm_synced);

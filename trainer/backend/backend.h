@@ -61,7 +61,7 @@ typedef struct Backend {
     void (*conv_destroy)(ConvOp *op);
     void (*conv_forward)(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y);
     /* May reuse what the conv_backward_weights call just before it on the same op and dy made of dy (the cpu
-     * backend's bf16 copy): dy must not change between the two calls. */
+     * backend's bf16 copy, the cuda backend's 16-bit one): dy must not change between the two calls. */
     void (*conv_backward_data)(ConvOp *op, int n, const float *dy, const float *w, float *dx);
     void (*conv_backward_weights)(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias);
     /* Tells the op its weights changed (after an optimiser step), so cached copies are stale. */

@@ -21,9 +21,9 @@
  * The weight gradient is an fp32 convolution on the float values (cuDNN's 16-bit weight gradient is rounded to 16
  * bits), unless the network rounds it to the format anyway (lowp_weight_grads, conv_cuda_set_weight_grad_precision):
  * then it too runs on tensor cores, x and dy packed, its 16-bit result (the rounding of the fp32 sum) widened and
- * transposed into the float gradient. Convolutions with a bias (rounding would
- * come before the bias is added), the NCHW stem (3 channels) and channel counts that are not multiples of 8 keep
- * the fp32 path. Where cuDNN has no 16-bit algorithm for one of the two directions at some batch size, that batch
+ * transposed into the float gradient; the input-gradient convolution right after it then uses its 16-bit dy
+ * (dy16_packed). Convolutions with a bias (rounding would come before the bias is added), the NCHW stem (3
+ * channels) and channel counts that are not multiples of 8 keep the fp32 path. Where cuDNN has no 16-bit algorithm for one of the two directions at some batch size, that batch
  * size runs both on the fp32 path: decided when its plan is made, before either runs, so the arithmetic of a batch
  * size never depends on what ran before it (a resumed run computes what the uninterrupted one did);
  * cuda_lowp_refusals counts such plans. The 16-bit weight gradient is decided on its own, on its first use at a
@@ -80,6 +80,16 @@ struct ConvOp {
     float *x_nhwc;           /* the NCHW input transposed (and its gradient), made on first use */
 };
 
+/* What 16-bit buffer 1 holds after a 16-bit backward-weights call: its dy, packed. The model runs backward-weights
+ * and then backward-data on the same dy (backend.h), so the second call uses that packing, once; every other use
+ * of the buffers clears the record first. */
+static struct {
+    const ConvOp *op;
+    const float *from;
+    int n;
+    Precision format;
+} dy16_packed;
+
 static cudnnDataType_t cudnn_type(Precision p) {
     return p == PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : p == PRECISION_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
 }
@@ -121,6 +131,7 @@ ConvOp *conv_cuda_create(const ConvShape *s, Layout in, Layout out, bool bias) {
 
 void conv_cuda_destroy(ConvOp *op) {
     if (!op) return;
+    if (dy16_packed.op == op) dy16_packed.op = NULL; /* a new op at this address packs afresh */
     descs_destroy(&op->f32);
     descs_destroy(&op->d16);
     cuda_free(op->w_ohwi);
@@ -381,9 +392,11 @@ static const float *input_nhwc(ConvOp *op, int n, const float *x) {
 static int lowp_refusals;
 int cuda_lowp_refusals(void) { return lowp_refusals; }
 
+
 /* The two 16-bit operand buffers, each large enough for either side of the op's convolutions at batch n: what a
  * 16-bit plan's trial runs use when the plan is made (the calls then take the same buffers, so no memory is added). */
 static void operands_16(const ConvOp *op, int n, void **a, void **b) {
+    dy16_packed.op = NULL;
     size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
     size_t most = nx > ny ? nx : ny;
     *a = cuda_lowp_buffer(0, most), *b = cuda_lowp_buffer(1, most);
@@ -432,6 +445,7 @@ static Plan *filter_plan(ConvOp *op, int n) {
 }
 
 void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const float *bias, float *y) {
+    dy16_packed.op = NULL;
     Plan *p = data_plan(op, n, w);
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
@@ -456,14 +470,17 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
 }
 
 void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w, float *dx) {
-    Plan *p = data_plan(op, n, w);
+    Plan *p = data_plan(op, n, w); /* (a plan made now runs trials, which clear the record) */
+    bool packed = dy16_packed.op == op && dy16_packed.from == dy && dy16_packed.n == n &&
+                  dy16_packed.format == p->lowp;
+    dy16_packed.op = NULL;
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) {
         size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
         const void *w16 = weights_16(op, w);
-        void *dy16 = cuda_lowp_buffer(0, ny), *dx16 = cuda_lowp_buffer(1, nx);
-        to_lowp_cuda(p->lowp, ny, dy, dy16);
+        void *dy16 = cuda_lowp_buffer(1, ny), *dx16 = cuda_lowp_buffer(0, nx);
+        if (!packed) to_lowp_cuda(p->lowp, ny, dy, dy16);
         const Choice *c = backward_data_choice(op, p, w16, dy16, dx16);
         void *ws = prepare(d, c);
         CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_cudnn(), &one, d->w, w16, d->y, dy16, d->conv,
@@ -485,6 +502,7 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
 
 void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *dy, float *dw, float *dbias) {
     const ConvShape *s = &op->s;
+    dy16_packed.op = NULL;
     if (dw) {
         Plan *p = filter_plan(op, n);
         const Descs *d = data_descs(op, p);
@@ -494,6 +512,7 @@ void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *
             void *x16 = cuda_lowp_buffer(0, nx), *dy16 = cuda_lowp_buffer(1, ny);
             to_lowp_cuda(p->lowp, nx, x, x16);
             to_lowp_cuda(p->lowp, ny, dy, dy16);
+            dy16_packed.op = op, dy16_packed.from = dy, dy16_packed.n = n, dy16_packed.format = p->lowp;
             void *dw16 = weight_grad_16(op);
             const Choice *c = backward_filter_choice(op, p, x16, dy16, dw16);
             void *ws = prepare(d, c);
