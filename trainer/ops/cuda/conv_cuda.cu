@@ -392,7 +392,6 @@ static const float *input_nhwc(ConvOp *op, int n, const float *x) {
 static int lowp_refusals;
 int cuda_lowp_refusals(void) { return lowp_refusals; }
 
-
 /* The two 16-bit operand buffers, each large enough for either side of the op's convolutions at batch n: what a
  * 16-bit plan's trial runs use when the plan is made (the calls then take the same buffers, so no memory is added). */
 static void operands_16(const ConvOp *op, int n, void **a, void **b) {
