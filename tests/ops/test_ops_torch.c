@@ -214,6 +214,49 @@ static void test_relu_add(void) {
     free(x), free(y), free(dy), free(dx), free(got), free(want);
 }
 
+/* got equals want bit for bit, a NaN standing for any NaN (hardware makes different ones). */
+static void check_exact(const char *what, const float *got, const float *want, size_t n) {
+    size_t differ = 0, first = n;
+    for (size_t i = 0; i < n; i++) {
+        bool same = isnan(want[i]) ? isnan(got[i]) : memcmp(&got[i], &want[i], sizeof(float)) == 0;
+        if (!same && differ++ == 0) first = i;
+    }
+    CHECK(differ == 0, "%s[%s]: %zu of %zu values differ from torch's, first at %zu: %g, torch %g", what, be->name,
+          differ, n, first, first < n ? got[first] : 0.0, first < n ? want[first] : 0.0);
+}
+
+/* ReLU where its definition matters: NaN, -0, infinities and subnormals, alone and after an addition, against
+ * torch.relu and its gradient bit for bit. */
+static void test_relu_special(void) {
+    size_t n, m;
+    float *x = fixture_f32(&fx, "relu_special.x", &n), *y = fixture_f32(&fx, "relu_special.y", NULL);
+    float *dy = fixture_f32(&fx, "relu_special.dy", NULL), *dx = fixture_f32(&fx, "relu_special.dx", NULL);
+    float *got = test_alloc(n);
+    float *dev_x = be_put_flat(be, x, n), *dev_y = be_zeros(be, n), *dev_dy = be_put_flat(be, dy, n);
+    float *dev_dx = be_zeros(be, n);
+    be->relu_forward(n, dev_x, dev_y);
+    be_get_flat(be, dev_y, n, got);
+    check_exact("relu_special.y", got, y, n);
+    be->relu_backward(n, dev_y, dev_dy, dev_dx);
+    be_get_flat(be, dev_dx, n, got);
+    check_exact("relu_special.dx", got, dx, n);
+    be_free(be, dev_x, n), be_free(be, dev_y, n), be_free(be, dev_dy, n), be_free(be, dev_dx, n);
+    free(x), free(y), free(dy), free(dx), free(got);
+    float *a = fixture_f32(&fx, "add_relu_special.a", &m), *b = fixture_f32(&fx, "add_relu_special.b", NULL);
+    float *want = fixture_f32(&fx, "add_relu_special.y", NULL), *sum = test_alloc(m);
+    float *dev_a = be_put_flat(be, a, m), *dev_b = be_put_flat(be, b, m), *dev_s = be_zeros(be, m);
+    for (int p = 0; p < 3; p++) { /* the rounding formats have their own loops (their ReLU included) */
+        Precision fmt = p == 0 ? PRECISION_FP32 : p == 1 ? PRECISION_BF16 : PRECISION_FP16;
+        be->add_forward(m, dev_a, dev_b, dev_s, true, fmt);
+        be_get_flat(be, dev_s, m, sum);
+        char what[64];
+        snprintf(what, sizeof what, "add_relu_special.y (%s)", precision_name(fmt));
+        check_exact(what, sum, want, m); /* every value here is exact in both 16-bit formats */
+    }
+    be_free(be, dev_a, m), be_free(be, dev_b, m), be_free(be, dev_s, m);
+    free(a), free(b), free(want), free(sum);
+}
+
 static void test_linear(void) {
     for (int i = 0; i < 2; i++) {
         char name[64], what[64];
@@ -544,6 +587,8 @@ int main(void) {
         test_run(label, test_pooling);
         snprintf(label, sizeof label, "relu_add[%s]", names[i]);
         test_run(label, test_relu_add);
+        snprintf(label, sizeof label, "relu_special[%s]", names[i]);
+        test_run(label, test_relu_special);
         snprintf(label, sizeof label, "linear[%s]", names[i]);
         test_run(label, test_linear);
         snprintf(label, sizeof label, "bf16_ops[%s]", names[i]);

@@ -21,7 +21,7 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
-VERSION = "6"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
+VERSION = "7"  # bump when any fixture's content or naming changes; the C side checks it (tests/util/fixture.h)
 
 torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True)
@@ -109,6 +109,20 @@ def misc_cases(out):
     dy = torch.randn(y.shape, generator=g)
     y.backward(dy)
     out["relu.x"], out["relu.y"], out["relu.dy"], out["relu.dx"] = f32(x), f32(y), f32(dy), f32(x.grad)
+    # values where ReLU's definition matters: NaN passes forward (and passes the gradient back), -0 stays -0
+    special = [float("nan"), -0.0, 0.0, -1.0, 1.0, float("inf"), -float("inf"), 1e-45, -1e-45, 3e-39, -3e-39]
+    gs = torch.Generator().manual_seed(7)  # its own generator: the fixtures after it keep their values
+    x = torch.cat([torch.tensor(special), torch.randn(21, generator=gs)]).requires_grad_(True)
+    y = F.relu(x)
+    dy = torch.randn(y.shape, generator=gs)
+    y.backward(dy)
+    out["relu_special.x"], out["relu_special.y"] = f32(x), f32(y)
+    out["relu_special.dy"], out["relu_special.dx"] = f32(dy), f32(x.grad)
+    # an addition followed by ReLU whose sums are NaN (inf - inf), -0 (-0 + -0), +0 (1 - 1), or pass through
+    a = torch.tensor([float("inf"), -0.0, 1.0, -0.0, float("nan"), -2.0, 2.0, -float("inf")])
+    b = torch.tensor([-float("inf"), -0.0, -1.0, 0.0, 1.0, 1.0, -1.0, 1.0])
+    out["add_relu_special.a"], out["add_relu_special.b"] = f32(a), f32(b)
+    out["add_relu_special.y"] = f32(F.relu(a + b))
     for i, bias in enumerate([True, False]):
         lin = nn.Linear(12, 7, bias=bias)
         x = torch.randn(5, 12, generator=g, requires_grad=True)

@@ -6,7 +6,7 @@
 #include "trainer/backend/backend.h"
 #include "trainer/io/safetensors.h"
 
-#define FIXTURE_VERSION "6" /* must equal VERSION in tests/oracle/make_fixtures.py */
+#define FIXTURE_VERSION "7" /* must equal VERSION in tests/oracle/make_fixtures.py */
 
 /* Opens fixture `name` from $RSA_FIXTURES (the test run regenerates them there) or else tests/fixtures; checks its
  * version. On failure records a test failure saying how to regenerate it and returns -1. */

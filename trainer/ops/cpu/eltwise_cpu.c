@@ -16,7 +16,7 @@ CPU_CLONES static void relu_forward_kernel(size_t n, const float *x, float *y) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = v > 0 ? v : 0.0f;
+        y[i] = v < 0 ? 0.0f : v; /* NaN and -0 pass, as relu_forward_ref */
     }
 }
 void relu_cpu_forward(size_t n, const float *x, float *y) { relu_forward_kernel(n, x, y); }
@@ -25,7 +25,7 @@ CPU_CLONES static void relu_backward_kernel(size_t n, const float *y, const floa
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = dy[i];
-        dx[i] = y[i] > 0 ? g : 0.0f;
+        dx[i] = y[i] <= 0 ? 0.0f : g;
     }
 }
 void relu_cpu_backward(size_t n, const float *y, const float *dy, float *dx) { relu_backward_kernel(n, y, dy, dx); }
@@ -36,7 +36,7 @@ static inline __attribute__((always_inline)) void add_span(size_t n, const float
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float v = a[i] + b[i];
-        y[i] = round_to(rp, !relu || v > 0 ? v : 0.0f);
+        y[i] = round_to(rp, relu && v < 0 ? 0.0f : v);
     }
 }
 CPU_CLONES static void add_chunk(size_t n, const float *a, const float *b, float *y, bool relu, Precision rp) {

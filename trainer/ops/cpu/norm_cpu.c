@@ -93,10 +93,11 @@ static inline __attribute__((always_inline)) void apply_slab(const BnShape *s, i
         }
 }
 
-/* dy behind the ReLU, its mask rebuilt from the normalised value v as apply_slab computed it: y > 0 iff v exceeds
- * the largest value the rounding takes to 0 (zero = lowp_zero_bound; 0 in fp32). */
+/* dy behind the ReLU, its mask rebuilt from the normalised value v as apply_slab computed it: y <= 0 iff v is at
+ * most the largest value the rounding takes to 0 (zero = lowp_zero_bound; 0 in fp32); a NaN passes dy, as
+ * relu_backward_ref. */
 static inline __attribute__((always_inline)) float behind_relu(bool relu, float v, float zero, float dy) {
-    return relu && !(v > zero) ? 0.0f : dy;
+    return relu && v <= zero ? 0.0f : dy;
 }
 
 /* Image n's sums of dy' and dy' (x - mean), dy' the gradient behind the ReLU, into part and part + N*C. The mask is

@@ -5,17 +5,17 @@
 #include "round_device.h"
 
 __global__ void relu_forward_kernel(size_t n, const float *x, float *y) {
-    GRID_STRIDE(i, n) y[i] = x[i] > 0 ? x[i] : 0.0f;
+    GRID_STRIDE(i, n) y[i] = x[i] < 0 ? 0.0f : x[i]; /* NaN and -0 pass, as relu_forward_ref */
 }
 
 __global__ void relu_backward_kernel(size_t n, const float *y, const float *dy, float *dx) {
-    GRID_STRIDE(i, n) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+    GRID_STRIDE(i, n) dx[i] = y[i] <= 0 ? 0.0f : dy[i];
 }
 
 __global__ void add_kernel(size_t n, const float *a, const float *b, float *y, bool relu, Precision round) {
     GRID_STRIDE(i, n) {
         float v = a[i] + b[i];
-        y[i] = round_lowp_device(round, relu && !(v > 0) ? 0.0f : v);
+        y[i] = round_lowp_device(round, relu && v < 0 ? 0.0f : v);
     }
 }
 

@@ -185,13 +185,14 @@ void bn_cuda_forward_eval(const BnShape *s, Layout l, bool relu, const float *x,
     channel_map((size_t)s->n * s->hw, s->c, Normalise{x, rm, t.f[0], beta, y, relu, s->round});
 }
 
-/* The gradient reaching the batch norm's output; the ReLU's mask is y > 0, rebuilt from x as the forward made y. */
+/* The gradient reaching the batch norm's output; the ReLU cuts it where y <= 0 (a NaN passes, as
+ * relu_backward_ref), rebuilt from x as the forward made y. */
 struct MaskedGrad {
     const float *x, *dy, *mean, *scale, *beta;
     bool relu;
     float zero; /* lowp_zero_bound: a smaller value's rounded output is 0 */
     __device__ float operator()(size_t i, int ch) const {
-        return relu && !(bn_value(x[i], mean[ch], scale[ch], beta[ch]) > zero) ? 0.0f : dy[i];
+        return relu && bn_value(x[i], mean[ch], scale[ch], beta[ch]) <= zero ? 0.0f : dy[i];
     }
 };
 

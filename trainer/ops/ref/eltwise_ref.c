@@ -2,12 +2,15 @@
 
 #include <float.h>
 
+/* torch.relu's values: a NaN passes (so a diverged forward pass gives a NaN loss, which the fp16 loss scaler sees)
+ * and -0 stays -0; its gradient is cut where the output is <= 0, so a NaN output passes the gradient as torch's
+ * threshold_backward does. Every backend's ReLU (alone, after an addition, after batch norm) follows these. */
 void relu_forward_ref(size_t n, const float *x, float *y) {
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] < 0 ? 0.0f : x[i];
 }
 
 void relu_backward_ref(size_t n, const float *y, const float *dy, float *dx) {
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] <= 0 ? 0.0f : dy[i];
 }
 
 void add_forward_ref(size_t n, const float *a, const float *b, float *y) {
