@@ -454,6 +454,36 @@ static void bn_data_free(BnData *d) {
     for (int j = 0; j < 8; j++) free(all[j]);
 }
 
+/* Every output of got within its tolerance of want's, and bit for bit twin's (case i, labelled with tag). */
+static void bn_compare(const char *tag, size_t i, const BnCase *k, const BnResult *got, const BnResult *want,
+                       const BnResult *twin) {
+    size_t nx = (size_t)k->n * k->c * k->h * k->w, c = (size_t)k->c;
+    const struct {
+        const char *name;
+        const float *got, *want, *twin;
+        size_t n;
+        double tol;
+    } parts[] = {
+        {"y_eval", got->y_eval, want->y_eval, twin->y_eval, nx, 1e-5},
+        {"y", got->y, want->y, twin->y, nx, 1e-5},
+        {"y_apply", got->y_apply, want->y_apply, twin->y_apply, nx, 1e-5},
+        {"mean", got->mean, want->mean, twin->mean, c, 1e-5},
+        {"invstd", got->invstd, want->invstd, twin->invstd, c, 1e-5},
+        {"rm", got->rm, want->rm, twin->rm, c, 1e-5},
+        {"rv", got->rv, want->rv, twin->rv, c, 1e-5},
+        {"dx", got->dx, want->dx, twin->dx, nx, 1e-4},
+        {"dgamma", got->dgamma, want->dgamma, twin->dgamma, c, 1e-5},
+        {"dbeta", got->dbeta, want->dbeta, twin->dbeta, c, 1e-5},
+    };
+    for (size_t j = 0; j < sizeof parts / sizeof parts[0]; j++) {
+        char what[112];
+        snprintf(what, sizeof what, "%sbn case %zu (%dx%dx%dx%d%s): %s", tag, i, k->n, k->c, k->h, k->w,
+                 k->relu ? " relu" : "", parts[j].name);
+        check_scaled(what, parts[j].got, parts[j].want, parts[j].n, parts[j].tol);
+        check_same_bits(what, parts[j].got, parts[j].twin, parts[j].n);
+    }
+}
+
 static void test_batchnorm(void) {
     for (size_t i = 0; i < sizeof BN_CASES / sizeof BN_CASES[0]; i++) {
         const BnCase *k = &BN_CASES[i];
@@ -461,25 +491,7 @@ static void test_batchnorm(void) {
         BnData d = bn_data(k, 500 + 20 * i);
         BnResult want = bn_run(backend_ref(), k, &d, NULL);
         BnResult got = bn_run(cu, k, &d, NULL), again = bn_run(cu, k, &d, NULL);
-        char what[96];
-#define PART(name, tol, count)                                                                                     \
-    do {                                                                                                           \
-        snprintf(what, sizeof what, "bn case %zu (%dx%dx%dx%d%s): " #name, i, k->n, k->c, k->h, k->w,             \
-                 k->relu ? " relu" : "");                                                                          \
-        check_scaled(what, got.name, want.name, count, tol);                                                       \
-        check_same_bits(what, got.name, again.name, count);                                                        \
-    } while (0)
-        PART(y_eval, 1e-5, nx);
-        PART(y, 1e-5, nx);
-        PART(y_apply, 1e-5, nx);
-        PART(mean, 1e-5, (size_t)k->c);
-        PART(invstd, 1e-5, (size_t)k->c);
-        PART(rm, 1e-5, (size_t)k->c);
-        PART(rv, 1e-5, (size_t)k->c);
-        PART(dx, 1e-4, nx);
-        PART(dgamma, 1e-5, (size_t)k->c);
-        PART(dbeta, 1e-5, (size_t)k->c);
-#undef PART
+        bn_compare("", i, k, &got, &want, &again);
         check_same_bits("bn_apply against the training forward", got.y_apply, got.y, nx);
         bn_result_free(&want), bn_result_free(&got), bn_result_free(&again);
         bn_data_free(&d);
@@ -515,7 +527,6 @@ static void double_on_device(void *ctx, double *sums, int n) {
 static void test_batchnorm_synced(void) {
     for (size_t i = 0; i < sizeof BN_CASES / sizeof BN_CASES[0]; i++) {
         const BnCase *k = &BN_CASES[i];
-        size_t nx = (size_t)k->n * k->c * k->h * k->w;
         BnData d = bn_data(k, 900 + 20 * i);
         SyncCalls ref_calls = {0}, host_calls = {0}, device_calls = {0};
         BnSync ref_sync = {double_on_host, &ref_calls, 2, NULL}, host = {double_on_host, &host_calls, 2, NULL},
@@ -528,23 +539,7 @@ static void test_batchnorm_synced(void) {
         CHECK(device_calls.device_calls == 3 && device_calls.host_calls == 0,
               "bn case %zu: with a device all-reduce, %d device and %d host calls; want 3 and 0", i,
               device_calls.device_calls, device_calls.host_calls);
-        char what[112];
-#define PART(name, tol, count)                                                                                     \
-    do {                                                                                                           \
-        snprintf(what, sizeof what, "synced bn case %zu (%dx%dx%dx%d%s): " #name, i, k->n, k->c, k->h, k->w,      \
-                 k->relu ? " relu" : "");                                                                          \
-        check_scaled(what, via_host.name, want.name, count, tol);                                                  \
-        check_same_bits(what, on_device.name, via_host.name, count);                                               \
-    } while (0)
-        PART(y, 1e-5, nx);
-        PART(mean, 1e-5, (size_t)k->c);
-        PART(invstd, 1e-5, (size_t)k->c);
-        PART(rm, 1e-5, (size_t)k->c);
-        PART(rv, 1e-5, (size_t)k->c);
-        PART(dx, 1e-4, nx);
-        PART(dgamma, 1e-5, (size_t)k->c);
-        PART(dbeta, 1e-5, (size_t)k->c);
-#undef PART
+        bn_compare("synced ", i, k, &via_host, &want, &on_device);
         /* the batch twice over has the mean and biased variance of the batch: only the running variance (unbiased,
          * count 2n - 1 instead of n - 1) and the input gradient (which also carries the other rank's share) move */
         check_scaled("synced mean against unsynced", via_host.mean, unsynced.mean, (size_t)k->c, 1e-5);

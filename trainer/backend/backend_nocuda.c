@@ -6,7 +6,8 @@
 #include <stddef.h>
 
 const Backend *backend_cuda(void) {
-    rsa_fail("build with `make CUDA=1` (CUDA, cuDNN and NCCL under /usr/local/cuda), or use backend \"cpu\"",
+    rsa_fail("build with `make CUDA=1` (CUDA, cuDNN and NCCL under /usr/local/cuda) and run build/cuda/rsa, or use "
+             "backend \"cpu\"",
              "this program was built without CUDA");
     return NULL;
 }
