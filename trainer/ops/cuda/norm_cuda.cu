@@ -141,8 +141,9 @@ struct FinishVariance {
         if (rm) {
             /* torch moves the running variance towards the unbiased batch variance */
             double unbiased = count > 1 ? s[0] / (count - 1) : s[0] / count;
-            rm[ch] = (float)((1.0 - momentum) * rm[ch] + (double)momentum * mean[ch]);
-            rv[ch] = (float)((1.0 - momentum) * rv[ch] + (double)momentum * unbiased);
+            /* each product and the sum rounded on its own, as norm_cpu.c (nvcc would fuse them into an FMA) */
+            rm[ch] = (float)__dadd_rn(__dmul_rn(1.0 - momentum, rm[ch]), __dmul_rn(momentum, mean[ch]));
+            rv[ch] = (float)__dadd_rn(__dmul_rn(1.0 - momentum, rv[ch]), __dmul_rn(momentum, unbiased));
         }
     }
 };
