@@ -1,5 +1,5 @@
 # Sourced by the CPU benchmarks that run PyTorch beside us: the build, the thread count (ours and PyTorch's), the
-# glibc allocator settings of "PyTorch tuned" (the peer to beat, see ../shared/MACHINE-NOTES.md), and a header
+# glibc allocator settings of "PyTorch tuned" (TUNED: the peer to beat, measured on these machines), and a header
 # naming the machine and the versions.
 BUILD=${BUILD:-build/cpu}
 THREADS=${OMP_NUM_THREADS:-$(nproc)}

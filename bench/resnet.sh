@@ -1,6 +1,6 @@
 #!/bin/sh
 # ResNet-18 (CIFAR stem) forward + backward: ours against PyTorch as installed and with glibc's allocator tuned
-# (the peer to beat on these machines, see ../shared/MACHINE-NOTES.md), same machine, same thread count.
+# (the peer to beat on these machines: bench/peer.sh's TUNED), same machine, same thread count.
 # usage: bench/resnet.sh [BATCH...]   (default 64 256)
 set -eu
 cd "$(dirname "$0")/.."

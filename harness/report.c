@@ -943,6 +943,26 @@ static int write_coco(const Ctx *ctx, const Table *t, const char *base, Str *md)
     return rc;
 }
 
+/* The command that runs experiment e at the paper scale: the make target of a shipped experiment file
+ * (experiments/table1.lua is reproduce-table1, experiments/fig3_beta.lua reproduce-fig3), else bin/rsa run on the
+ * file itself (a file of one's own, or a copy of a shipped one elsewhere, has no target). */
+static void paper_scale_command(const Experiment *e, char *out, size_t n) {
+    static const char *const files[][2] = {{"table1", "table1"}, {"table2", "table2"}, {"table3", "table3"},
+                                           {"table4", "table4"}, {"table5", "table5"}, {"table6", "table6"},
+                                           {"table7", "table7"}, {"fig3_beta", "fig3"}, {"precision", "precision"}};
+    const char *file = e->file ? e->file : "";
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char shipped[64];
+        snprintf(shipped, sizeof shipped, "experiments/%s.lua", files[i][0]);
+        size_t fl = strlen(file), sl = strlen(shipped);
+        if (fl >= sl && strcmp(file + fl - sl, shipped) == 0 && (fl == sl || file[fl - sl - 1] == '/')) {
+            snprintf(out, n, "make reproduce-%s SCALE=paper", files[i][1]);
+            return;
+        }
+    }
+    snprintf(out, n, "bin/rsa run %s --scale paper", file);
+}
+
 int report_write(const Ctx *ctx, const Experiment *e) {
     char base[256];
     report_base(e, base, sizeof base);
@@ -976,10 +996,12 @@ int report_write(const Ctx *ctx, const Experiment *e) {
     } else {
         printf("report: %s (also .csv, .tex)\n", path);
         if (had_plots) printf("plots:  %s/ (PNG and SVG, each with its gnuplot script and data)\n", dir);
-        if (e->scale && e->scale[0] && strcmp(e->scale, "paper") != 0) /* fig3_beta.lua is reproduce-fig3 */
+        if (e->scale && e->scale[0] && strcmp(e->scale, "paper") != 0) {
+            char how[512];
+            paper_scale_command(e, how, sizeof how);
             printf("this was the %s scale, not the paper's protocol: put the data sets under data/ (REPRODUCE.md, "
-                   "\"Data sets\"; `bin/rsa help data` lists what is present) and run `make reproduce-%.*s "
-                   "SCALE=paper`\n", e->scale, (int)strcspn(e->name ? e->name : "", "_"), e->name ? e->name : "");
+                   "\"Data sets\"; `bin/rsa help data` lists what is present) and run `%s`\n", e->scale, how);
+        }
     }
     free(dir);
     free(path);

@@ -80,6 +80,7 @@ static void test_make_reproduce_table1_smoke(void) {
     CHECK(!strchr(text ? text : "", '\r'), "carriage returns in output that is not a terminal");
     CHECK_HAS(text, "[5/5] done in");
     CHECK_HAS(text, "; 2 loader threads (auto)\n"); /* the cpu backend's count, resolved in the plan */
+    CHECK_HAS(text, "run `make reproduce-table1 SCALE=paper`"); /* how to run the real protocol */
     char *md = xasprintf("%s/table1-smoke.md", results);
     CHECK(file_exists(md), "no %s", md);
     free(md);
@@ -444,15 +445,22 @@ static void test_schedule_function_run(void) {
     char *scales = xasprintf("%s/experiments/scales.lua", home());
     char *text = xasprintf("local S = include(\"%s\")\n"
                            "return {\n  extends = S.smoke,\n  sweep = {},\n  knn_every = 0,\n"
-                           "  beta_schedule = function(p) return 0.25 + 0.5 * p end,\n}\n", scales);
+                           "  beta_schedule = function(p) return 0.25 + 0.5 * p end,\n"
+                           "  scales = { smoke = S.smoke },\n}\n",
+                           scales);
     atomic_write_text(file, text);
     char *res = xasprintf("%s/res", dir);
     char *out = out_file("sched");
-    int rc = rsa(out, "run", file, "--results", res, NULL, NULL, NULL, NULL);
+    int rc = rsa(out, "run", file, "--results", res, "--scale", "smoke", NULL, NULL);
     char *log = slurp(out);
     CHECK(rc == 0, "exited %d:\n%s", rc, log);
+    /* a file of one's own has no make target: the hint runs the file itself */
+    char *hint = xasprintf("run `bin/rsa run %s --scale paper`", file);
+    CHECK_HAS(log, hint);
+    CHECK(!strstr(log ? log : "", "make reproduce-"), "a make target for an experiment that has none:\n%s", log);
+    free(hint);
     Experiment e;
-    ExpandOptions o = {0};
+    ExpandOptions o = {.scale = "smoke"};
     CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
     if (e.n_runs == 1) {
         char *steps = xasprintf("%s/runs/%s/steps.tsv", res, e.runs[0].id);
