@@ -9,7 +9,7 @@
 #
 # One device call may run 600 s, so the whole script keeps to BUDGET seconds (default 560): each step's limit is cut
 # to what is left, a step with under 20 s left is skipped (the summary says so), and the summary is rewritten after
-# every step, so a call cut short still brings back what ran. The order is by what matters most: the build, the GPU
+# every step (a failed step's last line included: "why:"), so a call cut short still brings back what ran. The order is by what matters most: the build, the GPU
 # tests of the backend itself, the ResNet-50 bf16 step against PyTorch AMP (issue 8's goal), the PyTorch parity
 # tests on the GPU, then the other benchmarks.
 #
@@ -27,7 +27,7 @@ log="$out/gpu-session.log"
 deadline=$(($(date +%s) + ${BUDGET:-560}))
 say() { echo "$@" | tee -a "$log"; }
 summarise() {
-    grep -E '^(ours|torch) |^  note: |passed, .* failed|^not ok|NO GPU|^   rc |^   skipped|^== [a-zP]' "$log" \
+    grep -E '^(ours|torch) |^  note: |passed, .* failed|^not ok|NO GPU|^   rc |^   why: |^   skipped|^== [a-zP]' "$log" \
         >"$out/summary.txt"
 }
 step() { # step SECONDS DESCRIPTION COMMAND...: runs with a limit, logs, never stops the script
@@ -42,9 +42,12 @@ step() { # step SECONDS DESCRIPTION COMMAND...: runs with a limit, logs, never s
     fi
     [ "$limit" -le "$left" ] || limit=$left
     start=$(date +%s)
-    timeout "$limit" "$@" >>"$log" 2>&1
+    timeout "$limit" "$@" >"$out/step.out" 2>&1
     rc=$?
+    cat "$out/step.out" >>"$log"
     say "   rc $rc after $(($(date +%s) - start)) s"
+    # a failed step's last words in the summary too, in case the log does not come back whole
+    [ "$rc" = 0 ] || say "   why: $(grep -v '^[[:space:]]*$' "$out/step.out" | tail -n 1 | cut -c1-300)"
     summarise
 }
 say "== card"
