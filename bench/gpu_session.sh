@@ -27,8 +27,8 @@ log="$out/gpu-session.log"
 deadline=$(($(date +%s) + ${BUDGET:-560}))
 say() { echo "$@" | tee -a "$log"; }
 summarise() {
-    grep -E '^(ours|torch) |^  note: |passed, .* failed|^not ok|NO GPU|^   rc |^   why: |^   skipped|^== [a-zP]' "$log" \
-        >"$out/summary.txt"
+    grep -E '^(ours|torch) |^  note: |passed, .* failed|^not ok|NO GPU|^   (rc |why: |skipped)|^== [a-zP]' \
+        "$log" >"$out/summary.txt"
 }
 step() { # step SECONDS DESCRIPTION COMMAND...: runs with a limit, logs, never stops the script
     limit=$1 what=$2
