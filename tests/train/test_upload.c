@@ -9,7 +9,8 @@
  * memory), with the kNN monitor (features uploaded batch by batch, as for the linear evaluation), ends with the cpu
  * backend's checkpoint, metrics and accuracy. Data parallel on it (gradients staged through the host) is in
  * tests/dist/test_mpi.c. Both give back every byte of device memory they took (a leak on the GPU would not show
- * otherwise). */
+ * otherwise). SyncBN's wiring: on a device backend its sums go to the run's device all-reduce (NCCL's) when there
+ * is one. */
 #include "tests/util/runcmp.h"
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
@@ -157,6 +158,56 @@ static void trainer_alike(MethodKind method, Precision precision) {
           rb.knn_top1);
 }
 
+/* SyncBN's sums on a device backend go through the run's device all-reduce when it has one (NCCL's, for the cuda
+ * backend, which keeps them on the GPU), else through the host; a host-memory backend always sums on the host. */
+static int device_calls;
+static const double *device_buf;
+static void host_f64(Dist *d, double *buf, size_t n) { (void)d, (void)buf, (void)n; }
+static void device_f64(Dist *d, double *buf, size_t n) {
+    (void)d, (void)n;
+    device_calls++, device_buf = buf;
+}
+
+static void test_sync_bn_wiring(void) {
+    TrainConfig cfg;
+    CHECK(train_config_defaults(&cfg, "cifar10") == 0, "%s", rsa_error_message());
+    cfg.method = METHOD_BYOL, cfg.views = VIEWS_AA;
+    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR};
+    cfg.proj_hidden = 32, cfg.proj_out = 16, cfg.image_size = SIZE;
+    Backend b = staged();
+    const struct {
+        const Backend *be;
+        bool device_sum, sync_bn, want_sync, want_device;
+    } cases[] = {
+        {&b, true, true, true, true},             /* a device backend in a run with NCCL */
+        {&b, false, true, true, false},           /* ... without a device all-reduce */
+        {backend_cpu(), true, true, true, false}, /* a host-memory backend */
+        {&b, true, false, false, false},          /* SyncBN off */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Dist d = {.name = "fake", .world = 2, .allreduce_f64 = host_f64, .local_size = 2,
+                  .allreduce_device_f64 = cases[i].device_sum ? device_f64 : NULL};
+        Learner *l = learner_new(&cfg, cases[i].be, BATCH, STEPS);
+        CHECK(l && learner_set_dist(l, &d, cases[i].sync_bn) == 0, "case %zu: %s", i, rsa_error_message());
+        if (!l) continue;
+        const BnSync *s = l->online->bn_sync;
+        CHECK((s != NULL) == cases[i].want_sync && l->target->bn_sync == s, "case %zu: SyncBN %s", i,
+              s ? "on" : "off");
+        if (s) {
+            CHECK((s->allreduce_device != NULL) == cases[i].want_device, "case %zu: device all-reduce %s", i,
+                  s->allreduce_device ? "wired" : "missing");
+            if (s->allreduce_device) {
+                double sums[3] = {1, 2, 3};
+                device_calls = 0;
+                s->allreduce_device(s->ctx, sums, 3);
+                CHECK(device_calls == 1 && device_buf == sums, "case %zu: the sums did not reach the run's device "
+                      "all-reduce (%d calls)", i, device_calls);
+            }
+        }
+        learner_free(l);
+    }
+}
+
 static void test_trainer_rsa(void) { trainer_alike(METHOD_RSA, PRECISION_FP32); }
 static void test_trainer_mocov2_fp16(void) { trainer_alike(METHOD_MOCOV2, PRECISION_FP16); }
 
@@ -166,6 +217,7 @@ int main(void) {
     RUN(test_simclr);
     RUN(test_mocov2);
     RUN(test_simsiam);
+    RUN(test_sync_bn_wiring);
     RUN(test_trainer_rsa);
     RUN(test_trainer_mocov2_fp16);
     return test_finish();
