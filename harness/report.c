@@ -943,20 +943,19 @@ static int write_coco(const Ctx *ctx, const Table *t, const char *base, Str *md)
     return rc;
 }
 
-/* The command that runs experiment e at the paper scale: the make target of a shipped experiment file
- * (experiments/table1.lua is reproduce-table1, experiments/fig3_beta.lua reproduce-fig3), else bin/rsa run on the
- * file itself (a file of one's own, or a copy of a shipped one elsewhere, has no target). */
+/* The command that runs experiment e at the paper scale: the make target of a shipped experiment file (the name
+ * up to its first '_': experiments/fig3_beta.lua is reproduce-fig3), else bin/rsa run on the file itself (a file of
+ * one's own, or a copy of a shipped one elsewhere, has no target). */
 static void paper_scale_command(const Experiment *e, char *out, size_t n) {
-    static const char *const files[][2] = {{"table1", "table1"}, {"table2", "table2"}, {"table3", "table3"},
-                                           {"table4", "table4"}, {"table5", "table5"}, {"table6", "table6"},
-                                           {"table7", "table7"}, {"fig3_beta", "fig3"}, {"precision", "precision"}};
+    static const char *const shipped[] = {"table1", "table2", "table3",    "table4",   "table5",
+                                          "table6", "table7", "fig3_beta", "precision"};
     const char *file = e->file ? e->file : "";
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char shipped[64];
-        snprintf(shipped, sizeof shipped, "experiments/%s.lua", files[i][0]);
-        size_t fl = strlen(file), sl = strlen(shipped);
-        if (fl >= sl && strcmp(file + fl - sl, shipped) == 0 && (fl == sl || file[fl - sl - 1] == '/')) {
-            snprintf(out, n, "make reproduce-%s SCALE=paper", files[i][1]);
+    size_t fl = strlen(file);
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        char path[64];
+        size_t pl = (size_t)snprintf(path, sizeof path, "experiments/%s.lua", shipped[i]);
+        if (fl >= pl && strcmp(file + fl - pl, path) == 0 && (fl == pl || file[fl - pl - 1] == '/')) {
+            snprintf(out, n, "make reproduce-%.*s SCALE=paper", (int)strcspn(shipped[i], "_"), shipped[i]);
             return;
         }
     }

@@ -115,6 +115,9 @@ static void descs_destroy(Descs *d) {
 }
 
 static size_t weight_count(const ConvShape *s) { return (size_t)s->co * s->ci * s->k * s->k; }
+/* Elements of the input and of the output at batch n. */
+static size_t input_count(const ConvShape *s, int n) { return (size_t)n * s->ci * s->hi * s->wi; }
+static size_t output_count(const ConvShape *s, int n) { return (size_t)n * s->co * s->ho * s->wo; }
 
 ConvOp *conv_cuda_create(const ConvShape *s, Layout in, Layout out, bool bias) {
     RSA_ASSERT(in == LAYOUT_NHWC || in == LAYOUT_NCHW);
@@ -377,7 +380,7 @@ static const void *weights_16(ConvOp *op, const float *w) {
 
 static float *nhwc_buffer(ConvOp *op) {
     const ConvShape *s = &op->s;
-    if (!op->x_nhwc) op->x_nhwc = cuda_alloc_floats((size_t)s->n * s->ci * s->hi * s->wi);
+    if (!op->x_nhwc) op->x_nhwc = cuda_alloc_floats(input_count(s, s->n));
     return op->x_nhwc;
 }
 
@@ -396,8 +399,7 @@ int cuda_lowp_refusals(void) { return lowp_refusals; }
  * 16-bit plan's trial runs use when the plan is made (the calls then take the same buffers, so no memory is added). */
 static void operands_16(const ConvOp *op, int n, void **a, void **b) {
     dy16_packed.op = NULL;
-    size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
-    size_t most = nx > ny ? nx : ny;
+    size_t nx = input_count(&op->s, n), ny = output_count(&op->s, n), most = nx > ny ? nx : ny;
     *a = cuda_lowp_buffer(0, most), *b = cuda_lowp_buffer(1, most);
 }
 
@@ -449,7 +451,7 @@ void conv_cuda_forward(ConvOp *op, int n, const float *x, const float *w, const 
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) { /* 16-bit x and weights in, 16-bit y out, widened into the float y */
-        size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
+        size_t nx = input_count(&op->s, n), ny = output_count(&op->s, n);
         const void *w16 = weights_16(op, w);
         void *x16 = cuda_lowp_buffer(0, nx), *y16 = cuda_lowp_buffer(1, ny);
         to_lowp_cuda(p->lowp, nx, x, x16);
@@ -476,7 +478,7 @@ void conv_cuda_backward_data(ConvOp *op, int n, const float *dy, const float *w,
     const Descs *d = data_descs(op, p);
     const float one = 1, zero = 0;
     if (p->lowp != PRECISION_FP32) {
-        size_t nx = (size_t)n * op->s.ci * op->s.hi * op->s.wi, ny = (size_t)n * op->s.co * op->s.ho * op->s.wo;
+        size_t nx = input_count(&op->s, n), ny = output_count(&op->s, n);
         const void *w16 = weights_16(op, w);
         void *dy16 = cuda_lowp_buffer(1, ny), *dx16 = cuda_lowp_buffer(0, nx);
         if (!packed) to_lowp_cuda(p->lowp, ny, dy, dy16);
@@ -507,7 +509,7 @@ void conv_cuda_backward_weights(ConvOp *op, int n, const float *x, const float *
         const Descs *d = data_descs(op, p);
         const float one = 1, zero = 0;
         if (p->lowp != PRECISION_FP32) { /* 16-bit x and dy in, the 16-bit weight gradient out */
-            size_t nx = (size_t)n * s->ci * s->hi * s->wi, ny = (size_t)n * s->co * s->ho * s->wo;
+            size_t nx = input_count(s, n), ny = output_count(s, n);
             void *x16 = cuda_lowp_buffer(0, nx), *dy16 = cuda_lowp_buffer(1, ny);
             to_lowp_cuda(p->lowp, nx, x, x16);
             to_lowp_cuda(p->lowp, ny, dy, dy16);
