@@ -97,7 +97,7 @@ static void test_resume_byol_fp16_weight_grads(void) { resume_matches_ex(METHOD_
 /* low_memory (the second online pass run again before its backward, BN running statistics left alone the second
  * time) changes no bit: checkpoints (weights, BN statistics, optimiser state) and per-step metrics equal those of
  * the run that keeps both passes. */
-static void low_memory_same_bits_ex(MethodKind method, Precision p, bool lowp_weight_grads) {
+static void low_memory_same_bits(MethodKind method, Precision p, bool lowp_weight_grads) {
     TrainConfig c = config(method);
     c.precision = p, c.lowp_weight_grads = lowp_weight_grads;
     const char *tag = lowp_weight_grads ? "-wg16" : "";
@@ -133,14 +133,12 @@ static void test_saved_16bit_byol_fp16(void) { saved_16bit_same_bits(METHOD_BYOL
 /* with the weight gradients summed in the format too (the two keys touch different tensors) */
 static void test_saved_16bit_rsa_bf16_weight_grads(void) { saved_16bit_same_bits(METHOD_RSA, PRECISION_BF16, true); }
 
-static void low_memory_same_bits(MethodKind method, Precision p) { low_memory_same_bits_ex(method, p, false); }
-
-static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA, PRECISION_FP32); }
-static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL, PRECISION_FP32); }
-static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM, PRECISION_FP32); }
-static void test_low_memory_rsa_bf16(void) { low_memory_same_bits(METHOD_RSA, PRECISION_BF16); }
+static void test_low_memory_rsa(void) { low_memory_same_bits(METHOD_RSA, PRECISION_FP32, false); }
+static void test_low_memory_byol(void) { low_memory_same_bits(METHOD_BYOL, PRECISION_FP32, false); }
+static void test_low_memory_simsiam(void) { low_memory_same_bits(METHOD_SIMSIAM, PRECISION_FP32, false); }
+static void test_low_memory_rsa_bf16(void) { low_memory_same_bits(METHOD_RSA, PRECISION_BF16, false); }
 /* the pass run again changes neither the order nor the bits of the passes' 16-bit weight-gradient sums */
-static void test_low_memory_rsa_bf16_weight_grads(void) { low_memory_same_bits_ex(METHOD_RSA, PRECISION_BF16, true); }
+static void test_low_memory_rsa_bf16_weight_grads(void) { low_memory_same_bits(METHOD_RSA, PRECISION_BF16, true); }
 
 /* lowp_convolutions reaches the convolutions: at bf16 on a CPU with AVX512-BF16, oneDNN's bf16 kernels (true) and
  * fp32 kernels on the rounded values (false) sum in other orders, so the runs differ; each is reproducible bit for
