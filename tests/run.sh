@@ -23,6 +23,7 @@ if /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
     regenerate tests/oracle/make_fixtures.py
     regenerate tests/oracle/rsa_reference.py tests/oracle/make_fixtures.py # its VERSION and helpers
     regenerate tests/oracle/make_aug_fixtures.py
+    regenerate tests/oracle/make_eval_fixtures.py tests/oracle/make_fixtures.py # its VERSION
 else
     echo "# python3-torch not installed (make deps installs it): using the committed fixtures in tests/fixtures;"
     echo "# tests that need generated fixtures will fail"

@@ -67,6 +67,17 @@ int64_t fixture_i64(const StFile *f, const char *name, int index) {
     return v;
 }
 
+double fixture_f64(const StFile *f, const char *name, int index) {
+    const StTensor *t = st_find(f, name);
+    if (!t || t->dtype != ST_F64 || (size_t)index >= st_numel(t)) {
+        fprintf(stderr, "fixture %s lacks F64 tensor %s[%d]: regenerate the fixtures\n", f->path, name, index);
+        exit(1);
+    }
+    double v;
+    memcpy(&v, (const char *)st_data(f, t) + 8 * index, 8);
+    return v;
+}
+
 float *be_put(const Backend *be, const float *nchw, Layout l, int n, int c, int h, int w) {
     size_t count = (size_t)n * c * h * w;
     float *tmp = test_alloc(count);

@@ -14,6 +14,7 @@ int fixture_open(StFile *f, const char *name);
 /* A float tensor of the fixture (malloc'd copy; aborts the test run if absent: the fixture is stale). */
 float *fixture_f32(const StFile *f, const char *name, size_t *n);
 int64_t fixture_i64(const StFile *f, const char *name, int index);
+double fixture_f64(const StFile *f, const char *name, int index);
 
 /* Host NCHW -> backend memory in layout l, and back. */
 float *be_put(const Backend *be, const float *nchw, Layout l, int n, int c, int h, int w);

@@ -9,5 +9,7 @@
 /* Accuracy in percent. Both feature sets must be L2-normalised. Ties in similarity go to the lower bank index, ties
  * in the vote to the lower class. */
 double knn_top1(const Features *bank, const Features *test, int num_classes, int k, double t);
+/* The predicted class of every test row (pred[test->n]); the rows are voted on in parallel, each alone. */
+void knn_predict(const Features *bank, const Features *test, int num_classes, int k, double t, int32_t *pred);
 
 #endif

@@ -3,6 +3,9 @@
 #include "ops_cpu.h"
 
 #include "dnnl_util.h"
+#include "../ref/ops_ref.h"
+
+#include <stdlib.h>
 
 void linear_cpu_forward(int n, int in, int out, const float *x, const float *w, const float *bias, float *y) {
     /* y[n][out] = x[n][in] . w[out][in]^T */
@@ -27,4 +30,19 @@ void linear_cpu_backward(int n, int in, int out, const float *x, const float *w,
             dbias[o] += (float)acc;
         }
     }
+}
+
+/* The reference's rows in parallel, their losses summed in row order afterwards: the reference's bits. */
+double softmax_xent_cpu(int n, int c, const float *logits, const int *labels, float *dlogits) {
+    double *loss = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!loss) rsa_fatal("free memory", "out of memory for %d losses", n);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        float *drow = dlogits ? dlogits + (size_t)r * c : NULL;
+        loss[r] = softmax_xent_row_ref(c, logits + (size_t)r * c, labels[r], n, drow);
+    }
+    double total = 0;
+    for (int r = 0; r < n; r++) total += loss[r];
+    free(loss);
+    return total / n;
 }

@@ -38,6 +38,9 @@ void linear_cpu_forward(int n, int in, int out, const float *x, const float *w, 
 void linear_cpu_backward(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
                          float *dw, float *dbias);
 
+/* softmax_xent_ref's result and bits, its rows in parallel. */
+double softmax_xent_cpu(int n, int c, const float *logits, const int *labels, float *dlogits);
+
 void axpby_cpu(size_t n, float a, const float *x, float b, float *y);
 void sgd_update_cpu(size_t n, float *w, const float *g, float *buf, float lr, float momentum, float wd,
                     bool nesterov);

@@ -78,20 +78,23 @@ void cosdist_backward_ref(int n, int d, const float *a, const float *b, const fl
         }
 }
 
+double softmax_xent_row_ref(int c, const float *z, int label, int n, float *drow) {
+    double mx = z[0];
+    for (int k = 1; k < c; k++)
+        if (z[k] > mx) mx = z[k];
+    double sum = 0;
+    for (int k = 0; k < c; k++) sum += exp(z[k] - mx);
+    double lse = mx + log(sum);
+    if (drow)
+        for (int k = 0; k < c; k++) drow[k] = (float)((exp(z[k] - lse) - (k == label)) / n);
+    return lse - z[label];
+}
+
 double softmax_xent_ref(int n, int c, const float *logits, const int *labels, float *dlogits) {
     double total = 0;
     for (int r = 0; r < n; r++) {
-        const float *z = logits + (size_t)r * c;
-        double mx = z[0];
-        for (int k = 1; k < c; k++)
-            if (z[k] > mx) mx = z[k];
-        double sum = 0;
-        for (int k = 0; k < c; k++) sum += exp(z[k] - mx);
-        double lse = mx + log(sum);
-        total += lse - z[labels[r]];
-        if (dlogits)
-            for (int k = 0; k < c; k++)
-                dlogits[(size_t)r * c + k] = (float)((exp(z[k] - lse) - (k == labels[r])) / n);
+        float *drow = dlogits ? dlogits + (size_t)r * c : NULL;
+        total += softmax_xent_row_ref(c, logits + (size_t)r * c, labels[r], n, drow);
     }
     return total / n;
 }

@@ -75,5 +75,7 @@ double sumsq_ref(size_t n, const float *x);
 
 /* Mean softmax cross-entropy over n rows of c logits; returns the loss; dlogits (may be NULL) gets its gradient. */
 double softmax_xent_ref(int n, int c, const float *logits, const int *labels, float *dlogits);
+/* One row of it: returns the row's loss; drow (may be NULL) gets the row's gradient of the mean over n rows. */
+double softmax_xent_row_ref(int c, const float *z, int label, int n, float *drow);
 
 #endif
