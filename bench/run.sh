@@ -10,4 +10,6 @@ echo "== the quick scale's RSA and BYOL steps (Table 1 quick)"
 OURS_FLAGS=keep2 bench/step.sh quick 256
 echo "== mixed precision: the quick scale's RSA step in bf16"
 bench/precision.sh 256
+echo "== the linear evaluation's head on the host (ImageNet-1K, ImageNet-100, CIFAR sizes)"
+bench/linear.sh
 if [ -x bench/aug.sh ]; then echo "== 4-view MA augmentation"; bench/aug.sh; fi
