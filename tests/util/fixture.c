@@ -56,25 +56,26 @@ float *fixture_f32(const StFile *f, const char *name, size_t *n) {
     return p;
 }
 
-int64_t fixture_i64(const StFile *f, const char *name, int index) {
+/* Element `index` of an 8-byte tensor of the fixture, copied to out; exits if absent (the fixture is stale). */
+static void element8(const StFile *f, const char *name, StDtype dtype, const char *dtype_name, int index, void *out) {
     const StTensor *t = st_find(f, name);
-    if (!t || t->dtype != ST_I64 || (size_t)index >= st_numel(t)) {
-        fprintf(stderr, "fixture %s lacks I64 tensor %s[%d]: regenerate the fixtures\n", f->path, name, index);
+    if (!t || t->dtype != dtype || (size_t)index >= st_numel(t)) {
+        fprintf(stderr, "fixture %s lacks %s tensor %s[%d]: regenerate the fixtures\n", f->path, dtype_name, name,
+                index);
         exit(1);
     }
+    memcpy(out, (const char *)st_data(f, t) + 8 * (size_t)index, 8);
+}
+
+int64_t fixture_i64(const StFile *f, const char *name, int index) {
     int64_t v;
-    memcpy(&v, (const char *)st_data(f, t) + 8 * index, 8);
+    element8(f, name, ST_I64, "I64", index, &v);
     return v;
 }
 
 double fixture_f64(const StFile *f, const char *name, int index) {
-    const StTensor *t = st_find(f, name);
-    if (!t || t->dtype != ST_F64 || (size_t)index >= st_numel(t)) {
-        fprintf(stderr, "fixture %s lacks F64 tensor %s[%d]: regenerate the fixtures\n", f->path, name, index);
-        exit(1);
-    }
     double v;
-    memcpy(&v, (const char *)st_data(f, t) + 8 * index, 8);
+    element8(f, name, ST_F64, "F64", index, &v);
     return v;
 }
 
