@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     TrainConfig cfg;
     train_config_defaults(&cfg, r50 ? "imagenet100" : "cifar10");
     if (strcmp(arch, "quick") == 0) { /* experiments/scales.lua, quick */
-        cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR};
+        cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR, false};
         cfg.proj_hidden = 256, cfg.proj_out = 64, cfg.image_size = 32;
     } else if (!r50 && strcmp(arch, "r18c") != 0) {
         fprintf(stderr, "unknown ARCH %s: r18c, r50 or quick\n", arch);

@@ -5,6 +5,7 @@
 return {
   dataset = "cifar10",
   backbone = "resnet18",
+  stem_init = "conv2d",        -- BYOL.py replaces torchvision's stem after its init: nn.Conv2d's own init
   proj_hidden = 1024,
   proj_out = 128,
   epochs = 200,

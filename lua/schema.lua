@@ -64,6 +64,12 @@ S.run = {
       { key = "stem", type = "enum", allowed = { "cifar", "imagenet" }, default = "cifar",
         doc = "cifar: 3x3 stride-1 conv, no max-pool (the paper's, also at 64 px); imagenet: 7x7/2 conv + max-pool" },
     } },
+  { key = "stem_init", group = "network", type = "enum", allowed = { "kaiming", "conv2d" }, default = "kaiming",
+    hash = "unless_default",
+    doc = "the stem convolution's initial weights. kaiming: torchvision's for every convolution (normal, fan_out); " ..
+          "conv2d: nn.Conv2d's own (uniform within 1/sqrt(fan_in)), what the official BYOL.py's ResNet-18 gets, " ..
+          "whose 3x3 stem replaces torchvision's after torchvision initialised it (the CIFAR, STL-10 and Tiny " ..
+          "ImageNet bases set it; its ResNet-50 keeps torchvision's)" },
   { key = "proj_hidden", group = "network", type = "integer", min = 1,
     default = function(c) return is_r50(c) and 4096 or 1024 end, default_doc = "1024 (4096 with bottleneck blocks)",
     doc = "hidden width of the projector and predictor MLPs" },

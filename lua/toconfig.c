@@ -32,7 +32,7 @@ static const KeyDef KEYS[] = {
     {"knn_t", T_NUM},         {"seed", T_INT},              {"backend", T_STR},
     {"checkpoint_every", T_INT}, {"precision", T_ENUM},     {"deterministic", T_BOOL},
     {"low_memory", T_BOOL},   {"lowp_convolutions", T_BOOL}, {"saved_16bit", T_BOOL},
-    {"lowp_weight_grads", T_BOOL},
+    {"lowp_weight_grads", T_BOOL}, {"stem_init", T_ENUM},
 };
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
 
@@ -126,6 +126,7 @@ int toconfig(lua_State *S, TrainConfig *c, bool *beta_fn, bool *lr_fn, char *err
     c->backbone.block = strcmp(block, "bottleneck") == 0 ? BLOCK_BOTTLENECK : BLOCK_BASIC;
     c->backbone.stem = strcmp(stem, "imagenet") == 0 ? STEM_IMAGENET : STEM_CIFAR;
     c->backbone.width = (int)integer(S, bb, "width");
+    c->backbone.stem_conv2d_init = strcmp(str(S, t, "stem_init"), "conv2d") == 0;
     lua_getfield(S, bb, "layers");
     for (int i = 0; i < 4; i++) {
         lua_geti(S, -1, i + 1);

@@ -38,7 +38,7 @@ static TrainConfig config(MethodKind method, Precision precision) {
         fprintf(stderr, "%s\n", rsa_error_message());
         exit(1);
     }
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, width, STEM_CIFAR};
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, width, STEM_CIFAR, false};
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
     c.subset = 256, c.batch = 32, c.epochs = 1, c.lr_scaling = LR_SCALE_LINEAR;
     c.method = method, c.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA, c.sync_bn = true;

@@ -93,7 +93,7 @@ static void test_statistics_are_batch_averages(void) {
 static void test_untrained_run_is_evaluated(void) {
     TrainConfig c;
     if (train_config_defaults(&c, "fashionmnist") != 0) test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 8, STEM_CIFAR};
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 8, STEM_CIFAR, false};
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
     c.subset = 256, c.eval_subset = 256, c.batch = 64, c.epochs = 0, c.lr_scaling = LR_SCALE_LINEAR;
     c.linear_epochs = 1, c.linear_batch = 128, c.linear_milestones[0] = c.linear_milestones[1] = 1;

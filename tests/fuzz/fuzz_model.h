@@ -14,7 +14,7 @@ enum { FUZZ_BATCH = 4, FUZZ_IMAGE = 8 };
 
 static inline void fuzz_model_config(TrainConfig *c, MethodKind method) {
     if (train_config_defaults(c, "cifar10") != 0) abort();
-    c->backbone = (ResNetSpec){BLOCK_BASIC, {1, 0, 0, 0}, 8, STEM_CIFAR};
+    c->backbone = (ResNetSpec){BLOCK_BASIC, {1, 0, 0, 0}, 8, STEM_CIFAR, false};
     c->proj_hidden = 8, c->proj_out = 4, c->image_size = FUZZ_IMAGE;
     c->batch = FUZZ_BATCH, c->lr_scaling = LR_SCALE_LINEAR, c->epochs = 1;
     c->method = method, c->views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;

@@ -19,7 +19,7 @@
 #include <string.h>
 
 enum { MAX_BATCH = 16, BATCH = 12, IMAGE = 32, HIDDEN = 48, OUT = 24, ERR_FACTOR = 4 };
-static const ResNetSpec NET = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 8, STEM_IMAGENET};
+static const ResNetSpec NET = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 8, STEM_IMAGENET, false};
 
 typedef struct {
     float *y_eval, *y_train, *grad, *stats; /* outputs [BATCH][OUT], parameter gradients, BN running statistics */

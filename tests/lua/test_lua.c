@@ -540,6 +540,47 @@ static void test_lowp_weight_grads_key(void) {
     free(a), free(b), free(c);
 }
 
+/* stem_init (added after runs existed) joins the run id only as "conv2d", reaches the ResNet spec, and the shipped
+ * CIFAR-protocol runs (the official BYOL.py's ResNet-18) use it while ResNet-50 and the reduced scales do not. */
+static void test_stem_init_key(void) {
+    char *a = put("si_a.lua", "return { dataset = 'fashionmnist', epochs = 1 }\n");
+    char *b = put("si_b.lua", "return { dataset = 'fashionmnist', epochs = 1, stem_init = 'kaiming' }\n");
+    char *c = put("si_c.lua", "return { dataset = 'fashionmnist', epochs = 1, stem_init = 'conv2d' }\n");
+    Experiment ea, eb, ec;
+    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
+    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
+    if (ra == 0 && rb == 0 && rc == 0) {
+        CHECK(!ea.runs[0].cfg.backbone.stem_conv2d_init && ec.runs[0].cfg.backbone.stem_conv2d_init,
+              "stem_init not read");
+        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) == 0, "stem_init = 'kaiming' (the default) changed the id");
+        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) != 0, "stem_init = 'conv2d' must change the run id");
+    }
+    if (ra == 0) experiment_free(&ea);
+    if (rb == 0) experiment_free(&eb);
+    if (rc == 0) experiment_free(&ec);
+    free(a), free(b), free(c);
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/table1.lua", home());
+    const char *scales[] = {"paper", "quick"};
+    for (int s = 0; s < 2; s++) {
+        Experiment e;
+        if (expand(path, scales[s], &e) != 0) {
+            CHECK(0, "table1 %s: %s", scales[s], luaexp_error(L));
+            continue;
+        }
+        int conv2d = 0, r18 = 0;
+        for (int i = 0; i < e.n_runs; i++) {
+            const TrainConfig *cfg = &e.runs[i].cfg;
+            bool official_r18 = s == 0 && cfg->backbone.block == BLOCK_BASIC && cfg->backbone.stem == STEM_CIFAR;
+            r18 += official_r18, conv2d += cfg->backbone.stem_conv2d_init;
+            CHECK(cfg->backbone.stem_conv2d_init == official_r18, "table1 %s run %d (%s): stem_init %s", scales[s],
+                  i + 1, cfg->dataset, cfg->backbone.stem_conv2d_init ? "conv2d" : "kaiming");
+        }
+        CHECK(s == 1 || (r18 == 60 && conv2d == 60), "table1 paper: %d ResNet-18 runs, %d with conv2d", r18, conv2d);
+        experiment_free(&e);
+    }
+}
+
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
 static void test_runaway_budgets(void) {
     luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
@@ -587,6 +628,7 @@ int main(void) {
     RUN(test_runaway_budgets);
     RUN(test_precision_keys);
     RUN(test_lowp_weight_grads_key);
+    RUN(test_stem_init_key);
     luaexp_free(L);
     return test_finish();
 }

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const ResNetSpec SMALL_BASIC = {BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR};
-static const ResNetSpec SMALL_BOTTLENECK = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 16, STEM_IMAGENET};
+static const ResNetSpec SMALL_BASIC = {BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR, false};
+static const ResNetSpec SMALL_BOTTLENECK = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 16, STEM_IMAGENET, false};
 
 typedef struct {
     Model *m;
@@ -257,6 +257,38 @@ static void test_initialisation(void) {
     model_free(m), model_free(m2), model_free(m3);
 }
 
+/* stem_conv2d_init: the stem conv alone starts as nn.Conv2d starts (uniform within 1/sqrt(3 x 3 x 3)), every other
+ * parameter keeps its bits (each draws from its own stream) */
+static void test_stem_conv2d_init(void) {
+    Model *ms[2];
+    for (int k = 0; k < 2; k++) {
+        ResNetSpec spec = RESNET18_CIFAR;
+        spec.stem_conv2d_init = k == 1;
+        ms[k] = model_new(backend_cpu());
+        int x = model_input(ms[k], 3, 32, 32);
+        mlp_head_build(ms[k], resnet_build(ms[k], &spec, x), 1024, 128);
+        CHECK(model_finalize(ms[k], 2, 42) == 0, "%s", rsa_error_message());
+    }
+    int stem = -1;
+    for (int i = 0; i < ms[1]->n_params; i++)
+        if (strcmp(ms[1]->params[i].name, "conv1.weight") == 0) stem = i;
+    CHECK(stem >= 0, "no conv1.weight");
+    if (stem < 0) return;
+    const ParamInfo *p = &ms[1]->params[stem];
+    const float *w = ms[1]->w + p->offset;
+    double bound = 1.0 / sqrt(27.0), mx = 0, sq = 0;
+    for (size_t j = 0; j < p->numel; j++) mx = fmax(mx, fabs(w[j])), sq += (double)w[j] * w[j];
+    double sd = sqrt(sq / (double)p->numel); /* 1728 draws: within 6 % of bound / sqrt(3) */
+    CHECK(mx <= bound && mx > 0.95 * bound && fabs(sd / (bound / sqrt(3.0)) - 1) < 0.06,
+          "stem: max %.4f sd %.4f; want within %.4f, sd %.4f", mx, sd, bound, bound / sqrt(3.0));
+    CHECK(memcmp(ms[0]->w, ms[1]->w, sizeof(float) * p->offset) == 0 &&
+              memcmp(ms[0]->w + p->offset + p->numel, ms[1]->w + p->offset + p->numel,
+                     sizeof(float) * (ms[1]->n_weights - p->offset - p->numel)) == 0,
+          "a parameter other than the stem changed");
+    CHECK(memcmp(ms[0]->w + p->offset, w, sizeof(float) * p->numel) != 0, "the stem did not change");
+    model_free(ms[0]), model_free(ms[1]);
+}
+
 static void test_determinism_and_partial_batch(void) {
     const int n = 5, size = 16;
     size_t nx = (size_t)n * 3 * size * size;
@@ -363,7 +395,7 @@ static void test_state_roundtrip(void) {
     CHECK(b.m->bns[0].batches_tracked == 17, "num_batches_tracked not restored");
     st_close(&f);
     /* a model of another width refuses the file and names the tensor */
-    static const ResNetSpec WIDER = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 32, STEM_IMAGENET};
+    static const ResNetSpec WIDER = {BLOCK_BOTTLENECK, {1, 1, 1, 1}, 32, STEM_IMAGENET, false};
     Net c = build(backend_cpu(), &WIDER, 32, 2, 1);
     CHECK(st_open(&f, path) == 0, "%s", rsa_error_message());
     CHECK(model_state_load(c.m, &f, "encoder_q.", "", false) != 0, "loaded a file of another width");
@@ -382,6 +414,7 @@ int main(void) {
     RUN(test_planned_memory_bf16);
     RUN(test_planned_memory_fp16);
     RUN(test_initialisation);
+    RUN(test_stem_conv2d_init);
     RUN(test_determinism_and_partial_batch);
     RUN(test_shared_forward_workspaces);
     RUN(test_state_roundtrip);

@@ -193,7 +193,7 @@ typedef struct {
     int out;
 } Net;
 
-static const ResNetSpec SMALL = {BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR};
+static const ResNetSpec SMALL = {BLOCK_BASIC, {1, 1, 1, 1}, 16, STEM_CIFAR, false};
 
 static Net build(const Backend *be, Precision p, int batch) {
     Net net;
@@ -404,7 +404,7 @@ static void test_loss_scaler_rules(void) {
 static void test_fp16_overflow_skips_step(void) {
     TrainConfig c;
     CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 8, STEM_CIFAR};
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 8, STEM_CIFAR, false};
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16, c.method = METHOD_BYOL, c.views = VIEWS_AA;
     c.precision = PRECISION_FP16;
     const int n = 8;
@@ -440,7 +440,7 @@ static void test_fp16_overflow_skips_step(void) {
 static void test_loss_scale_in_checkpoint(void) {
     TrainConfig c;
     CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 0, 0, 0}, 8, STEM_CIFAR};
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 0, 0, 0}, 8, STEM_CIFAR, false};
     c.proj_hidden = 16, c.proj_out = 8, c.image_size = 8, c.method = METHOD_BYOL, c.views = VIEWS_AA;
     c.precision = PRECISION_FP16;
     Learner *a = learner_new(&c, backend_cpu(), 4, 10), *b = learner_new(&c, backend_cpu(), 4, 10);

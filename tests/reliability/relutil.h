@@ -103,7 +103,7 @@ static inline TrainConfig rel_config(const RelRun *r, const char *root) {
     TrainConfig c;
     if (train_config_defaults(&c, "fashionmnist") != 0) rel_die("config");
     snprintf(c.data_root, sizeof c.data_root, "%s", root);
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR};
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR, false};
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
     c.subset = r->subset ? r->subset : 512, c.batch = r->batch ? r->batch : 64;
     c.epochs = r->epochs ? r->epochs : 2, c.lr_scaling = LR_SCALE_LINEAR;

@@ -175,7 +175,7 @@ static void ops_misc(const Backend *be) {
 static void ops_features(void) {
     RelRun r = rel_run(METHOD_RSA);
     TrainConfig c = rel_config(&r, "");
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 0}, 16, STEM_CIFAR};
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 0}, 16, STEM_CIFAR, false};
     Learner *l = learner_new(&c, backend_cpu(), 64, 10);
     if (!l) rel_die("learner");
     size_t n = 96;

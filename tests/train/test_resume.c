@@ -19,7 +19,7 @@
 static TrainConfig config(MethodKind method) {
     TrainConfig c;
     if (train_config_defaults(&c, "fashionmnist") != 0) test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR}; /* 16k channels: oneDNN's fast kernels */
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR, false}; /* 16k channels: oneDNN's fast kernels */
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
     c.subset = 512, c.batch = 64, c.epochs = 2, c.lr_scaling = LR_SCALE_LINEAR;
     c.method = method, c.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;

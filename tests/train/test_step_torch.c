@@ -99,7 +99,7 @@ static void run_fixture(void) {
     int steps = (int)meta_num(&fx, "steps"), n = (int)meta_num(&fx, "batch"), size = (int)meta_num(&fx, "size");
     TrainConfig cfg;
     CHECK(train_config_defaults(&cfg, "cifar10") == 0, "%s", rsa_error_message());
-    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 1}, (int)meta_num(&fx, "width"), STEM_CIFAR};
+    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 1, 1}, (int)meta_num(&fx, "width"), STEM_CIFAR, false};
     cfg.proj_hidden = (int)meta_num(&fx, "hidden"), cfg.proj_out = (int)meta_num(&fx, "out");
     cfg.image_size = size;
     const MethodKind kinds[] = {METHOD_RSA, METHOD_BYOL, METHOD_SIMCLR, METHOD_MOCOV2, METHOD_SIMSIAM};

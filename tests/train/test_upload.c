@@ -87,7 +87,7 @@ static void method_alike(MethodKind method) {
     CHECK(train_config_defaults(&cfg, "cifar10") == 0, "%s", rsa_error_message());
     cfg.method = method;
     cfg.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA;
-    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR};
+    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR, false};
     cfg.proj_hidden = 32, cfg.proj_out = 16, cfg.image_size = SIZE;
     cfg.pred_hidden = method == METHOD_SIMSIAM ? 16 : cfg.pred_hidden;
     cfg.queue_size = 32;
@@ -137,7 +137,7 @@ static void test_simsiam(void) { method_alike(METHOD_SIMSIAM); }
 static void trainer_alike(MethodKind method, Precision precision) {
     TrainConfig c;
     CHECK(train_config_defaults(&c, "fashionmnist") == 0, "%s", rsa_error_message());
-    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR}; /* 16k channels: oneDNN's blocked kernels */
+    c.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR, false}; /* 16k channels: oneDNN's blocked kernels */
     c.proj_hidden = 32, c.proj_out = 16, c.image_size = 16;
     c.subset = 256, c.batch = 32, c.epochs = 2, c.lr_scaling = LR_SCALE_LINEAR;
     c.method = method, c.views = method == METHOD_RSA ? VIEWS_MA : VIEWS_AA, c.precision = precision;
@@ -172,7 +172,7 @@ static void test_sync_bn_wiring(void) {
     TrainConfig cfg;
     CHECK(train_config_defaults(&cfg, "cifar10") == 0, "%s", rsa_error_message());
     cfg.method = METHOD_BYOL, cfg.views = VIEWS_AA;
-    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR};
+    cfg.backbone = (ResNetSpec){BLOCK_BASIC, {1, 1, 0, 0}, 16, STEM_CIFAR, false};
     cfg.proj_hidden = 32, cfg.proj_out = 16, cfg.image_size = SIZE;
     Backend b = staged();
     const struct {

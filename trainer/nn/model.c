@@ -108,6 +108,17 @@ int model_conv(Model *m, const char *name, int x, int co, int k, int stride, int
     return y;
 }
 
+void model_init_as_conv2d(Model *m, int y) {
+    RSA_ASSERT(!m->finalized);
+    for (int i = m->n_nodes - 1; i >= 0; i--)
+        if (m->nodes[i].out == y) {
+            RSA_ASSERT(m->nodes[i].kind == NODE_CONV);
+            m->nodes[i].conv2d_init = true;
+            return;
+        }
+    RSA_ASSERT(!"model_init_as_conv2d: no node produces that tensor");
+}
+
 static int add_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma, bool affine) {
     const TensorDesc xi = m->tensors[x];
     int y = add_tensor(m, xi.c, xi.h, xi.w);
@@ -201,9 +212,10 @@ size_t model_tensor_numel(const Model *m, int t, int n) {
     return (size_t)n * d->c * d->h * d->w;
 }
 
-/* torchvision's initialisation: conv weights kaiming-normal (fan_out, ReLU gain), BN gamma 1 (0 where
- * zero_init_residual asks) and beta 0, linear layers as nn.Linear's default (uniform in +-1/sqrt(fan_in) for
- * weight and bias). Each parameter draws from its own stream, so adding a layer does not change the others. */
+/* torchvision's initialisation: conv weights kaiming-normal (fan_out, ReLU gain; nn.Conv2d's own uniform within
+ * +-1/sqrt(fan_in) where model_init_as_conv2d asked), BN gamma 1 (0 where zero_init_residual asks) and beta 0,
+ * linear layers as nn.Linear's default (uniform in +-1/sqrt(fan_in) for weight and bias). Each parameter draws
+ * from its own stream, so adding a layer does not change the others. */
 static void init_params(Model *m, float *host_w, uint64_t seed) {
     for (int i = 0; i < m->n_nodes; i++) {
         const Node *nd = &m->nodes[i];
@@ -212,7 +224,10 @@ static void init_params(Model *m, float *host_w, uint64_t seed) {
         float *w = host_w + pw->offset;
         Rng r;
         rng_init(&r, seed, RNG_INIT, 0, (uint32_t)nd->weight, 0);
-        if (nd->kind == NODE_CONV) {
+        if (nd->kind == NODE_CONV && nd->conv2d_init) {
+            double bound = 1.0 / sqrt((double)(pw->numel / (size_t)pw->shape[0]));
+            for (size_t j = 0; j < pw->numel; j++) w[j] = (float)rng_range(&r, -bound, bound);
+        } else if (nd->kind == NODE_CONV) {
             double fan_out = (double)pw->shape[0] * pw->shape[2] * pw->shape[3];
             double std = sqrt(2.0 / fan_out);
             for (size_t j = 0; j < pw->numel; j++) w[j] = (float)(std * rng_normal(&r));

@@ -41,6 +41,7 @@ typedef struct {
     int bn;                      /* BN: index into the model's BN list */
     bool relu;                   /* BN and ADD: ReLU fused after */
     int k, stride, pad;          /* CONV and MAXPOOL */
+    bool conv2d_init;            /* CONV: nn.Conv2d's own initialisation, not torchvision's (model_init_as_conv2d) */
     ConvOp *conv;
 } Node;
 
@@ -121,6 +122,10 @@ void model_set_prefix(Model *m, const char *prefix);
 
 int model_input(Model *m, int c, int h, int w);
 int model_conv(Model *m, const char *name, int x, int co, int k, int stride, int pad, bool bias);
+/* The convolution that produced tensor y starts from nn.Conv2d's own initialisation (weights uniform within
+ * 1/sqrt(fan_in), kaiming_uniform with a = sqrt(5)) instead of torchvision's kaiming-normal: a conv that a model
+ * replaces after torchvision initialised it, as the official BYOL.py does with ResNet-18's stem. */
+void model_init_as_conv2d(Model *m, int y);
 /* zero_gamma: gamma starts at 0 (torchvision's zero_init_residual for the last BN of a residual block). */
 int model_bn(Model *m, const char *name, int x, bool relu, bool zero_gamma);
 /* BatchNorm without learnable gamma and beta (torch's affine=False, SimSiam's projector output). */

@@ -13,6 +13,10 @@ typedef struct {
     int layers[4]; /* blocks per stage; a stage with 0 blocks (and every later one) is left out */
     int width;     /* channels of the first stage: 64 in torchvision; smaller widths make the quick scale */
     StemKind stem; /* CIFAR: 3x3 stride 1 conv, no max-pool; ImageNet: 7x7 stride 2 conv + 3x3 stride 2 max-pool */
+    /* the stem conv initialised as nn.Conv2d initialises itself (uniform within 1/sqrt(fan_in)) instead of
+     * torchvision's kaiming: what the official BYOL.py's ResNet-18 gets, whose 3x3 stem replaces torchvision's
+     * after its init */
+    bool stem_conv2d_init;
 } ResNetSpec;
 
 extern const ResNetSpec RESNET18_CIFAR, RESNET50;

@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-const ResNetSpec RESNET18_CIFAR = {BLOCK_BASIC, {2, 2, 2, 2}, 64, STEM_CIFAR};
-const ResNetSpec RESNET50 = {BLOCK_BOTTLENECK, {3, 4, 6, 3}, 64, STEM_IMAGENET};
+const ResNetSpec RESNET18_CIFAR = {BLOCK_BASIC, {2, 2, 2, 2}, 64, STEM_CIFAR, false};
+const ResNetSpec RESNET50 = {BLOCK_BOTTLENECK, {3, 4, 6, 3}, 64, STEM_IMAGENET, false};
 
 static int expansion(BlockKind b) { return b == BLOCK_BOTTLENECK ? 4 : 1; }
 
@@ -65,9 +65,11 @@ int resnet_build(Model *m, const ResNetSpec *spec, int image) {
     int x;
     if (spec->stem == STEM_CIFAR) {
         x = model_conv(m, "conv1", image, spec->width, 3, 1, 1, false);
+        if (spec->stem_conv2d_init) model_init_as_conv2d(m, x);
         x = model_bn(m, "bn1", x, true, false);
     } else {
         x = model_conv(m, "conv1", image, spec->width, 7, 2, 3, false);
+        if (spec->stem_conv2d_init) model_init_as_conv2d(m, x);
         x = model_bn(m, "bn1", x, true, false);
         x = model_maxpool(m, x, 3, 2, 1);
     }
