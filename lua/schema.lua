@@ -131,6 +131,11 @@ S.run = {
   { key = "sync_bn", group = "optimisation", type = "boolean", default = false,
     doc = "data-parallel runs: BN statistics over the global batch (the official ImageNet-1K setting); no effect " ..
           "on one process" },
+  { key = "bn_group", group = "optimisation", type = "integer", min = 0, default = 0, hash = "unless_default",
+    doc = "pretraining BN statistics over groups of this many images of each process's batch, as that many GPUs " ..
+          "without SyncBN compute them (the running statistics follow the first group, as DDP keeps rank 0's): " ..
+          "the paper's 4-GPU ImageNet-100 runs (64 per GPU) on any number of GPUs that divides 4. 0: each " ..
+          "process's whole batch. Must divide each process's batch; not with sync_bn; evaluation passes ignore it" },
 
   -- evaluation ----------------------------------------------------------------------------------------------------
   { key = "linear", group = "evaluation", type = "enum", allowed = { "small", "meanshift" },

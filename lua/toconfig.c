@@ -32,7 +32,7 @@ static const KeyDef KEYS[] = {
     {"knn_t", T_NUM},         {"seed", T_INT},              {"backend", T_STR},
     {"checkpoint_every", T_INT}, {"precision", T_ENUM},     {"deterministic", T_BOOL},
     {"low_memory", T_BOOL},   {"lowp_convolutions", T_BOOL}, {"saved_16bit", T_BOOL},
-    {"lowp_weight_grads", T_BOOL}, {"stem_init", T_ENUM},
+    {"lowp_weight_grads", T_BOOL}, {"stem_init", T_ENUM},    {"bn_group", T_INT},
 };
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
 
@@ -197,6 +197,7 @@ int toconfig(lua_State *S, TrainConfig *c, bool *beta_fn, bool *lr_fn, char *err
     c->saved_16bit = boolean(S, t, "saved_16bit");
     c->lowp_convolutions = boolean(S, t, "lowp_convolutions");
     c->lowp_weight_grads = boolean(S, t, "lowp_weight_grads");
+    c->bn_group = (int)integer(S, t, "bn_group");
     c->beta_table = NULL, c->beta_table_len = 0, c->lr_table = NULL, c->lr_table_len = 0;
     return 0;
 }

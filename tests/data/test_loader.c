@@ -200,6 +200,29 @@ static void test_shards(void) {
           rsa_error_message());
 }
 
+/* groups: a process's batch of 20 in 2 groups holds, group after group, what 2 ranks with batches of 10 take */
+static void test_groups_are_ranks(void) {
+    LoaderSpec s = spec_for(VIEWS_WW, 1);
+    s.batch = 10, s.world = 2;
+    Run rank[2];
+    for (int r = 0; r < 2; r++) s.rank = r, rank[r] = run_epoch(mem_ds, s, 3, 0);
+    s.batch = 20, s.world = 1, s.rank = 0, s.groups = 2;
+    Run one = run_epoch(mem_ds, s, 3, 0);
+    CHECK(one.steps == 5 && rank[0].steps == 5, "steps %d and %d", one.steps, rank[0].steps);
+    bool same = true;
+    for (int step = 0; step < one.steps; step++)
+        for (int r = 0; r < 2; r++) {
+            same &= memcmp(one.index + step * 20 + r * 10, rank[r].index + step * 10, 10 * sizeof(int64_t)) == 0;
+            same &= memcmp(one.data + (size_t)step * one.views * one.floats_per_view + (size_t)r * 10 * 3 * 32 * 32,
+                           rank[r].data + (size_t)step * rank[r].views * rank[r].floats_per_view,
+                           10 * 3 * 32 * 32 * sizeof(float)) == 0; /* view 0: augmentations follow the sample */
+        }
+    CHECK(same, "the groups are not the ranks' batches");
+    run_free(&one), run_free(&rank[0]), run_free(&rank[1]);
+    s.groups = 3;
+    CHECK(loader_new(mem_ds, &s) == NULL && strstr(rsa_error_message(), "groups"), "%s", rsa_error_message());
+}
+
 static void test_resume(void) {
     LoaderSpec s = spec_for(VIEWS_MA, 2);
     Run full = run_epoch(mem_ds, s, 7, 0), part = run_epoch(mem_ds, s, 7, 4);
@@ -491,6 +514,7 @@ int main(void) {
     RUN(test_threads_identical);
     RUN(test_epoch_order);
     RUN(test_shards);
+    RUN(test_groups_are_ranks);
     RUN(test_resume);
     RUN(test_ma_semantics);
     RUN(test_none_mode);

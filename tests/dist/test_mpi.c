@@ -70,6 +70,7 @@ typedef enum {
     RANKS_LINEAR,
     RANKS_LINEAR_BN_TRAIN,
     RANKS_LINEAR_STAGED,
+    RANKS_OWN_BN,
 } RankMode;
 
 /* A run that ends with a linear evaluation, without SyncBN, so that each rank's BN running statistics are its own
@@ -124,6 +125,7 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
     if (mode == RANKS_LINEAR || mode == RANKS_LINEAR_BN_TRAIN || mode == RANKS_LINEAR_STAGED)
         linear_config(&c, mode == RANKS_LINEAR_BN_TRAIN);
     if (mode == RANKS_LINEAR_STAGED) snprintf(c.backend, sizeof c.backend, "staged");
+    if (mode == RANKS_OWN_BN) c.sync_bn = false; /* each rank's BN statistics over its own half */
     if (mode == CORRUPT_IMAGE || mode == CORRUPT_VAL_IMAGE) {
         snprintf(c.dataset, sizeof c.dataset, "imagenet");
         snprintf(c.data_root, sizeof c.data_root, "%s-data", dir);
@@ -179,17 +181,22 @@ static int losses(const char *dir, double *out, int max) {
     return n;
 }
 
-static void two_processes_equal_one(MethodKind method, Precision precision, double loss_tol, double ckpt_tol) {
+/* Two processes against one with the whole batch: with SyncBN (own_bn false), or each rank's BN over its own half
+ * against one process whose BN statistics groups (bn_group) are those halves. */
+static void two_processes_equal_one_bn(MethodKind method, Precision precision, double loss_tol, double ckpt_tol,
+                                       bool own_bn) {
     width = 8;
     char one[600], two[600], out[8192];
-    snprintf(one, sizeof one, "%s/one-%s-%s", test_tmpdir(), method_name(method), precision_name(precision));
-    snprintf(two, sizeof two, "%s/two-%s-%s", test_tmpdir(), method_name(method), precision_name(precision));
+    const char *bn = own_bn ? "-own-bn" : "";
+    snprintf(one, sizeof one, "%s/one-%s-%s%s", test_tmpdir(), method_name(method), precision_name(precision), bn);
+    snprintf(two, sizeof two, "%s/two-%s-%s%s", test_tmpdir(), method_name(method), precision_name(precision), bn);
     omp_set_num_threads(1);
     TrainConfig c = config(method, precision);
+    if (own_bn) c.sync_bn = false, c.bn_group = c.batch / 2;
     TrainHooks none = {0};
     TrainResult r;
     CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
-    int status = mpirun_two(two, method, precision, RANKS_NORMAL, 0, out, sizeof out);
+    int status = mpirun_two(two, method, precision, own_bn ? RANKS_OWN_BN : RANKS_NORMAL, 0, out, sizeof out);
     CHECK(status == 0, "mpirun -np 2 failed (status %d; needs openmpi-bin: make deps)", status);
     if (status != 0) return;
     double a[64], b[64];
@@ -237,7 +244,15 @@ static void two_processes_equal_one(MethodKind method, Precision precision, doub
     st_close(&fa), st_close(&fb);
 }
 
+static void two_processes_equal_one(MethodKind method, Precision precision, double loss_tol, double ckpt_tol) {
+    two_processes_equal_one_bn(method, precision, loss_tol, ckpt_tol, false);
+}
+
 static void test_two_processes_equal_one(void) { two_processes_equal_one(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4); }
+/* bn_group: one process computes what two do without SyncBN, the running statistics rank 0's */
+static void test_two_processes_own_bn_equal_bn_groups(void) {
+    two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, true);
+}
 static void test_two_processes_equal_one_simclr(void) {
     two_processes_equal_one(METHOD_SIMCLR, PRECISION_FP32, 1e-5, 1e-4);
 }
@@ -413,6 +428,7 @@ int main(int argc, char **argv) {
         return rank_run(argv[2], (MethodKind)atoi(argv[3]), (Precision)atoi(argv[4]), (RankMode)atoi(argv[5]),
                         atoi(argv[6]));
     RUN(test_two_processes_equal_one);
+    RUN(test_two_processes_own_bn_equal_bn_groups);
     RUN(test_two_processes_equal_one_simclr);
     RUN(test_two_processes_equal_one_mocov2);
     RUN(test_two_processes_in_step_fp16);

@@ -581,6 +581,49 @@ static void test_stem_init_key(void) {
     }
 }
 
+/* bn_group (added after runs existed) joins the run id only away from 0; ImageNet-100's runs have the paper's 64
+ * images per BN (4 GPUs without SyncBN), ImageNet-1K's none (SyncBN); with sync_bn, or not dividing the batch, the
+ * config is refused with a message. */
+static void test_bn_group_key(void) {
+    char *a = put("bg_a.lua", "return { dataset = 'fashionmnist', epochs = 1 }\n");
+    char *b = put("bg_b.lua", "return { dataset = 'fashionmnist', epochs = 1, bn_group = 0 }\n");
+    char *c = put("bg_c.lua", "return { dataset = 'fashionmnist', epochs = 1, bn_group = 64 }\n");
+    Experiment ea, eb, ec;
+    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
+    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
+    if (ra == 0 && rb == 0 && rc == 0) {
+        CHECK(ea.runs[0].cfg.bn_group == 0 && ec.runs[0].cfg.bn_group == 64, "bn_group not read");
+        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) == 0, "bn_group = 0 (the default) changed the id");
+        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) != 0, "bn_group = 64 must change the run id");
+        TrainConfig bad = ec.runs[0].cfg;
+        bad.sync_bn = true;
+        CHECK(train_config_check(&bad) != 0 && strstr(rsa_error_message(), "sync_bn"), "bn_group with sync_bn: %s",
+              rsa_error_message());
+        bad = ec.runs[0].cfg;
+        bad.batch = 96, bad.lr_scaling = LR_SCALE_LINEAR;
+        CHECK(train_config_check(&bad) != 0 && strstr(rsa_error_message(), "divisor"), "bn_group 64, batch 96: %s",
+              rsa_error_message());
+    }
+    if (ra == 0) experiment_free(&ea);
+    if (rb == 0) experiment_free(&eb);
+    if (rc == 0) experiment_free(&ec);
+    free(a), free(b), free(c);
+    const char *files[] = {"table3", "table4"};
+    for (int f = 0; f < 2; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/experiments/%s.lua", home(), files[f]);
+        Experiment e;
+        if (expand(path, "paper", &e) != 0) {
+            CHECK(0, "%s: %s", files[f], luaexp_error(L));
+            continue;
+        }
+        for (int i = 0; i < e.n_runs; i++)
+            CHECK(e.runs[i].cfg.bn_group == (f == 0 ? 64 : 0), "%s run %d: bn_group %d", files[f], i + 1,
+                  e.runs[i].cfg.bn_group);
+        experiment_free(&e);
+    }
+}
+
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
 static void test_runaway_budgets(void) {
     luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
@@ -629,6 +672,7 @@ int main(void) {
     RUN(test_precision_keys);
     RUN(test_lowp_weight_grads_key);
     RUN(test_stem_init_key);
+    RUN(test_bn_group_key);
     luaexp_free(L);
     return test_finish();
 }

@@ -20,10 +20,11 @@ typedef struct {
     int image, feature, out;
 } Net;
 
-/* A backbone with a projector head on top, as the methods use it. */
-static Net build(const Backend *be, const ResNetSpec *spec, int size, int batch, uint64_t seed) {
+/* A backbone with a projector head on top, as the methods use it; bn_group as Model.bn_group. */
+static Net build_grouped(const Backend *be, const ResNetSpec *spec, int size, int batch, uint64_t seed, int bn_group) {
     Net n;
     n.m = model_new(be);
+    n.m->bn_group = bn_group;
     model_set_prefix(n.m, "encoder_q.");
     n.image = model_input(n.m, 3, size, size);
     n.feature = resnet_build(n.m, spec, n.image);
@@ -31,6 +32,10 @@ static Net build(const Backend *be, const ResNetSpec *spec, int size, int batch,
     n.out = mlp_head_build(n.m, n.feature, 64, 32);
     if (model_finalize(n.m, batch, seed) != 0) test_fail_at(__FILE__, __LINE__, "%s", rsa_error_message());
     return n;
+}
+
+static Net build(const Backend *be, const ResNetSpec *spec, int size, int batch, uint64_t seed) {
+    return build_grouped(be, spec, size, batch, seed, 0);
 }
 
 static void backward_same_state(const ResNetSpec *spec, int size) {
@@ -289,6 +294,62 @@ static void test_stem_conv2d_init(void) {
     model_free(ms[0]), model_free(ms[1]);
 }
 
+/* bn_group: a batch of 8 in BN groups of 4 computes what two processes with 4 images each compute without SyncBN
+ * (the reference backend: each image's convolution and each group's BN the same loops): every activation bit for
+ * bit, the running statistics the first group's (DDP keeps rank 0's), and the gradients the two halves' sums. */
+static void test_bn_groups_are_halves(void) {
+    const int n = 8, size = 16;
+    Net g = build_grouped(backend_ref(), &SMALL_BASIC, size, n, 5, n / 2);
+    Net half[2] = {build(backend_ref(), &SMALL_BASIC, size, n / 2, 5),
+                   build(backend_ref(), &SMALL_BASIC, size, n / 2, 5)};
+    randomize_bn(g.m, 77), randomize_bn(half[0].m, 77), randomize_bn(half[1].m, 77);
+    size_t per = (size_t)3 * size * size;
+    float *x = test_alloc(per * n);
+    fill_normal(x, per * n, 9, 1);
+    int out_dim = g.m->tensors[g.out].c;
+    float *dy = test_alloc((size_t)n * out_dim);
+    fill_normal(dy, (size_t)n * out_dim, 10, 1);
+    Workspace *wg = workspace_new_ex(g.m, true, PLAN_KEEP_ALL);
+    Workspace *wh[2] = {workspace_new_ex(half[0].m, true, PLAN_KEEP_ALL),
+                        workspace_new_ex(half[1].m, true, PLAN_KEEP_ALL)};
+    model_zero_grad(g.m);
+    model_forward(g.m, wg, n, x, true, -1);
+    for (int k = 0; k < 2; k++) {
+        model_zero_grad(half[k].m);
+        model_forward(half[k].m, wh[k], n / 2, x + per * (n / 2) * k, true, -1);
+    }
+    int differ = 0;
+    for (int t = 1; t < g.m->n_tensors; t++)
+        for (int k = 0; k < 2; k++) {
+            size_t count = model_tensor_numel(g.m, t, n / 2);
+            differ += memcmp(wg->act[t] + count * k, wh[k]->act[t], sizeof(float) * count) != 0;
+        }
+    CHECK(differ == 0, "%d activations of the grouped batch differ from its halves'", differ);
+    CHECK(memcmp(g.m->buf, half[0].m->buf, sizeof(float) * g.m->n_buf) == 0,
+          "running statistics: not the first group's");
+    CHECK(memcmp(g.m->buf, half[1].m->buf, sizeof(float) * g.m->n_buf) != 0, "the halves' statistics are the same");
+    /* the same output gradient row by row: the halves' parameter gradients add up to the whole batch's */
+    model_backward(g.m, wg, g.out, dy);
+    for (int k = 0; k < 2; k++) model_backward(half[k].m, wh[k], half[k].out, dy + (size_t)(n / 2) * out_dim * k);
+    float *sum = test_alloc(g.m->n_weights);
+    for (size_t i = 0; i < g.m->n_weights; i++) sum[i] = half[0].m->g[i] + half[1].m->g[i];
+    double e = rel_l2(g.m->g, sum, g.m->n_weights);
+    CHECK(e < 1e-5, "gradients: rel_l2 %.3g from the halves' sum", e);
+    /* the memory plan that rebuilds BN outputs in backward rebuilds them group by group: the same gradients */
+    Net p = build_grouped(backend_ref(), &SMALL_BASIC, size, n, 5, n / 2);
+    randomize_bn(p.m, 77);
+    Workspace *wp = workspace_new(p.m, true);
+    CHECK(wp->n_rebuilt > 0, "the plan rebuilds nothing: the grouped rebuild is not tested");
+    model_zero_grad(p.m);
+    model_forward(p.m, wp, n, x, true, -1);
+    model_backward(p.m, wp, p.out, dy);
+    CHECK(memcmp(p.m->g, g.m->g, sizeof(float) * g.m->n_weights) == 0, "rebuilt in backward: other gradients");
+    workspace_free(wp), model_free(p.m);
+    workspace_free(wg), workspace_free(wh[0]), workspace_free(wh[1]);
+    model_free(g.m), model_free(half[0].m), model_free(half[1].m);
+    free(x), free(dy), free(sum);
+}
+
 static void test_determinism_and_partial_batch(void) {
     const int n = 5, size = 16;
     size_t nx = (size_t)n * 3 * size * size;
@@ -415,6 +476,7 @@ int main(void) {
     RUN(test_planned_memory_fp16);
     RUN(test_initialisation);
     RUN(test_stem_conv2d_init);
+    RUN(test_bn_groups_are_halves);
     RUN(test_determinism_and_partial_batch);
     RUN(test_shared_forward_workspaces);
     RUN(test_state_roundtrip);

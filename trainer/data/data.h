@@ -187,6 +187,10 @@ typedef struct {
                             loader_next (loader_threads_auto: how many a process should run) */
     int prefetch;        /* batch slots (>= 1; 0: 3, one held, one being made, one ready; 1 without threads) */
     int rank, world;     /* world 0 counts as 1 */
+    int groups;          /* > 1: each batch's samples reordered into this many groups, group g holding the batch's
+                            positions g, g + groups, g + 2 groups, ...: the batches that `groups` times as many
+                            ranks would each take (BN statistics groups standing for them, TrainConfig.bn_group);
+                            0 or 1: in order. Must divide the batch */
     bool shard_blocks;   /* rank r takes the epoch order's positions [loader_block_start(r), loader_block_start(r + 1))
                             instead of every world-th from r, so the ranks' samples one after the other are one
                             process's order (evaluation features gathered to rank 0); not with drop_last */

@@ -257,6 +257,19 @@ static void free_slots(struct Loader *l) {
     l->slots = NULL;
 }
 
+/* LoaderSpec.groups: within each full batch, position i goes to group i % G, at its place i / G there, so that
+ * group g is what rank g of G ranks sharing this batch would take (every G-th position from g). */
+static void group_batches(Loader *l) {
+    const int64_t b = l->spec.batch, G = l->spec.groups, size = b / G;
+    int64_t *tmp = malloc(sizeof(int64_t) * (size_t)b);
+    if (!tmp) rsa_fatal("free memory", "out of memory");
+    for (int64_t first = 0; first + b <= l->n_rank; first += b) {
+        for (int64_t i = 0; i < b; i++) tmp[(i % G) * size + i / G] = l->order[first + i];
+        memcpy(l->order + first, tmp, sizeof(int64_t) * (size_t)b);
+    }
+    free(tmp);
+}
+
 Loader *loader_new(const Dataset *ds, const LoaderSpec *spec_in) {
     LoaderSpec spec = *spec_in;
     if (spec.world <= 0) spec.world = 1;
@@ -265,6 +278,9 @@ Loader *loader_new(const Dataset *ds, const LoaderSpec *spec_in) {
         return rsa_fail("use 0 <= rank < world", "rank %d of world %d", spec.rank, spec.world), NULL;
     if (spec.threads < 0 || spec.threads > 256)
         return rsa_fail("use 0 to 256 threads", "%d loader threads", spec.threads), NULL;
+    if (spec.groups < 0 || (spec.groups > 1 && spec.batch % spec.groups != 0))
+        return rsa_fail("use groups that divide the batch", "%d groups of a batch of %d", spec.groups, spec.batch),
+               NULL;
     if (!spec.host_alloc != !spec.host_free)
         return rsa_fail("set both host_alloc and host_free, or neither", "a loader spec with one memory hook"), NULL;
     /* one batch held by the consumer, one being made, one ready: enough when the workers share each batch */
@@ -385,6 +401,7 @@ int loader_start(Loader *l, int epoch, int step) {
     } else {
         for (int64_t k = 0; k < l->n_rank; k++) l->order[k] = l->perm[l->spec.rank + k * l->spec.world];
     }
+    if (l->spec.groups > 1) group_batches(l);
     l->epoch = epoch;
     l->next_claim = l->next_give = step;
     l->failed = false;

@@ -27,6 +27,10 @@ static int forward_batches(Model *m, int until, const Dataset *ds, const LoaderS
     /* Evaluation reads fp32 features whatever the training precision, so its protocol does not change with it. */
     Precision trained = m->precision;
     if (model_set_precision(m, PRECISION_FP32) != 0) return -1;
+    /* pretraining's BN statistics groups (model.h bn_group) are not the evaluation's: its BN, in training mode
+     * too, sees each whole batch, as the official single-process evaluation does */
+    const int bn_group = m->bn_group;
+    m->bn_group = 0;
     Workspace *ws = workspace_new(m, false);
     size_t image = (size_t)spec->batch * 3 * spec->size * spec->size;
     float *dev = be->host_memory ? NULL : be->alloc(sizeof(float) * image);
@@ -53,6 +57,7 @@ done:
     if (dev) be->release(dev, sizeof(float) * image);
     workspace_free(ws);
     loader_free(ld);
+    m->bn_group = bn_group;
     if (model_set_precision(m, trained) != 0) rc = -1;
     return rc;
 }

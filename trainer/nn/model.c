@@ -284,6 +284,13 @@ int model_finalize(Model *m, int max_batch, uint64_t seed) {
     float *hbuf = calloc(m->n_buf ? m->n_buf : 1, sizeof(float));
     if (!host || !hbuf) rsa_fatal("free memory", "out of memory");
     init_params(m, host, seed);
+    /* each BN saves a mean and invstd per statistics group */
+    m->bn_groups_max = m->bn_group > 0 && max_batch > m->bn_group ? max_batch / m->bn_group : 1;
+    m->n_bn_saved = 0;
+    for (int b = 0; b < m->n_bns; b++) {
+        m->bns[b].save_offset = m->n_bn_saved;
+        m->n_bn_saved += (size_t)2 * m->bns[b].c * m->bn_groups_max;
+    }
     for (int b = 0; b < m->n_bns; b++)
         for (int c = 0; c < m->bns[b].c; c++) {
             hbuf[m->bns[b].stat_offset + m->bns[b].c + c] = 1.0f; /* running_var */
@@ -481,6 +488,19 @@ static BnShape bn_shape(const Model *m, const TensorDesc *t, int n) {
     return s;
 }
 
+/* How many statistics groups training-mode BN splits a batch of n into (Model.bn_group), and their size. */
+static int bn_groups(const Model *m, bool train, int n, int *size) {
+    if (!train || m->bn_group <= 0 || m->bn_group >= n) return *size = n, 1;
+    RSA_ASSERT(n % m->bn_group == 0 && n / m->bn_group <= m->bn_groups_max);
+    *size = m->bn_group;
+    return n / m->bn_group;
+}
+
+/* Group g's saved batch mean (invstd at + c) of a BN. */
+static float *bn_saved_of(const Workspace *ws, const BnInfo *bi, int g) {
+    return ws->bn_saved + bi->save_offset + (size_t)g * 2 * bi->c;
+}
+
 static PoolShape node_pool_shape(const Model *m, const Node *nd, int n) {
     const TensorDesc *x = &m->tensors[nd->in[0]];
     return pool_shape(n, x->c, x->h, x->w, nd->k, nd->stride, nd->pad);
@@ -518,12 +538,19 @@ void model_forward(Model *m, Workspace *ws, int n, const float *input, bool trai
         case NODE_BN: {
             BnShape s = bn_shape(m, xt, n);
             BnInfo *bi = &m->bns[nd->bn];
-            float *stats = m->buf + bi->stat_offset, *saved = ws->bn_saved + bi->save_offset;
+            float *stats = m->buf + bi->stat_offset;
             w = model_bn_gamma(m, nd), b = model_bn_beta(m, nd);
             if (train) {
-                /* momentum 0 keeps running statistics bit for bit: (1 - 0) r + 0 s = r */
-                be->bn_forward_train(&s, xt->layout, nd->relu, x, w, b, y, saved, saved + bi->c,
-                                     m->bn_stats_frozen ? 0.0f : m->bn_momentum, stats, stats + bi->c, m->bn_sync);
+                int size, groups = bn_groups(m, true, n, &size);
+                size_t step = model_tensor_numel(m, nd->out, size); /* images are outermost in every layout */
+                s.n = size;
+                for (int g = 0; g < groups; g++) {
+                    float *saved = bn_saved_of(ws, bi, g);
+                    /* momentum 0 keeps running statistics bit for bit: (1 - 0) r + 0 s = r */
+                    float momentum = m->bn_stats_frozen || g > 0 ? 0.0f : m->bn_momentum;
+                    be->bn_forward_train(&s, xt->layout, nd->relu, x + g * step, w, b, y + g * step, saved,
+                                         saved + bi->c, momentum, stats, stats + bi->c, m->bn_sync);
+                }
                 if (!m->bn_stats_frozen) bi->batches_tracked++;
             } else {
                 be->bn_forward_eval(&s, xt->layout, nd->relu, x, w, b, stats, stats + bi->c, y);
@@ -586,10 +613,15 @@ static const float *backward_act(Model *m, Workspace *ws, int t) {
         if (nd->kind == NODE_BN) {
             const TensorDesc *xt = &m->tensors[nd->in[0]];
             const BnInfo *bi = &m->bns[nd->bn];
-            const float *saved = ws->bn_saved + bi->save_offset;
-            BnShape s = bn_shape(m, xt, ws->n);
-            m->be->bn_apply(&s, xt->layout, nd->relu, backward_act(m, ws, nd->in[0]), model_bn_gamma(m, nd),
-                            model_bn_beta(m, nd), saved, saved + bi->c, ws->act_bwd[t]);
+            int size, groups = bn_groups(m, ws->train, ws->n, &size);
+            size_t step = model_tensor_numel(m, t, size);
+            BnShape s = bn_shape(m, xt, size);
+            const float *x = backward_act(m, ws, nd->in[0]);
+            for (int g = 0; g < groups; g++) {
+                const float *saved = bn_saved_of(ws, bi, g);
+                m->be->bn_apply(&s, xt->layout, nd->relu, x + g * step, model_bn_gamma(m, nd), model_bn_beta(m, nd),
+                                saved, saved + bi->c, ws->act_bwd[t] + g * step);
+            }
         } else {
             RSA_ASSERT(nd->kind == NODE_ADD);
             m->be->add_forward(model_tensor_numel(m, t, ws->n), backward_act(m, ws, nd->in[0]),
@@ -640,11 +672,16 @@ void model_backward(Model *m, Workspace *ws, int from, const float *dfrom) {
             if (dx) be->conv_backward_data(nd->conv, n, dy, w, dx);
             break;
         case NODE_BN: {
-            BnShape s = bn_shape(m, xt, n);
             const BnInfo *bi = &m->bns[nd->bn];
-            const float *saved = ws->bn_saved + bi->save_offset;
-            be->bn_backward(&s, xt->layout, nd->relu, x, y, dy, model_bn_gamma(m, nd), model_bn_beta(m, nd), saved,
-                            saved + bi->c, dx, dw, db, m->bn_sync);
+            int size, groups = bn_groups(m, ws->train, n, &size);
+            size_t step = model_tensor_numel(m, nd->out, size);
+            BnShape s = bn_shape(m, xt, size);
+            for (int g = 0; g < groups; g++) { /* dgamma and dbeta add up over the groups */
+                const float *saved = bn_saved_of(ws, bi, g);
+                be->bn_backward(&s, xt->layout, nd->relu, x + g * step, y ? y + g * step : NULL, dy + g * step,
+                                model_bn_gamma(m, nd), model_bn_beta(m, nd), saved, saved + bi->c,
+                                dx ? dx + g * step : NULL, dw, db, m->bn_sync);
+            }
             break;
         }
         case NODE_RELU:

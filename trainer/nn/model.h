@@ -81,6 +81,11 @@ typedef struct Model {
                              alone: a forward pass run again for its backward must not count its batch twice */
     float bn_eps;       /* 1e-5 as torch */
     const BnSync *bn_sync; /* SyncBN over a data-parallel run's processes (training-mode BN); NULL: local */
+    int bn_group;          /* training-mode BN: statistics over each group of this many images of the batch, as
+                              that many processes' BN without SyncBN would compute them; the running statistics
+                              follow the first group (DDP keeps rank 0's). 0: the whole batch. Set it before
+                              model_finalize (which sizes the saved statistics) or lower it (0) afterwards */
+    int bn_groups_max;     /* the most groups a batch of max_batch makes (model_finalize) */
     Precision precision;   /* what forward and backward round activations and their gradients to (precision.h) */
     bool saved_16bit;      /* bf16/fp16: workspaces made from now on may keep tensors as 16-bit copies (plan.h):
                               less memory, two more elementwise passes per copied tensor, the same bits */

@@ -48,6 +48,7 @@ int train_config_defaults(TrainConfig *c, const char *dataset) {
     snprintf(c->backend, sizeof c->backend, "cpu");
     c->tf32 = false, c->precision = PRECISION_FP32, c->deterministic = true, c->low_memory = true;
     c->saved_16bit = false;
+    c->bn_group = 0;
     c->lowp_convolutions = true;
     c->lowp_weight_grads = false;
     DataDefaults d;
@@ -89,6 +90,9 @@ int train_config_check(const TrainConfig *c) {
         return rsa_fail("set precision = \"bf16\" or \"fp16\", or drop lowp_weight_grads",
                         "lowp_weight_grads rounds weight gradients to a 16-bit format; precision is %s",
                         c->tf32 ? "tf32" : "fp32");
+    if (c->bn_group < 0 || (c->bn_group > 0 && (c->sync_bn || c->batch % c->bn_group != 0)))
+        return rsa_fail("set bn_group to a divisor of the batch (the images per GPU it stands for), without sync_bn",
+                        "bn_group %d with batch %d%s", c->bn_group, c->batch, c->sync_bn ? " and sync_bn" : "");
     if (c->beta_base < 0 || c->beta_base > 1)
         return rsa_fail("beta_base is a mixing weight in [0, 1]", "beta_base %g", c->beta_base);
     return 0;

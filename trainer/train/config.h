@@ -55,6 +55,8 @@ typedef struct {
     double weight_decay, momentum, lars_trust;
     bool decay_1d;        /* apply weight decay to 1-D parameters (biases, BN): the small-data protocol does */
     bool sync_bn;         /* data-parallel runs: BN statistics over the global batch (the official ImageNet-1K setting) */
+    int bn_group;         /* pretraining BN statistics over groups of this many images of each process's batch,
+                             as that many GPUs without SyncBN would have them; 0: each process's whole batch */
 
     /* evaluation */
     LinearProtocol linear;

@@ -16,6 +16,7 @@
 static Model *build_online(Learner *l, int batch) {
     const TrainConfig *c = l->cfg;
     Model *m = model_new(l->be);
+    m->bn_group = c->bn_group;
     model_set_prefix(m, "encoder_q.");
     int image = model_input(m, 3, c->image_size, c->image_size);
     l->feature = resnet_build(m, &c->backbone, image);
@@ -47,6 +48,7 @@ static Model *build_online(Learner *l, int batch) {
 static Model *build_target(Learner *l, int batch) {
     const TrainConfig *c = l->cfg;
     Model *m = model_new(l->be);
+    m->bn_group = c->bn_group;
     model_set_prefix(m, "encoder_k.");
     int image = model_input(m, 3, c->image_size, c->image_size);
     int feature = resnet_build(m, &c->backbone, image);

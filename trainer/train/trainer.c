@@ -298,6 +298,13 @@ int train_run(const TrainConfig *cfg_in, const char *dir, const char *config_has
         spec.size = cfg->image_size, spec.batch = cfg->batch / dist->world, spec.threads = cfg->loader_threads;
         spec.rank = dist->rank, spec.world = dist->world;
         spec.host_alloc = be->host_alloc, spec.host_free = be->host_free;
+        if (cfg->bn_group > 0 && spec.batch % cfg->bn_group != 0) {
+            rsa_fail("run on fewer processes (at most batch / bn_group), or change bn_group",
+                     "bn_group %d does not divide this process's share of the batch, %d images (batch %d over %d "
+                     "processes)", cfg->bn_group, spec.batch, cfg->batch, dist->world);
+            break;
+        }
+        spec.groups = cfg->bn_group > 0 ? spec.batch / cfg->bn_group : 1; /* group g: the samples of rank g */
         if (!(ld = loader_new(train, &spec))) break;
         spe = loader_steps_per_epoch(ld), total = (int64_t)cfg->epochs * spe;
         if (spe < 1) {
