@@ -517,48 +517,58 @@ static void test_precision_keys(void) {
     free(a), free(b), free(c), free(d), free(e), free(f);
 }
 
+/* A run key added after runs existed (hash = "unless_default"): an experiment `base` without it, with it at its
+ * default and with it set to `other` (Lua values). The first two must have one run id, the third another, and
+ * the name must then be in the canonical text. Returns 0 with the three expanded into e (the caller frees them). */
+static int key_variants(const char *key, const char *base, const char *dflt, const char *other, Experiment e[3]) {
+    char text[3][512], name[3][64];
+    const char *values[3] = {NULL, dflt, other};
+    char *paths[3];
+    int rc = 0, ok[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name[i], sizeof name[i], "%s_%d.lua", key, i);
+        if (values[i]) snprintf(text[i], sizeof text[i], "return { %s, %s = %s }\n", base, key, values[i]);
+        else snprintf(text[i], sizeof text[i], "return { %s }\n", base);
+        paths[i] = put(name[i], text[i]);
+        ok[i] = expand(paths[i], NULL, &e[i]) == 0;
+        CHECK(ok[i], "%s: %s", text[i], luaexp_error(L));
+        rc |= !ok[i];
+        free(paths[i]);
+    }
+    if (rc) {
+        for (int i = 0; i < 3; i++)
+            if (ok[i]) experiment_free(&e[i]);
+        return -1;
+    }
+    CHECK(strcmp(e[0].runs[0].hash, e[1].runs[0].hash) == 0, "%s = %s (the default) changed the run id", key, dflt);
+    CHECK(strcmp(e[0].runs[0].hash, e[2].runs[0].hash) != 0, "%s = %s must change the run id", key, other);
+    CHECK(strstr(e[2].runs[0].canonical, key), "%s missing from the canonical text:\n%s", key, e[2].runs[0].canonical);
+    return 0;
+}
+
+static void experiments_free(Experiment e[3]) {
+    for (int i = 0; i < 3; i++) experiment_free(&e[i]);
+}
+
 /* lowp_weight_grads (added after runs existed) joins the run id only when true, and reaches the TrainConfig. */
 static void test_lowp_weight_grads_key(void) {
-    char *a = put("wg_a.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16' }\n");
-    char *b = put("wg_b.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16', "
-                              "lowp_weight_grads = false }\n");
-    char *c = put("wg_c.lua", "return { dataset = 'fashionmnist', epochs = 1, precision = 'bf16', "
-                              "lowp_weight_grads = true }\n");
-    Experiment ea, eb, ec;
-    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
-    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
-    if (ra == 0 && rb == 0 && rc == 0) {
-        CHECK(!ea.runs[0].cfg.lowp_weight_grads && ec.runs[0].cfg.lowp_weight_grads, "lowp_weight_grads not read");
-        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) == 0, "lowp_weight_grads = false (the default) changed the id");
-        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) != 0, "lowp_weight_grads = true must change the run id");
-        CHECK(strstr(ec.runs[0].canonical, "lowp_weight_grads = true"), "missing from the canonical text:\n%s",
-              ec.runs[0].canonical);
-    }
-    if (ra == 0) experiment_free(&ea);
-    if (rb == 0) experiment_free(&eb);
-    if (rc == 0) experiment_free(&ec);
-    free(a), free(b), free(c);
+    Experiment e[3];
+    if (key_variants("lowp_weight_grads", "dataset = 'fashionmnist', epochs = 1, precision = 'bf16'", "false", "true",
+                     e) != 0)
+        return;
+    CHECK(!e[0].runs[0].cfg.lowp_weight_grads && e[2].runs[0].cfg.lowp_weight_grads, "lowp_weight_grads not read");
+    experiments_free(e);
 }
 
 /* stem_init (added after runs existed) joins the run id only as "conv2d", reaches the ResNet spec, and the shipped
  * CIFAR-protocol runs (the official BYOL.py's ResNet-18) use it while ResNet-50 and the reduced scales do not. */
 static void test_stem_init_key(void) {
-    char *a = put("si_a.lua", "return { dataset = 'fashionmnist', epochs = 1 }\n");
-    char *b = put("si_b.lua", "return { dataset = 'fashionmnist', epochs = 1, stem_init = 'kaiming' }\n");
-    char *c = put("si_c.lua", "return { dataset = 'fashionmnist', epochs = 1, stem_init = 'conv2d' }\n");
-    Experiment ea, eb, ec;
-    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
-    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
-    if (ra == 0 && rb == 0 && rc == 0) {
-        CHECK(!ea.runs[0].cfg.backbone.stem_conv2d_init && ec.runs[0].cfg.backbone.stem_conv2d_init,
+    Experiment v[3];
+    if (key_variants("stem_init", "dataset = 'fashionmnist', epochs = 1", "'kaiming'", "'conv2d'", v) == 0) {
+        CHECK(!v[0].runs[0].cfg.backbone.stem_conv2d_init && v[2].runs[0].cfg.backbone.stem_conv2d_init,
               "stem_init not read");
-        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) == 0, "stem_init = 'kaiming' (the default) changed the id");
-        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) != 0, "stem_init = 'conv2d' must change the run id");
+        experiments_free(v);
     }
-    if (ra == 0) experiment_free(&ea);
-    if (rb == 0) experiment_free(&eb);
-    if (rc == 0) experiment_free(&ec);
-    free(a), free(b), free(c);
     char path[512];
     snprintf(path, sizeof path, "%s/experiments/table1.lua", home());
     const char *scales[] = {"paper", "quick"};
@@ -585,29 +595,19 @@ static void test_stem_init_key(void) {
  * images per BN (4 GPUs without SyncBN), ImageNet-1K's none (SyncBN); with sync_bn, or not dividing the batch, the
  * config is refused with a message. */
 static void test_bn_group_key(void) {
-    char *a = put("bg_a.lua", "return { dataset = 'fashionmnist', epochs = 1 }\n");
-    char *b = put("bg_b.lua", "return { dataset = 'fashionmnist', epochs = 1, bn_group = 0 }\n");
-    char *c = put("bg_c.lua", "return { dataset = 'fashionmnist', epochs = 1, bn_group = 64 }\n");
-    Experiment ea, eb, ec;
-    int ra = expand(a, NULL, &ea), rb = expand(b, NULL, &eb), rc = expand(c, NULL, &ec);
-    CHECK(ra == 0 && rb == 0 && rc == 0, "%s", luaexp_error(L));
-    if (ra == 0 && rb == 0 && rc == 0) {
-        CHECK(ea.runs[0].cfg.bn_group == 0 && ec.runs[0].cfg.bn_group == 64, "bn_group not read");
-        CHECK(strcmp(ea.runs[0].hash, eb.runs[0].hash) == 0, "bn_group = 0 (the default) changed the id");
-        CHECK(strcmp(ea.runs[0].hash, ec.runs[0].hash) != 0, "bn_group = 64 must change the run id");
-        TrainConfig bad = ec.runs[0].cfg;
+    Experiment v[3];
+    if (key_variants("bn_group", "dataset = 'fashionmnist', epochs = 1", "0", "64", v) == 0) {
+        CHECK(v[0].runs[0].cfg.bn_group == 0 && v[2].runs[0].cfg.bn_group == 64, "bn_group not read");
+        TrainConfig bad = v[2].runs[0].cfg;
         bad.sync_bn = true;
         CHECK(train_config_check(&bad) != 0 && strstr(rsa_error_message(), "sync_bn"), "bn_group with sync_bn: %s",
               rsa_error_message());
-        bad = ec.runs[0].cfg;
+        bad = v[2].runs[0].cfg;
         bad.batch = 96, bad.lr_scaling = LR_SCALE_LINEAR;
         CHECK(train_config_check(&bad) != 0 && strstr(rsa_error_message(), "divisor"), "bn_group 64, batch 96: %s",
               rsa_error_message());
+        experiments_free(v);
     }
-    if (ra == 0) experiment_free(&ea);
-    if (rb == 0) experiment_free(&eb);
-    if (rc == 0) experiment_free(&ec);
-    free(a), free(b), free(c);
     const char *files[] = {"table3", "table4"};
     for (int f = 0; f < 2; f++) {
         char path[512];
