@@ -328,6 +328,12 @@ static int cmd_check(Ctx *ctx, LuaExp *L, const Args *a) {
                 printf("      INVALID: batch %d is not divisible by the world size %d\n", r->cfg.batch, world);
                 bad++;
             }
+            else if (r->cfg.bn_group > 0 && (r->cfg.batch / world) % r->cfg.bn_group != 0) {
+                printf("      INVALID: bn_group %d does not divide the %d images per GPU at world size %d (run on at "
+                       "most %d processes)\n", r->cfg.bn_group, r->cfg.batch / world, world,
+                       r->cfg.batch / r->cfg.bn_group);
+                bad++;
+            }
         }
         if (e.n_runs > 0) {
             const ExpRun *r0 = &e.runs[0];

@@ -507,6 +507,20 @@ static void test_check_and_help(void) {
     CHECK_HAS(text, "per GPU at world size");
     CHECK_HAS(text, "how the other runs differ from run 1:");
     free(text), free(out), free(file);
+    /* Table 3's BN groups of 64 (bn_group): 4 GPUs hold 64 images each, 8 only 32: refused before any run */
+    file = xasprintf("%s/experiments/table3.lua", home());
+    const char *worlds[2] = {"4", "8"};
+    for (int w = 0; w < 2; w++) {
+        setenv("OMPI_COMM_WORLD_SIZE", worlds[w], 1);
+        out = out_file("check_t3");
+        rc = rsa(out, "check", file, NULL, NULL, NULL, NULL, NULL, NULL);
+        unsetenv("OMPI_COMM_WORLD_SIZE");
+        text = slurp(out);
+        CHECK(rc == w, "check table3 at world size %s exited %d:\n%.2000s", worlds[w], rc, text);
+        if (w == 1) CHECK_HAS(text, "INVALID: bn_group 64 does not divide the 32 images per GPU at world size 8");
+        free(text), free(out);
+    }
+    free(file);
     out = out_file("help");
     rc = rsa(out, "help", "config", NULL, NULL, NULL, NULL, NULL, NULL);
     text = slurp(out);
