@@ -1,7 +1,7 @@
 /* The linear evaluation's head and the kNN monitor against the official loops run by PyTorch on the same features
  * (tests/oracle/make_eval_fixtures.py): eval_single.py's head (SMALL), eval_multi.py's (MEANSHIFT: its
- * standardisation, weight decay and kept last batch) and common/tools.py's knn_predict; and that neither depends
- * on the number of threads. */
+ * standardisation, weight decay and kept last batch) and common/tools.py's knn_predict; and that our parallel
+ * loops in them do not depend on the number of threads (at these sizes oneDNN's sgemm does not split either). */
 #include "tests/util/fixture.h"
 #include "tests/util/testlib.h"
 #include "trainer/eval/knn.h"

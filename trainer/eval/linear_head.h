@@ -1,8 +1,10 @@
 /* The linear classifier of the linear evaluation, on features already computed (host memory): its initialisation,
  * the Mean-Shift standardisation, one SGD epoch and the test accuracy, for both protocols of linear.h. The loops
  * are the official ones on the same features (eval_single.py's LinearHead, eval_multi.py's Normalize +
- * FullBatchNorm + Linear), which tests/eval/test_linear_torch.c checks against PyTorch. Every result is the same
- * for any number of OpenMP threads. */
+ * FullBatchNorm + Linear), which tests/eval/test_linear_torch.c checks against PyTorch. Our own parallel loops
+ * (cross-entropy rows, statistics blocks, SGD chunks) give the same bits for any number of OpenMP threads; the
+ * matrix products are oneDNN's sgemm, which may split a large inner dimension by thread count (REPRODUCE.md,
+ * Guarantees): keep --threads fixed to rerun an evaluation bit for bit, as for training. */
 #ifndef RSA_LINEAR_HEAD_H
 #define RSA_LINEAR_HEAD_H
 
