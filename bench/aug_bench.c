@@ -8,6 +8,7 @@
  * time, as torchvision's ImageFolder does), on one core (threads = 0: the caller makes the batches) and on all cores
  * (one worker thread per core). Also the JPEG path with TurboJPEG DCT scaling, and how far that option moves the
  * pixels on these photographs. */
+#include "bench/bench_time.h"
 #include "trainer/core/error.h"
 #include "trainer/data/data.h"
 
@@ -17,12 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cpu_now(void) {
     struct timespec t;

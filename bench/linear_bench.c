@@ -3,19 +3,13 @@
  * batch and what an epoch over `rows` features would take at that rate.
  * usage: linear_bench DIM CLASSES BATCHES [ROWS] [small|meanshift]
  * (ImageNet-1K: 2048 1000, 1281167 rows; ImageNet-100: 2048 100, 126689 rows) */
+#include "bench/bench_time.h"
 #include "trainer/core/rng.h"
 #include "trainer/eval/linear_head.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     if (argc < 4) {

@@ -1,5 +1,6 @@
 /* One ResNet-18 (CIFAR stem) training step's forward + backward on the CPU backend, timed.
  * Usage: resnet_step BATCH [STEPS]. Prints one line: images/s (median over steps) and peak RSS. */
+#include "bench/bench_time.h"
 #include "trainer/core/error.h"
 #include "trainer/core/hostmem.h"
 #include "trainer/core/rng.h"
@@ -7,13 +8,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -13,6 +13,7 @@
  * Prints one line: images/s (median step; RSA/BYOL count source images, as PyTorch's loop does) and peak memory.
  * BACKEND staged (the cpu backend behind a device's interface) adds the most device memory the run's tensors held:
  * what the same run would allocate on a GPU, less cuDNN's workspace, the 16-bit operand copies and the context. */
+#include "bench/bench_time.h"
 #include "trainer/core/error.h"
 #include "trainer/core/hostmem.h"
 #include "trainer/core/rng.h"
@@ -25,13 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -35,16 +35,6 @@ static Features load_features(const char *xname, const char *yname, int dim) {
     return f;
 }
 
-/* What features_compute(normalize = true) hands over: rows of unit length. */
-static void l2_normalise(Features *f) {
-    for (int64_t r = 0; r < f->n; r++) {
-        float *v = f->x + (size_t)r * f->dim;
-        double s = 0;
-        for (int i = 0; i < f->dim; i++) s += (double)v[i] * v[i];
-        for (int i = 0; i < f->dim; i++) v[i] = (float)(v[i] / fmax(sqrt(s), 1e-12));
-    }
-}
-
 typedef struct {
     int n, dim, classes, batch, epochs;
     TrainConfig cfg;
@@ -83,7 +73,7 @@ static void fit(const char *pre, LinearProtocol protocol, bool check, LinearHead
         Features stat = {0};
         size_t count;
         stat.x = fixture_f32(&fx, xn, &count), stat.dim = c.dim, stat.n = (int64_t)(count / (size_t)c.dim);
-        l2_normalise(&stat);
+        features_l2_normalise(&stat); /* what features_compute(normalize = true) hands over */
         linear_head_standardise(h, &stat);
         features_free(&stat);
         if (check) {

@@ -94,15 +94,19 @@ static int features_here(Model *m, int feature_tensor, const Dataset *ds, const 
         features_free(out);
         return -1;
     }
-    if (normalize)
-        for (int64_t r = 0; r < out->n; r++) {
-            float *v = out->x + (size_t)r * out->dim;
-            double s = 0;
-            for (int i = 0; i < out->dim; i++) s += (double)v[i] * v[i];
-            double den = fmax(sqrt(s), 1e-12);
-            for (int i = 0; i < out->dim; i++) v[i] = (float)(v[i] / den);
-        }
+    if (normalize) features_l2_normalise(out);
     return 0;
+}
+
+void features_l2_normalise(Features *f) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < f->n; r++) {
+        float *v = f->x + (size_t)r * f->dim;
+        double s = 0;
+        for (int i = 0; i < f->dim; i++) s += (double)v[i] * v[i];
+        double den = fmax(sqrt(s), 1e-12);
+        for (int i = 0; i < f->dim; i++) v[i] = (float)(v[i] / den);
+    }
 }
 
 /* Every rank's BN running statistics (and the constants beside them) become rank 0's. */

@@ -24,6 +24,9 @@ typedef struct {
 int features_compute(Model *m, int feature_tensor, const Dataset *ds, const LoaderSpec *spec, int epoch,
                      bool bn_train, bool normalize, Dist *d, Features *out);
 void features_free(Features *f);
+/* Each row divided by its L2 norm (at least 1e-12), as torch.nn.functional.normalize: what normalize asks of
+ * features_compute. Rows in parallel, the same bits at any thread count. */
+void features_l2_normalise(Features *f);
 
 /* Re-estimate the running statistics of every BN layer up to the feature tensor from the data set's images: one
  * pass in training mode with a cumulative average over batches (PyTorch's BN momentum=None). An encoder that was
