@@ -10,8 +10,7 @@ local standin = {
   dataset = "fashionmnist",
   image_size = 32,
   backbone = { block = "basic", layers = { 1, 1, 1, 1 }, width = 16, stem = "cifar" },
-  stem_init = "kaiming",       -- torchvision's; the paper's ResNet-18 protocol (base_cifar.lua) has "conv2d", but
-                               -- the committed quick runs were made with this one (REPRODUCE.md, scales)
+  stem_init = "conv2d",        -- the CIFAR stem as BYOL.py builds it (base_cifar.lua): nn.Conv2d's own init
   proj_hidden = 256,
   proj_out = 64,
 }
