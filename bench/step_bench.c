@@ -161,8 +161,8 @@ int main(int argc, char **argv) {
            staged ? "device tensors peak" : "GPU used", gpu_mib);
 #ifdef RSA_CUDA
     if (strcmp(argv[1], "cuda") == 0 && precision != PRECISION_FP32 && !fp32conv && cuda_lowp_refusals() > 0)
-        printf("  note: %d convolution(s) ran on the fp32 path: cuDNN offered no 16-bit algorithm\n",
-               cuda_lowp_refusals());
+        printf("  note: %d convolution(s) ran on the fp32 path: cuDNN offered no 16-bit algorithm (last: %s)\n",
+               cuda_lowp_refusals(), cuda_lowp_refusal());
 #endif
     return 0;
 }

@@ -183,6 +183,7 @@ static void round_floats(Precision p, float *x, size_t n) {
 
 static int lowp_refusals(void) {
 #ifdef RSA_CUDA
+    if (cuda_lowp_refusals() > 0) fprintf(stderr, "  # last 16-bit refusal: %s\n", cuda_lowp_refusal());
     return cuda_lowp_refusals();
 #else
     return 0;

@@ -64,9 +64,13 @@ static void *cuda_host_alloc(size_t bytes) {
     return p;
 }
 
+static cudaStream_t copy_stream;
+
 static void cuda_host_free(void *p, size_t bytes) {
     if (!p) return;
     if (bytes) {
+        /* an upload from p may still be in flight where a run stopped between upload_async and wait_upload */
+        if (copy_stream) CUDA_CHECK(cudaStreamSynchronize(copy_stream));
         cudaError_t err = cudaHostUnregister(p);
         if (err == cudaErrorHostMemoryNotRegistered) cudaGetLastError(); /* cuda_host_alloc could not pin it */
         else CUDA_CHECK(err);
@@ -77,7 +81,6 @@ static void cuda_host_free(void *p, size_t bytes) {
 /* Background uploads have their own stream (non-blocking: the legacy default stream does not wait for it), ordered
  * against the default stream by events in both directions: a copy waits for the work queued before it, the work
  * after a wait_upload waits for the copy. */
-static cudaStream_t copy_stream;
 static cudaEvent_t queued_work, copied[UPLOAD_SLOTS];
 
 static void open_copy_stream(void) {

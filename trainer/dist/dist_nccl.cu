@@ -21,14 +21,13 @@ extern "C" {
 
 static ncclComm_t comm;
 
+/* Both queued on the stream of the cuda backend's ops (the legacy default stream), so the kernels queued after them
+ * see the sums and a download waits for them; nothing waits on the host. */
 static void nccl_f32(Dist *d, float *buf, size_t n) {
     (void)d;
     NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, comm, 0));
-    CUDA_CHECK(cudaStreamSynchronize(0));
 }
 
-/* Queued on the stream of the cuda backend's ops (the legacy default stream), so the kernels queued after it see
- * the sums; nothing waits on the host. */
 static void nccl_f64(Dist *d, double *buf, size_t n) {
     (void)d;
     NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclDouble, ncclSum, comm, 0));
@@ -43,8 +42,13 @@ static void nccl_detach(Dist *d) {
 extern "C" int dist_attach_gpu(Dist *d) {
     if (d->world == 1 || d->allreduce_device_f32) return 0;
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
-        return rsa_fail("run the cuda backend on a machine with NVIDIA GPUs", "rank %d sees no GPU", d->rank);
+    bool ok = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+    if (!ok) {
+        cudaGetLastError();
+        rsa_fail("run the cuda backend on a machine with NVIDIA GPUs", "rank %d sees no GPU", d->rank);
+    }
+    /* before the id's broadcast, which the others would wait in for ever if one rank left here */
+    if (!dist_all_ok(d, ok)) return -1;
     CUDA_CHECK(cudaSetDevice(d->local_rank % count));
     ncclUniqueId id;
     if (d->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));

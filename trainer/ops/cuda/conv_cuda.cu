@@ -203,10 +203,14 @@ template <class Perf> static Perf *perf_list(cudnnStatus_t (*max_count)(cudnnHan
 }
 
 /* Whether a status says cuDNN declined to run an algorithm on these descriptors (cuDNN 9 refines each status
- * with a sub-code within its thousand), rather than that the GPU or the call is broken. */
+ * with a sub-code within its thousand), or had not the GPU memory for it, rather than that the GPU or the call is
+ * broken. A null or misaligned pointer is a bug of ours, never a refusal: passing over it would quietly put a
+ * 16-bit plan on the fp32 path. */
 static bool declined(cudnnStatus_t st) {
 #ifdef CUDNN_STATUS_CATEGORY
     int category = CUDNN_STATUS_CATEGORY((int)st);
+    if ((int)st == 2002 || (int)st == 2003) return false; /* BAD_PARAM_NULL_POINTER, _MISALIGNED_POINTER */
+    if ((int)st == 4004) return true;                      /* INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED */
 #else
     int category = (int)st;
 #endif
@@ -220,6 +224,9 @@ static bool declined(cudnnStatus_t st) {
  * not run, and one of them may still decline the descriptors when called (PyTorch, too, moves on to the next
  * algorithm when a call fails), so each candidate runs once (run: on operands of the right size, its result
  * discarded) before it is chosen. */
+static char lowp_refusal[256]; /* the last 16-bit plan cuDNN could not serve, and why */
+const char *cuda_lowp_refusal(void) { return lowp_refusal; }
+
 template <class Perf, class WorkspaceQuery, class Run>
 static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, int count, WorkspaceQuery workspace,
                    Run run, const char *direction, const ConvShape *s) {
@@ -233,7 +240,12 @@ static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, i
         CUDNN_CHECK(cudnnSetConvolutionMathType(d->conv, c.math));
         if (workspace(perf[i].algo, &c.workspace) != CUDNN_STATUS_SUCCESS) continue;
         if (c.workspace > WORKSPACE_LIMIT) continue; /* the size it will allocate, not the list's estimate */
-        cudnnStatus_t st = run(perf[i].algo, cuda_workspace(c.workspace), c.workspace);
+        void *ws = cuda_workspace_try(c.workspace);
+        if (!ws && c.workspace) { /* a busy GPU: the next candidate may need less (PyTorch moves on too) */
+            declined_with = "not enough free GPU memory for its workspace";
+            continue;
+        }
+        cudnnStatus_t st = run(perf[i].algo, ws, c.workspace);
         if (declined(st)) {
             cudaGetLastError(); /* a launch it refused; a fault in the GPU would stop the next checked call */
             declined_with = cudnnGetErrorString(st);
@@ -244,7 +256,12 @@ static Choice pick(const Descs *d, const Plan *p, bool lowp, const Perf *perf, i
                       "channels: %s", direction, c.algo, s->k, s->k, s->stride, s->ci, s->co, cudnnGetErrorString(st));
         return c;
     }
-    if (lowp) return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
+    if (lowp) {
+        snprintf(lowp_refusal, sizeof lowp_refusal, "the %s convolution %dx%d stride %d, %d->%d channels, batch %d: %s",
+                 direction, s->k, s->k, s->stride, s->ci, s->co, p->n,
+                 declined_with ? declined_with : "no 16-bit algorithm listed");
+        return Choice{false, 0, CUDNN_DEFAULT_MATH, 0};
+    }
     char why[160] = "";
     if (declined_with) snprintf(why, sizeof why, " (the last one it listed declined when run: %s)", declined_with);
     rsa_fatal("try cuda_set_deterministic(false), or backend \"cpu\"",
@@ -278,7 +295,7 @@ static const Choice *choose(ConvOp *op, const Plan *p, const Descs *d, bool lowp
     Perf *perf = perf_list<Perf>(max_count, &max);
     cudnnStatus_t st = list(max, &count, perf);
     if (st != CUDNN_STATUS_SUCCESS) {
-        if (!lowp)
+        if (!lowp || !declined(st))
             rsa_fatal(CUDA_HINT, "cuDNN cannot list its %s algorithms: %s", direction, cudnnGetErrorString(st));
         count = 0; /* a 16-bit configuration cuDNN rejects outright: the batch size runs on the fp32 plan */
     }

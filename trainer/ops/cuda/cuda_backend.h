@@ -27,8 +27,10 @@ bool cuda_tf32(void);
 void cuda_set_lowp_convolutions(bool on);
 bool cuda_lowp_convolutions(void);
 /* How many (convolution, batch size) pairs ran on the fp32 path although eligible for the 16-bit one, because cuDNN
- * offered no 16-bit algorithm for their forward or input-gradient direction (0 when every one was served). */
+ * offered no 16-bit algorithm for their forward or input-gradient direction, or for their weight gradient where
+ * that is 16-bit (0 when every one was served); and the last such refusal, with cuDNN's reason ("" when none). */
 int cuda_lowp_refusals(void);
+const char *cuda_lowp_refusal(void);
 
 /* Device memory in use on the current GPU (cudaMemGetInfo: total - free), for benchmarks. */
 size_t cuda_device_used_bytes(void);

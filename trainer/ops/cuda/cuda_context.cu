@@ -64,6 +64,7 @@ typedef struct {
 
 static Scratch workspace_buf, lowp_bufs[2];
 
+/* NULL when the GPU has not the memory (what: NULL) or a message and a stop (what: the buffer's name). */
 static void *scratch_get(Scratch *s, size_t bytes, const char *what) {
     if (bytes <= s->bytes) return s->p;
     /* Kernels queued earlier may still use the old buffer. */
@@ -72,7 +73,9 @@ static void *scratch_get(Scratch *s, size_t bytes, const char *what) {
     s->p = NULL, s->bytes = 0;
     size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     if (cudaMalloc(&s->p, want) != cudaSuccess) {
-        cudaGetLastError();
+        cudaGetLastError(); /* not sticky: keep it from surfacing in a later check */
+        s->p = NULL;
+        if (!what) return NULL;
         rsa_fatal("free GPU memory or reduce the batch size", "cannot allocate a %zu-byte GPU %s", want, what);
     }
     /* defined contents for a convolution's trial run (conv_cuda.cu, pick), which may read before anything wrote */
@@ -82,6 +85,7 @@ static void *scratch_get(Scratch *s, size_t bytes, const char *what) {
 }
 
 void *cuda_workspace(size_t bytes) { return scratch_get(&workspace_buf, bytes, "workspace"); }
+void *cuda_workspace_try(size_t bytes) { return scratch_get(&workspace_buf, bytes, NULL); }
 
 void *cuda_lowp_buffer(int which, size_t count) {
     RSA_ASSERT(which == 0 || which == 1);

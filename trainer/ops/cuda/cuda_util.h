@@ -60,6 +60,8 @@ cublasHandle_t cuda_cublas(void);
 /* One device buffer of at least `bytes`, shared by all ops (they run one after another on one stream); it grows as
  * needed and stays valid until the next call. */
 void *cuda_workspace(size_t bytes);
+/* The same, or NULL (the buffer then empty) where the GPU has not that much free: for a choice that can do without. */
+void *cuda_workspace_try(size_t bytes);
 /* Two more such buffers (which = 0, 1) of at least `count` 16-bit elements: a convolution's 16-bit input and
  * output. */
 void *cuda_lowp_buffer(int which, size_t count);

@@ -116,8 +116,8 @@ struct LoadCentredSquare {
     const float *x, *mean;
     int c;
     __device__ void operator()(size_t r, int ch, float v[1]) const {
-        float d = x[r * c + ch] - mean[ch];
-        v[0] = d * d;
+        float d = __fsub_rn(x[r * c + ch], mean[ch]);
+        v[0] = __fmul_rn(d, d); /* rounded before the sum adds it, as in C (no FMA): norm_cpu.c's terms */
     }
 };
 
@@ -204,7 +204,7 @@ struct LoadGrad {
         size_t i = r * c + ch;
         float d = grad(i, ch);
         v[0] = d;
-        v[1] = d * (grad.x[i] - grad.mean[ch]);
+        v[1] = __fmul_rn(d, __fsub_rn(grad.x[i], grad.mean[ch]));
     }
 };
 
