@@ -209,8 +209,8 @@ template <class Perf> static Perf *perf_list(cudnnStatus_t (*max_count)(cudnnHan
 static bool declined(cudnnStatus_t st) {
 #ifdef CUDNN_STATUS_CATEGORY
     int category = CUDNN_STATUS_CATEGORY((int)st);
-    if ((int)st == 2002 || (int)st == 2003) return false; /* BAD_PARAM_NULL_POINTER, _MISALIGNED_POINTER */
-    if ((int)st == 4004) return true;                      /* INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED */
+    if (st == CUDNN_STATUS_BAD_PARAM_NULL_POINTER || st == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER) return false;
+    if (st == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED) return true;
 #else
     int category = (int)st;
 #endif
