@@ -5,7 +5,8 @@
 # usage: harness/tools/verify_results.sh RESULTS EXPERIMENT SCALE SEEDS [ONLY]
 #   e.g. harness/tools/verify_results.sh results/quick experiments/table1.lua quick 3 "decaying"
 # VERIFY_SET=key=value reruns with that setting (--set): a setting that is not part of the run id must not change
-# a bit, e.g. VERIFY_SET=saved_16bit=true on the bf16 runs.
+# a bit, e.g. VERIFY_SET=saved_16bit=true on the bf16 runs. VERIFY_LAUNCH="mpirun -np 2" reruns runs made by
+# that many processes (the world size is part of the run id, so the launch must be the committed runs' own).
 set -eu
 cd "$(dirname "$0")/../.."
 [ $# -ge 4 ] || { echo "usage: $0 RESULTS EXPERIMENT SCALE SEEDS [ONLY]" >&2; exit 2; }
@@ -13,7 +14,7 @@ results=$1 exp=$2 scale=$3 seeds=$4 only=${5:-}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsa-verify.XXXXXX")
 threads=$(sed -n 's/^compute_threads = //p' "$results"/runs/*/provenance.txt | sort -u | head -1)
 echo "rerunning into $tmp with ${threads:-default} compute threads"
-bin/rsa run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
+${VERIFY_LAUNCH:-} bin/rsa run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
     ${only:+--only "$only"} ${VERIFY_SET:+--set "$VERIFY_SET"} >"$tmp/run.log" 2>&1 || { echo "rsa run failed: $tmp/run.log"; exit 1; }
 same=0 differ=0
 for d in "$tmp"/runs/*/; do
