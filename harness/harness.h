@@ -45,10 +45,16 @@ const char *scale_banner(const char *scale);
 int world_size(void);
 void world_size_fix(int world);
 const char *world_size_source(void); /* the variable world_size reads, NULL if none */
+/* Whether run config c cannot be split over `world` processes, and why in `why`: the global batch must divide
+ * evenly, and a BN group (bn_group) must fit whole into each process's share. */
+bool world_split_problem(const TrainConfig *c, int world, char *why, size_t n);
 
 /* runner.c: opens the backend of every run the plan has left to train, so that a missing GPU stops everything before
  * any run directory is made (every rank agrees); -1 after printing why. */
 int run_plan_check_backends(const Ctx *ctx, const Experiment *e, const Plan *p);
+/* runner.c: stops before any run when a run the plan has left cannot be split over this world size (the trainer
+ * would refuse each in turn); -1 after printing which run and why. */
+int run_plan_check_world(const Ctx *ctx, const Experiment *e, const Plan *p);
 /* runner.c: trains the plan's runs. Returns 0 (all done, or only unsupported methods left), 1 (failures),
  * 130 (interrupted). */
 int run_plan(const Ctx *ctx, LuaExp *L, const Experiment *e, Plan *p);

@@ -242,7 +242,7 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
                 break;
             }
     }
-    if (run_plan_check_backends(ctx, &e, &p) != 0) {
+    if (run_plan_check_world(ctx, &e, &p) != 0 || run_plan_check_backends(ctx, &e, &p) != 0) {
         run_plan_free(&p);
         experiment_free(&e);
         if (ctx->dist) dist_finalize(ctx->dist);
@@ -324,14 +324,9 @@ static int cmd_check(Ctx *ctx, LuaExp *L, const Args *a) {
                 printf("      INVALID for the trainer: %s\n", rsa_error_message());
                 bad++;
             }
-            if (r->cfg.batch % world != 0) {
-                printf("      INVALID: batch %d is not divisible by the world size %d\n", r->cfg.batch, world);
-                bad++;
-            }
-            else if (r->cfg.bn_group > 0 && (r->cfg.batch / world) % r->cfg.bn_group != 0) {
-                printf("      INVALID: bn_group %d does not divide the %d images per GPU at world size %d (run on at "
-                       "most %d processes)\n", r->cfg.bn_group, r->cfg.batch / world, world,
-                       r->cfg.batch / r->cfg.bn_group);
+            char why[512];
+            if (world_split_problem(&r->cfg, world, why, sizeof why)) {
+                printf("      INVALID: %s\n", why);
                 bad++;
             }
         }

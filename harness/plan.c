@@ -33,6 +33,22 @@ int world_size(void) {
 
 void world_size_fix(int world) { world_fixed = world; }
 
+bool world_split_problem(const TrainConfig *c, int world, char *why, size_t n) {
+    if (c->batch % world != 0) {
+        snprintf(why, n, "batch %d is not divisible by the world size %d (launch a number of processes that divides "
+                 "it, or --set batch=N)", c->batch, world);
+        return true;
+    }
+    if (c->bn_group > 0 && (c->batch / world) % c->bn_group != 0) {
+        int most = c->batch / c->bn_group;
+        snprintf(why, n, "bn_group %d does not divide the %d images per GPU at world size %d (run on at most %d "
+                 "process%s, or --set bn_group=N with N dividing %d)", c->bn_group, c->batch / world, world, most,
+                 most == 1 ? "" : "es", c->batch / world);
+        return true;
+    }
+    return false;
+}
+
 const char *scale_banner(const char *scale) {
     if (strcmp(scale, "paper") == 0) return "";
     if (strcmp(scale, "quick") == 0)

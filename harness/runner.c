@@ -271,6 +271,23 @@ int run_plan_check_backends(const Ctx *ctx, const Experiment *e, const Plan *p) 
     return failed > 0 ? -1 : 0;
 }
 
+int run_plan_check_world(const Ctx *ctx, const Experiment *e, const Plan *p) {
+    char why[512] = "";
+    const char *id = NULL;
+    for (int i = 0; i < p->n && !id; i++)
+        if (p->st[i].state != RUN_DONE && world_split_problem(&e->runs[p->index[i]].cfg, world_size(), why, sizeof why))
+            id = e->runs[p->index[i]].id;
+    /* every rank sees the same configs, but the runs left can differ where ranks keep their own stores: agree, and
+     * say it once (rank 0's message, else the other ranks') */
+    double failed[2] = {id != NULL, ctx->rank == 0 && id != NULL};
+    if (ctx->dist) ctx->dist->allreduce_f64(ctx->dist, failed, 2);
+    char rank[32] = "";
+    if (ctx->rank) snprintf(rank, sizeof rank, "rank %d: ", ctx->rank);
+    if (id && (ctx->rank == 0 || failed[1] == 0)) fprintf(stderr, "rsa: %srun %s: %s\n", rank, id, why);
+    if (failed[0] > 0 && ctx->rank == 0) fprintf(stderr, "rsa: no run was started\n");
+    return failed[0] > 0 ? -1 : 0;
+}
+
 int run_plan(const Ctx *ctx, LuaExp *L, const Experiment *e, Plan *p) {
     if (install_signals() != 0) {
         fprintf(stderr, "rsa: %s\n", rsa_error_message());

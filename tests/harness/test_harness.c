@@ -320,6 +320,29 @@ static void test_rank_without_backend(void) {
     free(runs), free(text), free(out), free(file), free(res);
 }
 
+/* A run whose batch cannot be split over the ranks (here Table 3's BN groups of 64 against 32 images per rank) stops
+ * `rsa run` before any run, with one message naming the run and the fix; before, each run failed in turn. */
+static void test_world_split_refused(void) {
+    char *res = xasprintf("%s/split-mpi", test_tmpdir());
+    char *file = xasprintf("%s/experiments/table3.lua", home());
+    char *out = out_file("split_mpi");
+    char *argv[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll", "^tuned",
+                    "-np", "2", "-x", "OMP_NUM_THREADS=1", (char *)rsa_bin, "run", file, "--scale", "smoke",
+                    "--results", res, "--set", "bn_group=64", NULL};
+    int rc = run_command(NULL, argv, out);
+    char *text = slurp(out);
+    CHECK(rc != 0 && rc != 124, "mpirun exited %d (124: a rank waited for the other):\n%.3000s", rc, text);
+    const char *want = "bn_group 64 does not divide the 32 images per GPU at world size 2 (run on at most 1 process,";
+    CHECK_HAS(text, want);
+    const char *second = strstr(text, want);
+    CHECK(second && !strstr(second + 1, want), "the message is not said exactly once:\n%.3000s", text);
+    CHECK_HAS(text, "no run was started");
+    CHECK(strstr(text, "training ") == NULL && strstr(text, "FAILED") == NULL, "a run was tried:\n%.3000s", text);
+    char *runs = xasprintf("%s/runs", res);
+    CHECK(!dir_exists(runs), "%s was made", runs);
+    free(runs), free(text), free(out), free(file), free(res);
+}
+
 /* ---- data parallel without a shared results directory ---- */
 
 /* `mpirun` with a results directory per rank, as on nodes with local disks: the ranks follow rank 0's plan. The
@@ -519,6 +542,14 @@ static void test_check_and_help(void) {
         CHECK(rc == w, "check table3 at world size %s exited %d:\n%.2000s", worlds[w], rc, text);
         if (w == 1) CHECK_HAS(text, "INVALID: bn_group 64 does not divide the 32 images per GPU at world size 8");
         free(text), free(out);
+        /* the smoke scale keeps 4 BN groups per batch, so the tests can run it on 2 or 4 ranks */
+        setenv("OMPI_COMM_WORLD_SIZE", w ? "4" : "2", 1);
+        out = out_file("check_t3_smoke");
+        rc = rsa(out, "check", file, "--scale", "smoke", NULL, NULL, NULL, NULL);
+        unsetenv("OMPI_COMM_WORLD_SIZE");
+        text = slurp(out);
+        CHECK(rc == 0, "check table3 --scale smoke at world size %s exited %d:\n%.2000s", w ? "4" : "2", rc, text);
+        free(text), free(out);
     }
     free(file);
     out = out_file("help");
@@ -695,6 +726,7 @@ int main(void) {
     RUN(test_lock);
     RUN(test_unavailable_backend);
     RUN(test_rank_without_backend);
+    RUN(test_world_split_refused);
     RUN(test_ranks_follow_rank0_plan);
     RUN(test_world_from_launcher);
     RUN(test_report_paper_scale_gap);
