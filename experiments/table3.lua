@@ -12,10 +12,12 @@ return {
   },
   scales = {
     quick = { extends = S.quick,
-              sweep = { length = { { label = "100 ep", epochs = 4 }, { label = "200 ep", epochs = 8 } } } },
+              sweep = { length = { { label = "100 ep", epochs = 4 }, { label = "200 ep", epochs = 8 } },
+                        arm = methods.with_small_data_moco(methods.imagenet) } },
     smoke = { extends = S.smoke,
               bn_group = 16,  -- the paper's 4 BN groups per batch (64 of 256) at smoke's batch 64, so that
                               -- `mpirun -np 2` (or 4) runs it as the paper's 4 GPUs split the batch
-              sweep = { length = { { label = "100 ep", epochs = 1 }, { label = "200 ep", epochs = 2 } } } },
+              sweep = { length = { { label = "100 ep", epochs = 1 }, { label = "200 ep", epochs = 2 } },
+                        arm = methods.with_small_data_moco(methods.imagenet) } },
   },
 }

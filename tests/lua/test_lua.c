@@ -628,6 +628,32 @@ static void test_bn_group_key(void) {
     }
 }
 
+/* Table 3's MoCo v2 keeps ImageNet's queue (65536) and momentum (0.999) at the paper scale and takes the small-data
+ * demo's (4096, 0.99) at the reduced scales, whose 8192 images a 65536-key queue would never fill; the other arms
+ * are the same runs at both. */
+static void test_small_data_moco(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/table3.lua", home());
+    const char *scales[] = {"paper", "quick", "smoke"};
+    for (int s = 0; s < 3; s++) {
+        Experiment e;
+        if (expand(path, scales[s], &e) != 0) {
+            CHECK(0, "table3 %s: %s", scales[s], luaexp_error(L));
+            continue;
+        }
+        int moco = 0;
+        for (int i = 0; i < e.n_runs; i++) {
+            const TrainConfig *cfg = &e.runs[i].cfg;
+            if (cfg->method != METHOD_MOCOV2) continue;
+            moco++;
+            CHECK(cfg->queue_size == (s ? 4096 : 65536) && cfg->tau_base == (s ? 0.99 : 0.999),
+                  "table3 %s run %d: queue %d, momentum %g", scales[s], i + 1, cfg->queue_size, cfg->tau_base);
+        }
+        CHECK(moco == 2, "table3 %s: %d MoCo v2 runs, expected 2 (100 and 200 ep)", scales[s], moco);
+        experiment_free(&e);
+    }
+}
+
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
 static void test_runaway_budgets(void) {
     luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
@@ -677,6 +703,7 @@ int main(void) {
     RUN(test_lowp_weight_grads_key);
     RUN(test_stem_init_key);
     RUN(test_bn_group_key);
+    RUN(test_small_data_moco);
     luaexp_free(L);
     return test_finish();
 }
