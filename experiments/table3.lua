@@ -2,6 +2,16 @@
 -- each; linear top-1.
 local S = include("scales.lua")
 local methods = include("methods.lua")
+
+-- The reduced scales' arms: MoCo v2 with the small-data demo's queue and momentum, and a "Random init" row (not in
+-- the paper) that evaluates the untrained encoder with the same linear protocol, the floor a method must clear.
+local function reduced_arms()
+  local arms = methods.with_small_data_moco(methods.imagenet)
+  arms[#arms + 1] = { label = "Random init", method = "byol", views = "aa", epochs = 0,
+                      paper = { method = "Random init" } }
+  return arms
+end
+
 return {
   extends = "base_imagenet100.lua",
   title = "Table 3: ImageNet-100, linear top-1 (%)",
@@ -13,11 +23,11 @@ return {
   scales = {
     quick = { extends = S.quick,
               sweep = { length = { { label = "100 ep", epochs = 4 }, { label = "200 ep", epochs = 8 } },
-                        arm = methods.with_small_data_moco(methods.imagenet) } },
+                        arm = reduced_arms() } },
     smoke = { extends = S.smoke,
               bn_group = 16,  -- the paper's 4 BN groups per batch (64 of 256) at smoke's batch 64, so that
                               -- `mpirun -np 2` (or 4) runs it as the paper's 4 GPUs split the batch
               sweep = { length = { { label = "100 ep", epochs = 1 }, { label = "200 ep", epochs = 2 } },
-                        arm = methods.with_small_data_moco(methods.imagenet) } },
+                        arm = reduced_arms() } },
   },
 }
