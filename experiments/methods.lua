@@ -52,8 +52,8 @@ M.imagenet = {
 
 -- The arms with MoCo v2's queue and key-encoder momentum from MoCo's small-data demo (the CIFAR-10 colab cited above:
 -- K 4096, m 0.99), for the reduced scales' 8192 images and 128-256 steps. ImageNet-100's 65536 keys (about half of
--- its 126 689 images) would hold every key of the whole run and stay mostly the random vectors the queue starts
--- with; m 0.999, made for hundreds of thousands of steps, would leave 88 % of the initial weights in the key
+-- its 126 689 images) would hold every key of the whole run, and half of them would still be the random vectors the
+-- queue starts with at the end of 128 steps; m 0.999, made for hundreds of thousands of steps, would leave 88 % of the initial weights in the key
 -- encoder after 128 steps (0.999^128). Measured at Table 3's quick scale, 100 ep, seeds 0-2 (REPRODUCE.md): 45.2,
 -- 43.3, 41.0 % linear top-1 with ImageNet's settings, 44.6, 45.2, 41.8 % with these, in a fifth of the pretraining
 -- time (22-25 s against 119-128 s); at that length neither setting is what holds MoCo v2 back.
