@@ -24,7 +24,7 @@ return {
   },
   scales = {
     quick = { extends = S.quick,
-              notes = (S.quick.notes:gsub("12 epochs", "4 and 16 epochs (the 200 and 800 ep columns)")),
+              notes = S.quick_notes("4 and 16 epochs (the 200 and 800 ep columns)"),
               sweep = { length = short_long({ label = "200 ep", epochs = 4 }, { label = "800 ep", epochs = 16 }) } },
     smoke = { extends = S.smoke,
               sweep = { length = short_long({ label = "200 ep", epochs = 1 }, { label = "800 ep", epochs = 2 }) } },

@@ -22,7 +22,7 @@ return {
   },
   scales = {
     quick = { extends = S.quick,
-              notes = (S.quick.notes:gsub("12 epochs", "4 and 8 epochs (the 100 and 200 ep columns)")),
+              notes = S.quick_notes("4 and 8 epochs (the 100 and 200 ep columns)"),
               sweep = { length = { { label = "100 ep", epochs = 4 }, { label = "200 ep", epochs = 8 } },
                         arm = reduced_arms() } },
     smoke = { extends = S.smoke,

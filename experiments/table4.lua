@@ -19,7 +19,7 @@ return {
   scales = {
     -- the protocol's shape at toy size: LARS with warmup, decay without 1-D parameters, Mean-Shift linear protocol
     quick = { extends = S.quick, batch = 256, warmup_epochs = 1, knn_every = 2, sweep = { arm = arms(4, 8) },
-              notes = (S.quick.notes:gsub("12 epochs", "4 and 8 epochs (the 100 and 200 ep rows)")) },
+              notes = S.quick_notes("4 and 8 epochs (the 100 and 200 ep rows)") },
     smoke = { extends = S.smoke, warmup_epochs = 1, knn_every = 1, sweep = { arm = arms(1, 2) } },
   },
 }
