@@ -50,6 +50,19 @@ M.imagenet = {
   { label = "RSA", method = "rsa", views = "ma", beta_schedule = "decay", paper = { method = "RSA" } },
 }
 
+-- The "Random init" row (not in the paper): the untrained encoder under the same linear protocol, the floor every
+-- method must clear. Its resolved config has no method keys that matter at 0 epochs, so tables whose protocols agree
+-- share its run (Table 2's quick row is Table 1's).
+M.random_init = { label = "Random init", method = "byol", views = "aa", epochs = 0, paper = { method = "Random init" } }
+
+-- The arms followed by the "Random init" row.
+function M.with_random_init(arms)
+  local out = {}
+  for i, arm in ipairs(arms) do out[i] = arm end
+  out[#out + 1] = M.random_init
+  return out
+end
+
 -- The arms with MoCo v2's queue and key-encoder momentum from MoCo's small-data demo (the CIFAR-10 colab cited above:
 -- K 4096, m 0.99), for the reduced scales' 8192 images and 128-256 steps. ImageNet-100's 65536 keys (about half of
 -- its 126 689 images) would hold every key of the whole run, and half of them would still be the random vectors the

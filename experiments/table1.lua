@@ -4,6 +4,7 @@
 -- ImageNet-100). The "Random init" row (not in the paper) evaluates the untrained encoder with the same linear
 -- protocol: every method must beat it.
 local S = include("scales.lua")
+local methods = include("methods.lua")
 local arms = {
   { label = "BYOL (AA)", method = "byol", views = "aa", paper = { method = "BYOL", variant = "AA" } },
   { label = "BYOL (AW)", method = "byol", views = "aw", paper = { method = "BYOL", variant = "AW" } },
@@ -12,7 +13,7 @@ local arms = {
     paper = { method = "RSA", variant = "MA-fixed" } },
   { label = "RSA, decaying beta", method = "rsa", views = "ma", beta_schedule = "decay", beta_base = 0.5,
     paper = { method = "RSA", variant = "MA-decay" } },
-  { label = "Random init", method = "byol", views = "aa", epochs = 0, paper = { method = "Random init" } },
+  methods.random_init,
 }
 return {
   title = "Table 1: BYOL (AA, AW) against RSA (fixed and decaying beta), linear top-1 (%)",

@@ -6,10 +6,7 @@ local methods = include("methods.lua")
 -- The reduced scales' arms: MoCo v2 with the small-data demo's queue and momentum, and a "Random init" row (not in
 -- the paper) that evaluates the untrained encoder with the same linear protocol, the floor a method must clear.
 local function reduced_arms()
-  local arms = methods.with_small_data_moco(methods.imagenet)
-  arms[#arms + 1] = { label = "Random init", method = "byol", views = "aa", epochs = 0,
-                      paper = { method = "Random init" } }
-  return arms
+  return methods.with_random_init(methods.with_small_data_moco(methods.imagenet))
 end
 
 return {

@@ -654,6 +654,34 @@ static void test_small_data_moco(void) {
     }
 }
 
+/* Tables 2 and 3 give their reduced scales a "Random init" row; at the quick scale Table 2's protocol is Table 1's, so
+ * its random-init runs are Table 1's (same ids: `rsa run` reuses them) and the 0 epochs win over the length column. */
+static void test_random_init_rows(void) {
+    char t1[512], t2[512];
+    snprintf(t1, sizeof t1, "%s/experiments/table1.lua", home());
+    snprintf(t2, sizeof t2, "%s/experiments/table2.lua", home());
+    const char *scales[] = {"paper", "quick", "smoke"};
+    for (int s = 0; s < 3; s++) {
+        Experiment a, b;
+        if (expand(t1, scales[s], &a) != 0 || expand(t2, scales[s], &b) != 0) {
+            CHECK(0, "table1/table2 %s: %s", scales[s], luaexp_error(L));
+            continue;
+        }
+        int rows = 0, shared = 0;
+        for (int i = 0; i < b.n_runs; i++) {
+            if (strcmp(b.runs[i].row, "Random init") != 0) continue;
+            rows++;
+            CHECK(b.runs[i].cfg.epochs == 0, "table2 %s run %d: random init with %d epochs", scales[s], i + 1,
+                  b.runs[i].cfg.epochs);
+            for (int j = 0; j < a.n_runs; j++) shared += strcmp(a.runs[j].id, b.runs[i].id) == 0;
+        }
+        /* paper: none (Table 1 has the floor); reduced: one per length column, one seed each */
+        CHECK(rows == (s ? 2 : 0), "table2 %s: %d random-init runs", scales[s], rows);
+        if (s == 1) CHECK(shared == rows, "table2 quick: %d of %d random-init runs are Table 1's", shared, rows);
+        experiment_free(&a), experiment_free(&b);
+    }
+}
+
 /* A runaway experiment file ends with a message (file:line for a loop), and the state stays usable. */
 static void test_runaway_budgets(void) {
     luaexp_set_limits(L, 50000000LL, (size_t)64 << 20);
@@ -704,6 +732,7 @@ int main(void) {
     RUN(test_stem_init_key);
     RUN(test_bn_group_key);
     RUN(test_small_data_moco);
+    RUN(test_random_init_rows);
     luaexp_free(L);
     return test_finish();
 }
