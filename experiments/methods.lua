@@ -1,8 +1,8 @@
--- The methods compared in Tables 2 and 3, as sweep overlays. BYOL and RSA follow the official RSA code
--- (methods/BYOL.py, methods/RSA.py) under the protocol of the data set's base file. The baselines keep that
--- protocol's optimiser and schedule (one framework for every method, as the paper's tables compare them; the paper
--- does not list the baselines' settings, so this is our assumption) and take their method-specific settings from
--- their original papers, cited per value. Settings TrainConfig cannot express are noted.
+-- The methods compared in Tables 2 and 3, as sweep overlays, and the random-init row Tables 1-3 share. BYOL and RSA
+-- follow the official RSA code (methods/BYOL.py, methods/RSA.py) under the protocol of the data set's base file. The
+-- baselines keep that protocol's optimiser and schedule (one framework for every method, as the paper's tables compare
+-- them; the paper does not list the baselines' settings, so this is our assumption) and take their method-specific
+-- settings from their original papers, cited per value. Settings TrainConfig cannot express are noted.
 local M = {}
 
 -- CIFAR-10/100, STL-10, Tiny ImageNet (ResNet-18)
