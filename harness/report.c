@@ -359,8 +359,9 @@ static void protocol_summary(const Experiment *e, Str *b) {
     int n = e->n_runs;
     if (n == 0) return;
     char **v = xcalloc((size_t)n, sizeof(char *));
-    const char *keys[] = {"data", "network", "epochs", "batch", "optimiser", "linear"};
-    for (int k = 0; k < 6; k++) {
+    /* the projector apart from the encoder: the methods of one table share the encoder and differ in their heads */
+    const char *keys[] = {"data", "network", "projector", "epochs", "batch", "optimiser", "linear"};
+    for (int k = 0; k < 7; k++) {
         for (int i = 0; i < n; i++) {
             const TrainConfig *c = &e->runs[i].cfg;
             switch (k) {
@@ -370,17 +371,17 @@ static void protocol_summary(const Experiment *e, Str *b) {
                                      : xasprintf("%s (%dpx)", c->dataset, c->image_size);
                 break;
             case 1:
-                v[i] = xasprintf("ResNet %s {%d,%d,%d,%d} width %d %s stem, heads %d/%d",
+                v[i] = xasprintf("ResNet %s {%d,%d,%d,%d} width %d %s stem",
                                  c->backbone.block == BLOCK_BASIC ? "basic" : "bottleneck", c->backbone.layers[0],
                                  c->backbone.layers[1], c->backbone.layers[2], c->backbone.layers[3],
-                                 c->backbone.width, c->backbone.stem == STEM_CIFAR ? "CIFAR" : "ImageNet",
-                                 c->proj_hidden, c->proj_out);
+                                 c->backbone.width, c->backbone.stem == STEM_CIFAR ? "CIFAR" : "ImageNet");
                 break;
-            case 2: v[i] = xasprintf("%d", c->epochs); break;
-            case 3: v[i] = xasprintf("%d global (%d per GPU at world size %d)", c->batch, c->batch / world_size(),
+            case 2: v[i] = xasprintf("%d/%d", c->proj_hidden, c->proj_out); break;
+            case 3: v[i] = xasprintf("%d", c->epochs); break;
+            case 4: v[i] = xasprintf("%d global (%d per GPU at world size %d)", c->batch, c->batch / world_size(),
                                      world_size());
                 break;
-            case 4:
+            case 5:
                 v[i] = xasprintf("%s lr %g x %s = %g, %s, wd %g%s", c->optimizer == OPTIM_LARS ? "LARS" : "SGD", c->lr,
                                  c->lr_scaling == LR_SCALE_FLOOR ? "(batch // 256)" : "batch / 256",
                                  train_config_base_lr(c),

@@ -136,6 +136,7 @@ static void test_smoke_report_contents(void) {
     CHECK_HAS(m, "- **Hardware**:");
     CHECK_HAS(m, "- **Wall time**:");
     CHECK_HAS(m, "epochs 1, 0");
+    CHECK_HAS(m, "network ResNet basic {1,1,0,0} width 16 CIFAR stem; projector 32/16; epochs");
     CHECK_HAS(t, "\\begin{tabular}");
     CHECK_HAS(t, "NOT comparable with the paper");
     CHECK_HAS(r, "[Table 1: BYOL (AA, AW) against RSA (fixed and decaying beta), linear top-1 (%)](table1-smoke.md) | "
