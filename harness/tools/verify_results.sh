@@ -7,14 +7,25 @@
 # VERIFY_SET=key=value reruns with that setting (--set): a setting that is not part of the run id must not change
 # a bit, e.g. VERIFY_SET=saved_16bit=true on the bf16 runs. VERIFY_LAUNCH="mpirun -np 2" reruns runs made by
 # that many processes (the world size is part of the run id, so the launch must be the committed runs' own).
+# RSA_BIN names the rsa program (default bin/rsa). Exit status: 0 all identical, 1 a run differs or failed, 2 usage
+# or a selection that cannot be rerun as made.
 set -eu
 cd "$(dirname "$0")/../.."
 [ $# -ge 4 ] || { echo "usage: $0 RESULTS EXPERIMENT SCALE SEEDS [ONLY]" >&2; exit 2; }
 results=$1 exp=$2 scale=$3 seeds=$4 only=${5:-}
+rsa=${RSA_BIN:-bin/rsa}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsa-verify.XXXXXX")
-threads=$(sed -n 's/^compute_threads = //p' "$results"/runs/*/provenance.txt | sort -u | head -1)
+# the thread count of the runs being rerun: a store can hold runs made with different counts (Table 3's two processes
+# with one thread each beside Table 1's one process with two)
+ids=$(${VERIFY_LAUNCH:-} "$rsa" list "$exp" --scale "$scale" --seeds "$seeds" --results "$results" ${only:+--only "$only"} \
+    2>/dev/null | sed -n 's/^ *\[[0-9]*\/[0-9]*\] done  *\([^ ]*\).*/\1/p' | sort -u)
+threads=$(for id in $ids; do sed -n 's/^compute_threads = //p' "$results/runs/$id/provenance.txt"; done | sort -u)
+if [ "$(echo $threads | wc -w)" -gt 1 ]; then
+    echo "the selected runs were made with different thread counts ($(echo $threads)): narrow them with ONLY" >&2
+    exit 2
+fi
 echo "rerunning into $tmp with ${threads:-default} compute threads"
-${VERIFY_LAUNCH:-} bin/rsa run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
+${VERIFY_LAUNCH:-} "$rsa" run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
     ${only:+--only "$only"} ${VERIFY_SET:+--set "$VERIFY_SET"} >"$tmp/run.log" 2>&1 || { echo "rsa run failed: $tmp/run.log"; exit 1; }
 same=0 differ=0
 for d in "$tmp"/runs/*/; do

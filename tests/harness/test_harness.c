@@ -510,6 +510,81 @@ static void test_schedule_function_run(void) {
     free(log), free(out), free(res), free(text), free(scales), free(file), free(dir);
 }
 
+/* ---- harness/tools/verify_results.sh: reruns a store's runs and compares them bit for bit ---- */
+
+static int verify_results(const char *store, const char *only, const char *out) {
+    char *script = xasprintf("%s/harness/tools/verify_results.sh", home());
+    char *exp = xasprintf("%s/experiments/table1.lua", home());
+    char *argv[] = {"sh", script, (char *)store, exp, "smoke", "1", (char *)only, NULL};
+    int rc = run_command(home(), argv, out);
+    free(script), free(exp);
+    return rc;
+}
+
+/* Replaces the first occurrence of `from` in a run's file with `to`. */
+static void edit_run_file(const char *store, const char *id, const char *name, const char *from, const char *to) {
+    char *path = xasprintf("%s/runs/%s/%s", store, id, name);
+    char *text = slurp(path);
+    char *at = text ? strstr(text, from) : NULL;
+    CHECK(at, "no \"%s\" in %s", from, path);
+    if (at) {
+        *at = 0;
+        char *edited = xasprintf("%s%s%s", text, to, at + strlen(from));
+        CHECK(atomic_write_text(path, edited) == 0, "cannot write %s", path);
+        free(edited);
+    }
+    free(text), free(path);
+}
+
+/* A rerun matches; a changed number is caught; runs made with different thread counts (a store holding one-process
+ * and two-process runs) are refused rather than rerun with one of the counts, which would differ in the last bits. */
+static void test_verify_results(void) {
+    char *store = xasprintf("%s/verify", test_tmpdir()), *copy = xasprintf("%s/verify-edited", test_tmpdir());
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    char *out = out_file("verify");
+    int rc = rsa(out, "run", file, "--scale", "smoke", "--only", "RSA", "--results", store);
+    char *text = slurp(out);
+    CHECK(rc == 0, "rsa run exited %d:\n%.2000s", rc, text);
+    free(text);
+    Experiment e;
+    ExpandOptions o = {.scale = "smoke"};
+    CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
+    const char *fixed = NULL, *decaying = NULL;
+    for (int i = 0; i < e.n_runs; i++) {
+        if (strstr(e.runs[i].labels, "fixed beta")) fixed = e.runs[i].id;
+        if (strstr(e.runs[i].labels, "decaying beta")) decaying = e.runs[i].id;
+    }
+    CHECK(fixed && decaying, "table1 smoke has no RSA runs");
+    if (test_failed()) goto done;
+
+    rc = verify_results(store, "decaying", out);
+    text = slurp(out);
+    CHECK(rc == 0, "verify exited %d:\n%.2000s", rc, text);
+    CHECK_HAS(text, "1 runs identical, 0 differ");
+    free(text);
+
+    char *cp[] = {"cp", "-r", store, copy, NULL};
+    CHECK(run_command(NULL, cp, out) == 0, "cp -r %s %s", store, copy);
+    edit_run_file(copy, decaying, "result.txt", "linear_top1 = ", "linear_top1 = 1");
+    rc = verify_results(copy, "decaying", out);
+    text = slurp(out);
+    CHECK(rc == 1, "verify of a changed linear_top1 exited %d:\n%.2000s", rc, text);
+    char *want = xasprintf("DIFF  %s", decaying);
+    CHECK_HAS(text, want);
+    free(want), free(text);
+
+    edit_run_file(copy, fixed, "provenance.txt", "compute_threads = ", "compute_threads = 7");
+    rc = verify_results(copy, "RSA", out);
+    text = slurp(out);
+    CHECK(rc == 2, "verify of runs made with different thread counts exited %d:\n%.2000s", rc, text);
+    CHECK_HAS(text, "different thread counts");
+    CHECK(!strstr(text ? text : "", "rerunning"), "it reran anyway:\n%s", text);
+    free(text);
+done:
+    experiment_free(&e);
+    free(out), free(file), free(copy), free(store);
+}
+
 /* ---- the CLI's check and help ---- */
 
 static void test_check_and_help(void) {
@@ -741,6 +816,7 @@ int main(void) {
     RUN(test_provenance_and_export);
     RUN(test_provenance_lowp_convolutions);
     RUN(test_schedule_function_run);
+    RUN(test_verify_results);
     RUN(test_interrupt_and_resume);
     luaexp_free(L);
     return test_finish();
