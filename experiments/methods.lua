@@ -51,8 +51,8 @@ M.imagenet = {
 }
 
 -- The "Random init" row (not in the paper): the untrained encoder under the same linear protocol, the floor every
--- method must clear. Its resolved config has no method keys that matter at 0 epochs, so tables whose protocols agree
--- share its run (Table 2's quick row is Table 1's).
+-- method must clear. Tables whose protocols agree resolve it to the same config, so they share its run (Table 2's
+-- quick row is Table 1's).
 M.random_init = { label = "Random init", method = "byol", views = "aa", epochs = 0, paper = { method = "Random init" } }
 
 -- The arms followed by the "Random init" row.

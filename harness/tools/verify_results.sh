@@ -14,7 +14,6 @@ cd "$(dirname "$0")/../.."
 [ $# -ge 4 ] || { echo "usage: $0 RESULTS EXPERIMENT SCALE SEEDS [ONLY]" >&2; exit 2; }
 results=$1 exp=$2 scale=$3 seeds=$4 only=${5:-}
 rsa=${RSA_BIN:-bin/rsa}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsa-verify.XXXXXX")
 # the thread count of the runs being rerun: a store can hold runs made with different counts (Table 3's two processes
 # with one thread each beside Table 1's one process with two)
 ids=$(${VERIFY_LAUNCH:-} "$rsa" list "$exp" --scale "$scale" --seeds "$seeds" --results "$results" ${only:+--only "$only"} \
@@ -24,6 +23,7 @@ if [ "$(echo $threads | wc -w)" -gt 1 ]; then
     echo "the selected runs were made with different thread counts ($(echo $threads)): narrow them with ONLY" >&2
     exit 2
 fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsa-verify.XXXXXX")
 echo "rerunning into $tmp with ${threads:-default} compute threads"
 ${VERIFY_LAUNCH:-} "$rsa" run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
     ${only:+--only "$only"} ${VERIFY_SET:+--set "$VERIFY_SET"} >"$tmp/run.log" 2>&1 || { echo "rsa run failed: $tmp/run.log"; exit 1; }

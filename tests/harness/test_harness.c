@@ -516,8 +516,13 @@ static int verify_results(const char *store, const char *only, const char *out) 
     char *script = xasprintf("%s/harness/tools/verify_results.sh", home());
     char *exp = xasprintf("%s/experiments/table1.lua", home());
     char *argv[] = {"sh", script, (char *)store, exp, "smoke", "1", (char *)only, NULL};
+    char *tmp = getenv("TMPDIR") ? xstrdup(getenv("TMPDIR")) : NULL;
+    char *scratch = realpath(test_tmpdir(), NULL); /* its scratch stores go with the test's files, not /tmp */
+    if (scratch) setenv("TMPDIR", scratch, 1);
     int rc = run_command(home(), argv, out);
-    free(script), free(exp);
+    if (tmp) setenv("TMPDIR", tmp, 1);
+    else unsetenv("TMPDIR");
+    free(tmp), free(scratch), free(script), free(exp);
     return rc;
 }
 
