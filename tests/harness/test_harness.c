@@ -515,14 +515,10 @@ static void test_schedule_function_run(void) {
 static int verify_results(const char *store, const char *only, const char *out) {
     char *script = xasprintf("%s/harness/tools/verify_results.sh", home());
     char *exp = xasprintf("%s/experiments/table1.lua", home());
-    char *argv[] = {"sh", script, (char *)store, exp, "smoke", "1", (char *)only, NULL};
-    char *tmp = getenv("TMPDIR") ? xstrdup(getenv("TMPDIR")) : NULL;
-    char *scratch = realpath(test_tmpdir(), NULL); /* its scratch stores go with the test's files, not /tmp */
-    if (scratch) setenv("TMPDIR", scratch, 1);
+    char *tmpdir = xasprintf("TMPDIR=%s", test_tmpdir()); /* its scratch stores go with the test's files, not /tmp */
+    char *argv[] = {"env", tmpdir, "sh", script, (char *)store, exp, "smoke", "1", (char *)only, NULL};
     int rc = run_command(home(), argv, out);
-    if (tmp) setenv("TMPDIR", tmp, 1);
-    else unsetenv("TMPDIR");
-    free(tmp), free(scratch), free(script), free(exp);
+    free(tmpdir), free(script), free(exp);
     return rc;
 }
 
