@@ -27,7 +27,7 @@ static const char *USAGE =
     "  report [EXPERIMENT.lua...]  rebuild reports (default: every experiment run into this results directory)\n"
     "  export RUN --torchvision OUT.safetensors   the run's encoder under torchvision's names\n"
     "  help [config|data]    this text, every key of an experiment file (the schema), or the data sets\n"
-    "  version               version, backends and libraries\n"
+    "  version               version, backends, libraries and this machine's CPU\n"
     "options (run, check, list, report):\n"
     "  --scale S       paper (default), quick, smoke, or auto (paper when its data sets are present, else quick)\n"
     "  --only PATTERN  only runs whose id, labels, row or column match (a glob, or a substring)\n"
@@ -574,9 +574,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "version") == 0) {
-        char *libs = library_versions();
-        printf("rsa-repro 0.1\nbackends: ref cpu%s\nlibraries: %s\n", backend_cuda() ? " cuda" : "", libs);
-        free(libs);
+        char *libs = library_versions(), *machine = machine_text();
+        /* the machine in provenance's words: verify_results.sh compares it with the runs it reruns */
+        printf("rsa-repro 0.1\nbackends: ref cpu%s\nlibraries: %s\n%s", backend_cuda() ? " cuda" : "", libs, machine);
+        free(libs), free(machine);
         return 0;
     }
     Args a;

@@ -245,6 +245,39 @@ static char *cpu_model(void) {
     return m ? m : xstrdup("unknown CPU");
 }
 
+/* The widest instruction set oneDNN dispatches to here. Its kernels (and so a cpu run's last bits) follow it: a run
+ * reruns bit for bit on a machine with the same one (REPRODUCE.md, Guarantees). */
+static const char *onednn_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
+}
+
+char *machine_text(void) {
+    char *cpu = cpu_model();
+    char *text = slurp("/proc/cpuinfo");
+    char *vendor = text ? kv_get(text, "vendor_id") : NULL;
+    free(text);
+    const char *v = vendor ? vendor : "unknown";
+    const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
+    if (!cap || !cap[0]) cap = getenv("DNNL_MAX_CPU_ISA");
+    bool capped = cap && cap[0];
+    char *r = xasprintf("cpu = %s\ncpu_vendor = %s\ncpu_isa = %s (oneDNN's widest kernels here%s%s)\n", cpu, v,
+                        onednn_isa(), capped ? "; capped by ONEDNN_MAX_CPU_ISA=" : "", capped ? cap : "");
+    free(cpu), free(vendor);
+    return r;
+}
+
 char *hardware_line(const char *backend) {
     char *cpu = cpu_model();
     char *r = xasprintf("%s, %ld cores online, backend %s, %d compute threads", cpu, sysconf(_SC_NPROCESSORS_ONLN),
@@ -295,9 +328,9 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
     char *libs = library_versions();
     str_addf(&b, "libraries = %s\n", libs);
     free(libs);
-    char *cpu = cpu_model();
-    str_addf(&b, "cpu = %s\n", cpu);
-    free(cpu);
+    char *machine = machine_text();
+    str_add(&b, machine);
+    free(machine);
     str_addf(&b, "cores_online = %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
     str_addf(&b, "compute_threads = %d\n", omp_get_max_threads());
     const char *wait = getenv("OMP_WAIT_POLICY");

@@ -19,6 +19,9 @@ bool dataset_present(const char *name, const char *root, char **missing);
  * by (path, size, mtime) so that large data sets are hashed once. */
 char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command,
                       int processes_on_node);
+/* The machine's lines of provenance, which decide whether a cpu run reruns bit for bit here: "cpu = MODEL",
+ * "cpu_vendor = ...", "cpu_isa = ..." (oneDNN's widest instruction set), each ending in a newline (malloc'd). */
+char *machine_text(void);
 /* One line for reports: CPU model, cores, backend, threads. */
 char *hardware_line(const char *backend);
 /* Library versions on one line ("Lua 5.4.4, oneDNN 3.0.0, ..."). */

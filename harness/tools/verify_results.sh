@@ -1,7 +1,8 @@
 #!/bin/sh
 # Reruns committed runs into a scratch store and compares their numbers with the committed ones, bit for bit: every
 # per-step and per-epoch metric (without the timing columns), the kNN and linear-evaluation results. The same machine
-# kind and thread count are needed (REPRODUCE.md, Guarantees: oneDNN's weight-gradient reductions depend on them).
+# kind and thread count are needed (REPRODUCE.md, Guarantees: oneDNN's weight-gradient reductions depend on them):
+# it refuses runs made with different thread counts and says so when the runs' CPU or oneDNN ISA is not this one's.
 # usage: harness/tools/verify_results.sh RESULTS EXPERIMENT SCALE SEEDS [ONLY]
 #   e.g. harness/tools/verify_results.sh results/quick experiments/table1.lua quick 3 "decaying"
 # VERIFY_SET=key=value reruns with that setting (--set): a setting that is not part of the run id must not change
@@ -23,6 +24,18 @@ if [ "$(echo $threads | wc -w)" -gt 1 ]; then
     echo "the selected runs were made with different thread counts ($(echo $threads)): narrow them with ONLY" >&2
     exit 2
 fi
+# the machine the runs were made on against this one (provenance's cpu, cpu_vendor and cpu_isa lines; older runs have
+# only cpu): a rerun elsewhere is expected to differ, and the reader should know that before reading DIFF
+machine='^(cpu|cpu_vendor|cpu_isa) = '
+here=$("$rsa" version | grep -E "$machine" || true)
+theirs=$(for id in $ids; do grep -E "$machine" "$results/runs/$id/provenance.txt" || true; done | sort -u)
+elsewhere=$(printf '%s\n' "$theirs" | grep -v -x -F "$here" | grep . || true)
+if [ -n "$elsewhere" ]; then
+    echo "note: the selected runs were made on another machine kind than this one:"
+    printf '%s\n' "$elsewhere" | sed 's/^/  theirs: /'
+    printf '%s\n' "$here" | sed 's/^/  here:   /'
+    echo "  their bits are kept only on the kind that made them (REPRODUCE.md, Guarantees): a DIFF below may be the machine"
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsa-verify.XXXXXX")
 echo "rerunning into $tmp with ${threads:-default} compute threads"
 ${VERIFY_LAUNCH:-} "$rsa" run "$exp" --scale "$scale" --seeds "$seeds" --results "$tmp" ${threads:+--threads $threads} \
@@ -40,4 +53,5 @@ for d in "$tmp"/runs/*/; do
     if [ $ok = 1 ]; then echo "same  $id"; same=$((same + 1)); else echo "DIFF  $id"; differ=$((differ + 1)); fi
 done
 echo "$same runs identical, $differ differ (scratch store: $tmp)"
+[ "$differ" = 0 ] || [ -z "$elsewhere" ] || echo "(made on another machine kind: see the note above)"
 [ $differ = 0 ]

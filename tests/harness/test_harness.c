@@ -191,6 +191,8 @@ static void test_provenance_and_export(void) {
     CHECK_HAS(p, "libraries = Lua 5.4");
     CHECK_HAS(p, "oneDNN");
     CHECK_HAS(p, "cpu = ");
+    CHECK_HAS(p, "cpu_vendor = ");
+    CHECK_HAS(p, "cpu_isa = ");
     CHECK_HAS(p, "compute_threads = ");
     CHECK_HAS(p, "determinism = ");
     CHECK_HAS(p, "data.fashionmnist = ");
@@ -538,7 +540,8 @@ static void edit_run_file(const char *store, const char *id, const char *name, c
 }
 
 /* A rerun matches; a changed number is caught; runs made with different thread counts (a store holding one-process
- * and two-process runs) are refused rather than rerun with one of the counts, which would differ in the last bits. */
+ * and two-process runs) are refused rather than rerun with one of the counts, which would differ in the last bits;
+ * runs made on another CPU are rerun with a note that says so. */
 static void test_verify_results(void) {
     char *store = xasprintf("%s/verify", test_tmpdir()), *copy = xasprintf("%s/verify-edited", test_tmpdir());
     char *file = xasprintf("%s/experiments/table1.lua", home());
@@ -562,6 +565,7 @@ static void test_verify_results(void) {
     text = slurp(out);
     CHECK(rc == 0, "verify exited %d:\n%.2000s", rc, text);
     CHECK_HAS(text, "1 runs identical, 0 differ");
+    CHECK(!strstr(text ? text : "", "another machine kind"), "runs made here were called another machine's:\n%s", text);
     free(text);
 
     char *cp[] = {"cp", "-r", store, copy, NULL};
@@ -580,6 +584,17 @@ static void test_verify_results(void) {
     CHECK(rc == 2, "verify of runs made with different thread counts exited %d:\n%.2000s", rc, text);
     CHECK_HAS(text, "different thread counts");
     CHECK(!strstr(text ? text : "", "rerunning"), "it reran anyway:\n%s", text);
+    free(text);
+
+    /* made on another CPU: the reader is told before the DIFF, with both machines' lines */
+    edit_run_file(copy, decaying, "provenance.txt", "\ncpu = ", "\ncpu = Imaginary CPU 9000, was ");
+    rc = verify_results(copy, "decaying", out);
+    text = slurp(out);
+    CHECK(rc == 1, "verify of a changed run made on another CPU exited %d:\n%.2000s", rc, text);
+    CHECK_HAS(text, "made on another machine kind than this one");
+    CHECK_HAS(text, "theirs: cpu = Imaginary CPU 9000, was ");
+    CHECK_HAS(text, "here:   cpu_isa = ");
+    CHECK_HAS(text, "(made on another machine kind: see the note above)");
     free(text);
 done:
     experiment_free(&e);
