@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <libgen.h>
+#include <sched.h>
 #include <limits.h>
 #include <omp.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static const char *USAGE =
     "  --seeds N       N seeds per cell instead of the experiment's (the paper's)\n"
     "  --data DIR      the data root (default $RSA_DATA, else data/)\n"
     "  --results DIR   the results directory (default $RSA_RESULTS, else results/)\n"
-    "  --threads N     compute threads (default: all cores)\n"
+    "  --threads N     compute threads (default: all cores; under mpirun, each rank's share of its node's)\n"
     "  --backend B     cpu, cuda or ref (default: the experiment's, auto = cuda when usable)\n"
     "  --set KEY=VALUE override a run key (a Lua value; changes the run ids)\n"
     "Ctrl-C (or SIGTERM) stops at the next step with a checkpoint; the same command resumes.\n";
@@ -194,6 +195,25 @@ static Ctx make_ctx(const Args *a, const char *home, char *command) {
     return c;
 }
 
+/* A rank given no thread count (--threads, OMP_NUM_THREADS) takes its share of the node's cores
+ * (compute_threads_for), and rank 0 says so when what it may run on is less than that share. */
+static void share_compute_threads(const Ctx *ctx) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (ctx->threads > 0 || (env && env[0])) return;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1) online = 1;
+    int usable = (int)online, ranks = ctx->dist->local_size > 0 ? ctx->dist->local_size : 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) usable = CPU_COUNT(&set);
+    int n = compute_threads_for(usable, (int)online, ranks), share = (int)online / ranks;
+    omp_set_num_threads(n);
+    if (ctx->rank == 0 && usable < share)
+        printf("note: rank 0 may run on %d of this node's %ld cores (mpirun's binding, or the CPU set it started in), so "
+               "it trains with %d compute threads; `mpirun --bind-to none` gives each of the node's %d ranks its share, "
+               "%d (or set --threads)\n",
+               usable, online, n, ranks, share);
+}
+
 static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
     if (a->n_files != 1) return usage_error("run takes one experiment file%s", "");
     const char *file = a->files[0];
@@ -215,6 +235,7 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
         ctx->rank = ctx->dist->rank;
         if (ctx->rank != 0 && !freopen("/dev/null", "w", stdout)) ctx->tty = false;
         ctx->tty = false; /* mpirun hands ranks a pseudo-terminal even when its own output is a file */
+        share_compute_threads(ctx);
     }
     const char *scale = pick_scale(L, file, a);
     if (!scale) return 1;

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -344,6 +345,42 @@ static void test_world_split_refused(void) {
     char *runs = xasprintf("%s/runs", res);
     CHECK(!dir_exists(runs), "%s was made", runs);
     free(runs), free(text), free(out), free(file), free(res);
+}
+
+/* Ranks given no thread count share the node's cores: under `mpirun --bind-to none` OpenMP's default gave each of
+ * two ranks every core (twice as many threads as cores); now each takes its share (compute_threads_for), and
+ * --threads or OMP_NUM_THREADS still decide when given. */
+static void test_ranks_share_compute_threads(void) {
+    CHECK(compute_threads_for(1, 2, 2) == 1, "bound to 1 core");
+    CHECK(compute_threads_for(2, 2, 2) == 1, "2 ranks on 2 cores");
+    CHECK(compute_threads_for(2, 2, 4) == 1, "oversubscribed: at least 1");
+    CHECK(compute_threads_for(32, 64, 4) == 16, "4 ranks bound to 2 sockets of 32");
+    CHECK(compute_threads_for(8, 64, 4) == 8, "bound to fewer cores than the share");
+    CHECK(compute_threads_for(64, 64, 1) == 64, "one rank: every core");
+    CHECK(compute_threads_for(0, 0, 0) == 1, "nothing known: 1");
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    char *want = xasprintf("; %d compute threads;", compute_threads_for(usable, (int)online, 2));
+    char *res = xasprintf("%s/threads-mpi", test_tmpdir());
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    char *out = out_file("threads_mpi");
+    char *argv[] = {"timeout", "120", "env", "-u", "OMP_NUM_THREADS", "mpirun", "--allow-run-as-root",
+                    "--oversubscribe", "--mca", "coll", "^tuned", "--bind-to", "none", "-np", "2", (char *)rsa_bin,
+                    "run", file, "--scale", "smoke", "--results", res, "--only", "Random", NULL};
+    int rc = run_command(NULL, argv, out);
+    char *text = slurp(out);
+    CHECK(rc == 0, "mpirun exited %d:\n%.3000s", rc, text);
+    CHECK_HAS(text, want);
+    free(text), free(want);
+    char *argv_set[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll",
+                        "^tuned", "--bind-to", "none", "-np", "2", "-x", "OMP_NUM_THREADS=3", (char *)rsa_bin, "run",
+                        file, "--scale", "smoke", "--results", res, "--only", "Random", NULL};
+    rc = run_command(NULL, argv_set, out);
+    text = slurp(out);
+    CHECK(rc == 0, "mpirun exited %d:\n%.3000s", rc, text);
+    CHECK_HAS(text, "; 3 compute threads;");
+    free(text), free(out), free(file), free(res);
 }
 
 /* ---- data parallel without a shared results directory ---- */
@@ -819,6 +856,7 @@ int main(void) {
     RUN(test_unavailable_backend);
     RUN(test_rank_without_backend);
     RUN(test_world_split_refused);
+    RUN(test_ranks_share_compute_threads);
     RUN(test_ranks_follow_rank0_plan);
     RUN(test_world_from_launcher);
     RUN(test_report_paper_scale_gap);
