@@ -11,9 +11,9 @@
 
 #include <dirent.h>
 #include <libgen.h>
-#include <sched.h>
 #include <limits.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -269,11 +269,12 @@ char *machine_text(void) {
     char *vendor = text ? kv_get(text, "vendor_id") : NULL;
     free(text);
     const char *v = vendor ? vendor : "unknown";
-    const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
-    if (!cap || !cap[0]) cap = getenv("DNNL_MAX_CPU_ISA");
+    const char *cap_var = "ONEDNN_MAX_CPU_ISA", *cap = getenv(cap_var);
+    if (!cap || !cap[0]) cap_var = "DNNL_MAX_CPU_ISA", cap = getenv(cap_var);
     bool capped = cap && cap[0];
-    char *r = xasprintf("cpu = %s\ncpu_vendor = %s\ncpu_isa = %s (oneDNN's widest kernels here%s%s)\n", cpu, v,
-                        onednn_isa(), capped ? "; capped by ONEDNN_MAX_CPU_ISA=" : "", capped ? cap : "");
+    char *r = xasprintf("cpu = %s\ncpu_vendor = %s\ncpu_isa = %s (oneDNN's widest kernels here%s%s%s%s)\n", cpu, v,
+                        onednn_isa(), capped ? "; capped by " : "", capped ? cap_var : "", capped ? "=" : "",
+                        capped ? cap : "");
     free(cpu), free(vendor);
     return r;
 }
