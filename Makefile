@@ -22,20 +22,40 @@ PKGS_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libturbojpeg0-dev libjpeg
 PKGS_TEST  := python3-torch python3-torchvision python3-numpy python3-pil clang libclang-rt-14-dev valgrind \
               mate-backgrounds
 
-HAVE_DNNL := $(shell test -f /usr/include/oneapi/dnnl/dnnl.h && echo 1)
-HAVE_LUA  := $(shell pkg-config --exists lua5.4 2>/dev/null && echo 1)
-HAVE_JPEG := $(shell pkg-config --exists libturbojpeg 2>/dev/null && echo 1)
+# DEPS_ROOT: Debian packages unpacked (dpkg -x) rather than installed, on a machine without apt or root's say, as
+# bench/gpu_session.sh does on the GPU machine: their headers and libraries are searched first, binaries find the
+# libraries there at run time, and Lua is found without pkg-config.
+DEPS_ROOT ?=
+ifneq ($(DEPS_ROOT),)
+DEPS_ROOT := $(abspath $(DEPS_ROOT))
+DEPS_LIBS := $(DEPS_ROOT)/usr/lib/x86_64-linux-gnu $(DEPS_ROOT)/lib/x86_64-linux-gnu
+LDFLAGS   += $(DEPS_LIBS:%=-L%) $(DEPS_LIBS:%=-Wl,-rpath,%)
+endif
+HAVE_DNNL := $(shell test -f /usr/include/oneapi/dnnl/dnnl.h -o -f "$(DEPS_ROOT)/usr/include/oneapi/dnnl/dnnl.h" && echo 1)
+LUA_DEPS_ROOT := $(if $(DEPS_ROOT),$(shell test -f $(DEPS_ROOT)/usr/include/lua5.4/lua.h && echo 1))
+HAVE_LUA  := $(or $(LUA_DEPS_ROOT),$(shell pkg-config --exists lua5.4 2>/dev/null && echo 1))
+HAVE_JPEG := $(shell pkg-config --exists libturbojpeg 2>/dev/null || test -f "$(DEPS_ROOT)/usr/include/turbojpeg.h" && echo 1)
 HAVE_BLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1)
 HAVE_MPI  := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
 HAVE_NVCC := $(shell test -x $(NVCC) && echo 1)
-HAVE_CUDNN := $(shell test -f $(CUDA_HOME)/include/cudnn.h && echo 1)
-HAVE_NCCL := $(shell test -f $(CUDA_HOME)/include/nccl.h -o -f /usr/include/nccl.h && echo 1)
+# cuDNN and NCCL: the CUDA toolkit's by default; CUDNN_HOME / NCCL_HOME name another folder with include/ and lib/
+# (bench/gpu_session.sh points them at PyTorch's wheels when the toolkit has none)
+CUDNN_HOME ?= $(CUDA_HOME)
+NCCL_HOME ?= $(CUDA_HOME)
+HAVE_CUDNN := $(shell test -f $(CUDNN_HOME)/include/cudnn.h && echo 1)
+HAVE_NCCL := $(shell test -f $(NCCL_HOME)/include/nccl.h -o -f /usr/include/nccl.h && echo 1)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
 CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 $(WARN) -fopenmp -D_GNU_SOURCE -MMD -MP -I.
+ifneq ($(DEPS_ROOT),)
+CFLAGS  += -I$(DEPS_ROOT)/usr/include -I$(DEPS_ROOT)/usr/include/x86_64-linux-gnu
+endif
 LDLIBS  := -ldnnl -lm -lpthread
-ifeq ($(HAVE_LUA),1)
+ifeq ($(LUA_DEPS_ROOT),1)
+CFLAGS  += -I$(DEPS_ROOT)/usr/include/lua5.4
+LDLIBS  += -llua5.4
+else ifeq ($(HAVE_LUA),1)
 CFLAGS  += $(shell pkg-config --cflags lua5.4)
 LDLIBS  += $(shell pkg-config --libs lua5.4)
 endif
@@ -58,11 +78,13 @@ TRAINER_SRC := $(wildcard trainer/*/*.c trainer/*/*/*.c)
 CUDA_SRC    := $(wildcard trainer/*/*.cu trainer/*/*/*.cu)
 ifeq ($(CUDA),1)
 TRAINER_SRC := $(filter-out trainer/backend/backend_nocuda.c,$(TRAINER_SRC))
-CFLAGS      += -DRSA_CUDA -I$(CUDA_HOME)/include
+CUDA_EXTRA  := $(sort $(filter-out $(CUDA_HOME),$(CUDNN_HOME) $(NCCL_HOME)))
+CFLAGS      += -DRSA_CUDA -I$(CUDA_HOME)/include $(CUDA_EXTRA:%=-I%/include)
 NVCCFLAGS   := -O3 -g -std=c++17 -I. -DRSA_CUDA -MMD -MP --compiler-options -Wall,-Wextra,-Werror,-Wno-unused-parameter \
                -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-               -gencode arch=compute_90,code=compute_90
-LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lnccl -lcudart -lstdc++
+               -gencode arch=compute_90,code=compute_90 $(CUDA_EXTRA:%=-I%/include)
+LDLIBS      += $(CUDA_EXTRA:%=-L%/lib) $(CUDA_EXTRA:%=-Wl,-rpath,%/lib) \
+               -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lnccl -lcudart -lstdc++
 else
 TRAINER_SRC := $(filter-out $(wildcard trainer/*/*_cuda.c trainer/*/*/*_cuda.c),$(TRAINER_SRC))
 CUDA_SRC    :=

@@ -13,10 +13,12 @@
 # order is by what matters most: the build, the GPU tests of the backend itself, the ResNet-50 bf16 step against
 # PyTorch AMP (issue 8's goal), the PyTorch parity tests on the GPU, then the other benchmarks.
 #
-# Packages the device image may lack (oneDNN, Lua, TurboJPEG headers and libraries): download them here once,
+# Packages the device image may lack (oneDNN, Lua, TurboJPEG and zlib headers and libraries): download them here once,
 #   mkdir -p .debs && (cd .debs && apt-get download libdnnl-dev libdnnl2 liblua5.4-dev liblua5.4-0 \
-#       libturbojpeg0-dev libturbojpeg0)
-# (.gitignore keeps .debs/ out of git) and name it in the run's carry; they are unpacked before the build.
+#       libturbojpeg0-dev libturbojpeg0 zlib1g-dev zlib1g)
+# (.gitignore keeps .debs/ out of git) and name it in the run's carry. They are unpacked into a folder of their own
+# (DEPS_ROOT), not over the image's /, and the build searches it first (the Makefile's DEPS_ROOT; no pkg-config
+# needed). cuDNN and NCCL come from the CUDA toolkit, else from PyTorch's wheels (bench/cuda_libs.sh).
 # usage (device run): sh bench/gpu_session.sh      [JOBS=16]
 set -u
 cd "$(dirname "$0")/.."
@@ -55,16 +57,34 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>
 py=/usr/bin/python3 # the python that has PyTorch: Debian's here, maybe another on the GPU machine's image
 "$py" -c 'import torch' 2>/dev/null || py=python3
 "$py" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda)' >>"$log" 2>&1
+set -- CUDA=1 MPI=0 # what every make below is given
 if [ -d .debs ]; then
-    for f in .debs/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-    say "unpacked $(ls .debs | wc -l) packages from .debs"
+    deps=${DEPS_ROOT:-/tmp/rsa-deps}
+    rm -rf "$deps" && mkdir -p "$deps"
+    for f in .debs/*.deb; do dpkg-deb -x "$f" "$deps" || say "cannot unpack $f"; done
+    # a link to an absolute path (zlib1g-dev's libz.so -> /lib/...) points into the folder instead
+    find "$deps" -type l | while read -r l; do
+        t=$(readlink "$l")
+        case $t in /*) ln -sfn "$deps$t" "$l" ;; esac
+    done
+    set -- "$@" DEPS_ROOT="$deps"
+    say "unpacked $(ls .debs | wc -l) packages from .debs into $deps"
 fi
+site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null || true)
+if cuda_libs=$(sh bench/cuda_libs.sh "${CUDA_HOME:-/usr/local/cuda}" /tmp/rsa-cuda-libs ${site:+"$site/nvidia"} \
+               /usr/local /opt 2>>"$log"); then
+    # shellcheck disable=SC2086 # VAR=value words
+    set -- "$@" $cuda_libs
+    say "cuDNN and NCCL: ${cuda_libs:-the CUDA toolkit's}"
+else
+    say "cuDNN or NCCL not found (the line above says which): the CUDA build will fail"
+fi
+say "make arguments: $*"
 jobs=${JOBS:-$(nproc)}
-step 300 "build (make CUDA=1 MPI=0 -j$jobs)" make CUDA=1 MPI=0 -j"$jobs" all tests-build build/cuda/bench/step_bench
+step 300 "build (make $* -j$jobs)" make "$@" -j"$jobs" all tests-build build/cuda/bench/step_bench
 # the backend's own tests first, then the goal's benchmark, then the PyTorch parity tests, then the rest
 step 240 "make test-gpu (the backend: test_cuda, test_cuda_model)" \
-    make CUDA=1 MPI=0 test-gpu GPU_TESTS="gpu/test_cuda gpu/test_cuda_model"
+    make "$@" test-gpu GPU_TESTS="gpu/test_cuda gpu/test_cuda_model"
 sb=build/cuda/bench/step_bench
 step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest" $sb cuda r50 rsa 256 5 bf16 fastest
 step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest wgrad16 (weight gradients in bf16 as autocast's)" \
@@ -73,7 +93,7 @@ step 120 "PyTorch: step_bench.py cuda r50 rsa 256 5 amp" "$py" bench/step_bench.
 step 120 "ours: step_bench cuda r50 rsa 256 5 bf16 fastest saved16 (16-bit copies for backward)" \
     $sb cuda r50 rsa 256 5 bf16 fastest saved16
 step 240 "make test-gpu (PyTorch parity on the GPU: ops, ResNets, steps)" \
-    make CUDA=1 MPI=0 test-gpu GPU_TESTS="ops/test_ops_torch nn/test_resnet_torch train/test_step_torch"
+    make "$@" test-gpu GPU_TESTS="ops/test_ops_torch nn/test_resnet_torch train/test_step_torch"
 for run in "r50 rsa 256 5 bf16 fastest fp32conv" "r50 rsa 256 5 tf32 fastest" "r18c rsa 256 10 bf16 fastest" \
            "r18c rsa 256 10 tf32 fastest"; do
     step 120 "ours: step_bench cuda $run" $sb cuda $run

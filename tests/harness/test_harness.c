@@ -638,6 +638,71 @@ done:
     free(out), free(file), free(copy), free(store);
 }
 
+/* ---- bench/cuda_libs.sh: where the CUDA build finds cuDNN and NCCL on a GPU machine ---- */
+
+static void make_files(const char *root, const char *const *paths) {
+    for (int i = 0; paths[i]; i++) {
+        char *path = xasprintf("%s/%s", root, paths[i]);
+        char *dir = xstrdup(path);
+        *strrchr(dir, '/') = 0;
+        char *mk[] = {"mkdir", "-p", dir, NULL};
+        CHECK(run_command(NULL, mk, "/dev/null") == 0, "mkdir -p %s", dir);
+        CHECK(atomic_write_text(path, "") == 0, "cannot write %s", path);
+        free(dir), free(path);
+    }
+}
+
+/* A toolkit without cuDNN and NCCL and PyTorch's wheels with them (versioned libraries only): the script names a
+ * folder for each with include/ and lib/, the unversioned library added; a toolkit with both: nothing; a wheel
+ * without its library: exit 1 naming it. */
+static void test_cuda_libs_script(void) {
+    if (file_exists("/usr/include/cudnn.h") || file_exists("/usr/include/x86_64-linux-gnu/cudnn.h") ||
+        file_exists("/usr/include/nccl.h")) {
+        test_skip("cuda_libs_script", "this machine has cuDNN or NCCL among the system's headers, which come first");
+        return;
+    }
+    char *root = xasprintf("%s/cuda-libs", test_tmpdir());
+    char *script = xasprintf("%s/bench/cuda_libs.sh", home());
+    char *cuda = xasprintf("%s/cuda", root), *links = xasprintf("%s/links", root), *site = xasprintf("%s/site", root);
+    char *none = xasprintf("%s/none", root);
+    const char *const wheel[] = {"site/nvidia/cudnn/include/cudnn.h", "site/nvidia/cudnn/lib/libcudnn.so.9",
+                                 "site/nvidia/cudnn/lib/libcudnn_ops.so.9", "site/nvidia/nccl/include/nccl.h",
+                                 "site/nvidia/nccl/lib/libnccl.so.2", "cuda/include/cuda.h", NULL};
+    make_files(root, wheel);
+    char *out = out_file("cuda_libs");
+    char *argv[] = {"sh", script, cuda, links, none, site, NULL};
+    int rc = run_command(NULL, argv, out);
+    char *text = slurp(out);
+    char *want = xasprintf("CUDNN_HOME=%s/cudnn NCCL_HOME=%s/nccl\n", links, links);
+    CHECK(rc == 0 && text && strcmp(text, want) == 0, "exit %d, printed:\n%s\nwanted:\n%s", rc, text, want);
+    free(text), free(want);
+    const char *const made[] = {"cudnn/include/cudnn.h", "cudnn/lib/libcudnn.so", "cudnn/lib/libcudnn.so.9",
+                                "cudnn/lib/libcudnn_ops.so.9", "nccl/include/nccl.h", "nccl/lib/libnccl.so", NULL};
+    for (int i = 0; made[i]; i++) {
+        char *p = xasprintf("%s/%s", links, made[i]);
+        CHECK(file_exists(p), "%s was not made", p);
+        free(p);
+    }
+
+    const char *const toolkit[] = {"cuda/include/cudnn.h", "cuda/lib64/libcudnn.so", "cuda/include/nccl.h",
+                                   "cuda/lib64/libnccl.so", NULL};
+    make_files(root, toolkit);
+    rc = run_command(NULL, argv, out);
+    text = slurp(out);
+    CHECK(rc == 0 && text && strcmp(text, "\n") == 0, "a toolkit with both: exit %d, printed:\n%s", rc, text);
+    free(text);
+
+    char *gone = xasprintf("%s/cuda/lib64/libnccl.so", root), *gone2 = xasprintf("%s/site/nvidia/nccl/lib/libnccl.so.2", root);
+    CHECK(unlink(gone) == 0 && unlink(gone2) == 0, "cannot remove the NCCL libraries");
+    rc = run_command(NULL, argv, out);
+    text = slurp(out);
+    CHECK(rc == 1, "no NCCL library anywhere: exit %d, printed:\n%s", rc, text);
+    CHECK_HAS(text, "nccl: ");
+    CHECK_HAS(text, "but no libnccl.so.* in ");
+    free(text), free(gone), free(gone2);
+    free(out), free(none), free(site), free(links), free(cuda), free(script), free(root);
+}
+
 /* ---- the CLI's check and help ---- */
 
 static void test_check_and_help(void) {
@@ -871,6 +936,7 @@ int main(void) {
     RUN(test_provenance_lowp_convolutions);
     RUN(test_schedule_function_run);
     RUN(test_verify_results);
+    RUN(test_cuda_libs_script);
     RUN(test_interrupt_and_resume);
     luaexp_free(L);
     return test_finish();
