@@ -628,11 +628,13 @@ static void write_header(const Ctx *ctx, const Table *t, Str *md) {
         char *p = xasprintf("%s/runs/%s/provenance.txt", ctx->results, e->runs[i].id);
         char *text = slurp(p);
         char *cpu = kv_get(text, "cpu"), *cores = kv_get(text, "cores_online"), *th = kv_get(text, "compute_threads");
-        char *be = kv_get(text, "backend");
+        char *be = kv_get(text, "backend"), *isa = kv_get(text, "cpu_isa"); /* runs before 2026-12-03 have none */
+        if (isa) isa[strcspn(isa, " ")] = 0;
         if (cpu && cores && th && be)
-            hw = xasprintf("%s, %s cores online, backend %s, %s compute threads (from the provenance of run %s)", cpu,
-                           cores, be, th, e->runs[i].id);
-        free(cpu), free(cores), free(th), free(be), free(text), free(p);
+            hw = xasprintf("%s%s%s%s, %s cores online, backend %s, %s compute threads (from the provenance of run %s)",
+                           cpu, isa ? " (oneDNN ISA " : "", isa ? isa : "", isa ? ")" : "", cores, be, th,
+                           e->runs[i].id);
+        free(cpu), free(cores), free(th), free(be), free(isa), free(text), free(p);
     }
     if (!hw) {
         char *here = hardware_line(e->n_runs ? e->runs[0].cfg.backend : "cpu");

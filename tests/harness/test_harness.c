@@ -135,6 +135,7 @@ static void test_smoke_report_contents(void) {
     CHECK_HAS(m, "| not run at this scale \\| 90.3 ± 0.1 \\| – |");
     CHECK_HAS(m, "Random init");
     CHECK_HAS(m, "- **Hardware**:");
+    CHECK_HAS(m, " (oneDNN ISA "); /* the machine kind whose bits a rerun can match (provenance's cpu_isa) */
     CHECK_HAS(m, "- **Wall time**:");
     CHECK_HAS(m, "epochs 1, 0");
     CHECK_HAS(m, "network ResNet basic {1,1,0,0} width 16 CIFAR stem; projector 32/16; epochs");
