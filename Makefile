@@ -31,10 +31,12 @@ DEPS_ROOT := $(abspath $(DEPS_ROOT))
 DEPS_LIBS := $(DEPS_ROOT)/usr/lib/x86_64-linux-gnu $(DEPS_ROOT)/lib/x86_64-linux-gnu
 LDFLAGS   += $(DEPS_LIBS:%=-L%) $(DEPS_LIBS:%=-Wl,-rpath,%)
 endif
-HAVE_DNNL := $(shell test -f /usr/include/oneapi/dnnl/dnnl.h -o -f "$(DEPS_ROOT)/usr/include/oneapi/dnnl/dnnl.h" && echo 1)
+HAVE_DNNL := $(shell test -f /usr/include/oneapi/dnnl/dnnl.h -o -f "$(DEPS_ROOT)/usr/include/oneapi/dnnl/dnnl.h" \
+               && echo 1)
 LUA_DEPS_ROOT := $(if $(DEPS_ROOT),$(shell test -f $(DEPS_ROOT)/usr/include/lua5.4/lua.h && echo 1))
 HAVE_LUA  := $(or $(LUA_DEPS_ROOT),$(shell pkg-config --exists lua5.4 2>/dev/null && echo 1))
-HAVE_JPEG := $(shell pkg-config --exists libturbojpeg 2>/dev/null || test -f "$(DEPS_ROOT)/usr/include/turbojpeg.h" && echo 1)
+HAVE_JPEG := $(shell pkg-config --exists libturbojpeg 2>/dev/null || test -f "$(DEPS_ROOT)/usr/include/turbojpeg.h" \
+               && echo 1)
 HAVE_BLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1)
 HAVE_MPI  := $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
 HAVE_NVCC := $(shell test -x $(NVCC) && echo 1)

@@ -208,9 +208,9 @@ static void share_compute_threads(const Ctx *ctx) {
     int n = compute_threads_for(usable, (int)online, ranks), share = (int)online / ranks;
     omp_set_num_threads(n);
     if (ctx->rank == 0 && usable < share)
-        printf("note: rank 0 may run on %d of this node's %ld cores (mpirun's binding, or the CPU set it started in), so "
-               "it trains with %d compute threads; `mpirun --bind-to none` gives each of the node's %d ranks its share, "
-               "%d (or set --threads)\n",
+        printf("note: rank 0 may run on %d of this node's %ld cores (mpirun's binding, or the CPU set it started "
+               "in), so it trains with %d compute threads; `mpirun --bind-to none` gives each of the node's %d ranks "
+               "its share, %d (or set --threads)\n",
                usable, online, n, ranks, share);
 }
 

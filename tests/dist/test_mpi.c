@@ -8,7 +8,8 @@
  * ranks that would resume from different checkpoints (results not on a shared file system) stop with a clear error,
  * and so do both ranks when one fails alone (in training and in the evaluation). On the staged backend (the GPU's
  * code paths on the CPU) two processes give the cpu backend's two-process run bit for bit. The linear evaluation,
- * whose features both ranks compute, gives one process's numbers for the same checkpoint bit for bit.
+ * whose features both ranks compute, gives one process's numbers for the same checkpoint bit for bit. Four
+ * processes against one (SyncBN, and BN groups of a quarter) check what two cannot: shards and groups beyond two.
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
 #include "tests/util/fixture.h"
 #include "tests/util/runcmp.h"
@@ -31,6 +32,8 @@
  * here) this small net's dynamics amplify summation-order rounding past the tolerances within 8 steps (rel 5e-6 at
  * step 3, 3e-3 by step 6). 16 for the tests that compare bit for bit or check failures. */
 static int width = 8;
+/* Processes mpirun_two starts: 2, or 4 where BN groups and shards of four are compared with one process. */
+static int ranks = 2;
 
 static TrainConfig config(MethodKind method, Precision precision) {
     TrainConfig c;
@@ -149,9 +152,9 @@ static int mpirun_two(const char *dir, MethodKind method, Precision precision, R
     if (len <= 0) return -1;
     self[len] = 0;
     snprintf(cmd, sizeof cmd,
-             "timeout 300 mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np 2 -x OMP_NUM_THREADS=1 %s "
+             "timeout 300 mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np %d -x OMP_NUM_THREADS=1 %s "
              "--rank-run %s %d %d %d %d %d 2>&1",
-             self, dir, (int)method, (int)precision, (int)mode, max_steps, width);
+             ranks, self, dir, (int)method, (int)precision, (int)mode, max_steps, width);
     FILE *p = popen(cmd, "r");
     char line[512];
     size_t used = 0;
@@ -188,23 +191,26 @@ static void two_processes_equal_one_bn(MethodKind method, Precision precision, d
     width = 8;
     char one[600], two[600], out[8192];
     const char *bn = own_bn ? "-own-bn" : "";
-    snprintf(one, sizeof one, "%s/one-%s-%s%s", test_tmpdir(), method_name(method), precision_name(precision), bn);
-    snprintf(two, sizeof two, "%s/two-%s-%s%s", test_tmpdir(), method_name(method), precision_name(precision), bn);
+    snprintf(one, sizeof one, "%s/one-%s-%s%s-of%d", test_tmpdir(), method_name(method), precision_name(precision), bn,
+             ranks);
+    snprintf(two, sizeof two, "%s/ranks%d-%s-%s%s", test_tmpdir(), ranks, method_name(method), precision_name(precision),
+             bn);
     omp_set_num_threads(1);
     TrainConfig c = config(method, precision);
-    if (own_bn) c.sync_bn = false, c.bn_group = c.batch / 2;
+    if (own_bn) c.sync_bn = false, c.bn_group = c.batch / ranks;
     TrainHooks none = {0};
     TrainResult r;
     CHECK(train_run(&c, one, "h", &none, &r) == 0, "%s", rsa_error_message());
     int status = mpirun_two(two, method, precision, own_bn ? RANKS_OWN_BN : RANKS_NORMAL, 0, out, sizeof out);
-    CHECK(status == 0, "mpirun -np 2 failed (status %d; needs openmpi-bin: make deps)", status);
+    CHECK(status == 0, "mpirun -np %d failed (status %d; needs openmpi-bin: make deps)", ranks, status);
     if (status != 0) return;
     double a[64], b[64];
     int na = losses(one, a, 64), nb = losses(two, b, 64);
-    CHECK(na == 8 && nb == na, "steps: one process %d, two processes %d (want 8)", na, nb);
+    CHECK(na == 8 && nb == na, "steps: one process %d, %d processes %d (want 8)", na, ranks, nb);
     double worst_loss = 0;
     for (int i = 0; i < na && i < nb; i++) {
-        CHECK(fabs(a[i] - b[i]) <= loss_tol * fabs(a[i]), "step %d loss: one process %.9g, two %.9g", i + 1, a[i], b[i]);
+        CHECK(fabs(a[i] - b[i]) <= loss_tol * fabs(a[i]), "step %d loss: one process %.9g, %d processes %.9g", i + 1,
+              a[i], ranks, b[i]);
         worst_loss = fmax(worst_loss, fabs(a[i] - b[i]) / fabs(a[i]));
     }
     char ca[700], cb[700];
@@ -252,6 +258,19 @@ static void test_two_processes_equal_one(void) { two_processes_equal_one(METHOD_
 /* bn_group: one process computes what two do without SyncBN, the running statistics rank 0's */
 static void test_two_processes_own_bn_equal_bn_groups(void) {
     two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, true);
+}
+/* Four processes (8 images each) against one: with SyncBN, and each rank's BN over its own quarter against one
+ * process with four BN groups, which holds only if the groups are exactly the ranks' samples (one sample moved
+ * between groups 1 and 2 passes with two processes and fails here: checked by planting it in group_batches). */
+static void test_four_processes_equal_one(void) {
+    ranks = 4;
+    two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, false);
+    ranks = 2;
+}
+static void test_four_processes_own_bn_equal_bn_groups(void) {
+    ranks = 4;
+    two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, true);
+    ranks = 2;
 }
 static void test_two_processes_equal_one_simclr(void) {
     two_processes_equal_one(METHOD_SIMCLR, PRECISION_FP32, 1e-5, 1e-4);
@@ -429,6 +448,8 @@ int main(int argc, char **argv) {
                         atoi(argv[6]));
     RUN(test_two_processes_equal_one);
     RUN(test_two_processes_own_bn_equal_bn_groups);
+    RUN(test_four_processes_equal_one);
+    RUN(test_four_processes_own_bn_equal_bn_groups);
     RUN(test_two_processes_equal_one_simclr);
     RUN(test_two_processes_equal_one_mocov2);
     RUN(test_two_processes_in_step_fp16);
