@@ -22,9 +22,9 @@ PKGS_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libturbojpeg0-dev libjpeg
 PKGS_TEST  := python3-torch python3-torchvision python3-numpy python3-pil clang libclang-rt-14-dev valgrind \
               mate-backgrounds
 
-# DEPS_ROOT: Debian packages unpacked (dpkg -x) rather than installed, on a machine without apt or root's say, as
-# bench/gpu_session.sh does on the GPU machine: their headers and libraries are searched first, binaries find the
-# libraries there at run time, and Lua is found without pkg-config.
+# DEPS_ROOT: Debian packages unpacked (dpkg-deb -x) into a folder rather than installed, where nothing can be
+# installed, as bench/gpu_session.sh does on the GPU machine: their headers and libraries are searched first,
+# binaries find the libraries there at run time, and Lua is found without pkg-config.
 DEPS_ROOT ?=
 ifneq ($(DEPS_ROOT),)
 DEPS_ROOT := $(abspath $(DEPS_ROOT))
