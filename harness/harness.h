@@ -45,11 +45,6 @@ const char *scale_banner(const char *scale);
 int world_size(void);
 void world_size_fix(int world);
 const char *world_size_source(void); /* the variable world_size reads, NULL if none */
-/* Compute threads for a process that did not ask for a number (--threads, OMP_NUM_THREADS): its share of the node's
- * online cores, `processes_on_node` sharing them, and no more than the `usable` cores the launcher bound it to
- * (OpenMP's own default is every usable core, which under `mpirun --bind-to none`, or Open MPI's binding to a socket
- * above 2 processes, gives each rank as many threads as the node or socket has cores). At least 1. */
-int compute_threads_for(int usable, int online, int processes_on_node);
 /* Whether run config c cannot be split over `world` processes, and why in `why`: the global batch must divide
  * evenly, and a BN group (bn_group) must fit whole into each process's share. */
 bool world_split_problem(const TrainConfig *c, int world, char *why, size_t n);

@@ -13,7 +13,6 @@
 #include <libgen.h>
 #include <limits.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,20 +194,19 @@ static Ctx make_ctx(const Args *a, const char *home, char *command) {
     return c;
 }
 
-/* A rank given no thread count (--threads, OMP_NUM_THREADS) takes its share of the node's cores
- * (compute_threads_for), and rank 0 says so when what it may run on is less than that share. */
+/* A rank given no thread count (--threads, OMP_NUM_THREADS) takes its share of the node's cores (cores_share):
+ * OpenMP's own default is every core in its mask, which under `mpirun --bind-to none`, or Open MPI's binding to a
+ * socket above 2 processes, gives each rank as many threads as the node or socket has cores. Rank 0 says so when
+ * what it may run on is less than that share. */
 static void share_compute_threads(const Ctx *ctx) {
     const char *env = getenv("OMP_NUM_THREADS");
     if (ctx->threads > 0 || (env && env[0])) return;
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online < 1) online = 1;
-    int usable = (int)online, ranks = ctx->dist->local_size > 0 ? ctx->dist->local_size : 1;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) usable = CPU_COUNT(&set);
-    int n = compute_threads_for(usable, (int)online, ranks), share = (int)online / ranks;
+    int usable, online, ranks = ctx->dist->local_size > 0 ? ctx->dist->local_size : 1;
+    cores_of_process(&usable, &online);
+    int n = cores_share(usable, online, ranks), share = online / ranks;
     omp_set_num_threads(n);
     if (ctx->rank == 0 && usable < share)
-        printf("note: rank 0 may run on %d of this node's %ld cores (mpirun's binding, or the CPU set it started "
+        printf("note: rank 0 may run on %d of this node's %d cores (mpirun's binding, or the CPU set it started "
                "in), so it trains with %d compute threads; `mpirun --bind-to none` gives each of the node's %d ranks "
                "its share, %d (or set --threads)\n",
                usable, online, n, ranks, share);

@@ -33,12 +33,6 @@ int world_size(void) {
 
 void world_size_fix(int world) { world_fixed = world; }
 
-int compute_threads_for(int usable, int online, int processes_on_node) {
-    int share = online / (processes_on_node > 0 ? processes_on_node : 1);
-    int n = usable < share ? usable : share;
-    return n > 0 ? n : 1;
-}
-
 bool world_split_problem(const TrainConfig *c, int world, char *why, size_t n) {
     if (c->batch % world != 0) {
         snprintf(why, n, "batch %d is not divisible by the world size %d (launch a number of processes that divides "

@@ -193,8 +193,8 @@ static void two_processes_equal_one_bn(MethodKind method, Precision precision, d
     const char *bn = own_bn ? "-own-bn" : "";
     snprintf(one, sizeof one, "%s/one-%s-%s%s-of%d", test_tmpdir(), method_name(method), precision_name(precision), bn,
              ranks);
-    snprintf(two, sizeof two, "%s/ranks%d-%s-%s%s", test_tmpdir(), ranks, method_name(method), precision_name(precision),
-             bn);
+    snprintf(two, sizeof two, "%s/ranks%d-%s-%s%s", test_tmpdir(), ranks, method_name(method),
+             precision_name(precision), bn);
     omp_set_num_threads(1);
     TrainConfig c = config(method, precision);
     if (own_bn) c.sync_bn = false, c.bn_group = c.batch / ranks;
@@ -262,25 +262,20 @@ static void test_two_processes_own_bn_equal_bn_groups(void) {
 /* Four processes (8 images each) against one: with SyncBN, and each rank's BN over its own quarter against one
  * process with four BN groups, which holds only if the groups are exactly the ranks' samples (one sample moved
  * between groups 1 and 2 passes with two processes and fails here: checked by planting it in group_batches). */
-static void test_four_processes_equal_one(void) {
+static void four_processes_equal_one(const char *name, bool own_bn) {
 #ifdef __SANITIZE_ADDRESS__
     /* 13 s each under ASan on 2 cores; the two-process tests run the same code paths there, and the plain build
      * checks what four add (the arithmetic of four shards and groups) */
-    test_skip("four_processes_equal_one", "under ASan (the plain `make test` runs it)");
+    test_skip(name, "under ASan (the plain `make test` runs it)");
     return;
 #endif
     ranks = 4;
-    two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, false);
+    two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, own_bn);
     ranks = 2;
 }
+static void test_four_processes_equal_one(void) { four_processes_equal_one("four_processes_equal_one", false); }
 static void test_four_processes_own_bn_equal_bn_groups(void) {
-#ifdef __SANITIZE_ADDRESS__
-    test_skip("four_processes_own_bn_equal_bn_groups", "under ASan (the plain `make test` runs it)");
-    return;
-#endif
-    ranks = 4;
-    two_processes_equal_one_bn(METHOD_RSA, PRECISION_FP32, 1e-5, 1e-4, true);
-    ranks = 2;
+    four_processes_equal_one("four_processes_own_bn_equal_bn_groups", true);
 }
 static void test_two_processes_equal_one_simclr(void) {
     two_processes_equal_one(METHOD_SIMCLR, PRECISION_FP32, 1e-5, 1e-4);

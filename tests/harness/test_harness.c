@@ -10,11 +10,11 @@
 #include "trainer/backend/backend.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
+#include "trainer/data/data.h"
 #include "trainer/ops/cpu/conv_cpu.h"
 
 #include <ctype.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -349,20 +349,19 @@ static void test_world_split_refused(void) {
 }
 
 /* Ranks given no thread count share the node's cores: under `mpirun --bind-to none` OpenMP's default gave each of
- * two ranks every core (twice as many threads as cores); now each takes its share (compute_threads_for), and
+ * two ranks every core (twice as many threads as cores); now each takes its share (cores_share), and
  * --threads or OMP_NUM_THREADS still decide when given. */
 static void test_ranks_share_compute_threads(void) {
-    CHECK(compute_threads_for(1, 2, 2) == 1, "bound to 1 core");
-    CHECK(compute_threads_for(2, 2, 2) == 1, "2 ranks on 2 cores");
-    CHECK(compute_threads_for(2, 2, 4) == 1, "oversubscribed: at least 1");
-    CHECK(compute_threads_for(32, 64, 4) == 16, "4 ranks bound to 2 sockets of 32");
-    CHECK(compute_threads_for(8, 64, 4) == 8, "bound to fewer cores than the share");
-    CHECK(compute_threads_for(64, 64, 1) == 64, "one rank: every core");
-    CHECK(compute_threads_for(0, 0, 0) == 1, "nothing known: 1");
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    int usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
-    char *want = xasprintf("; %d compute threads;", compute_threads_for(usable, (int)online, 2));
+    CHECK(cores_share(1, 2, 2) == 1, "bound to 1 core");
+    CHECK(cores_share(2, 2, 2) == 1, "2 ranks on 2 cores");
+    CHECK(cores_share(2, 2, 4) == 1, "oversubscribed: at least 1");
+    CHECK(cores_share(32, 64, 4) == 16, "4 ranks bound to 2 sockets of 32");
+    CHECK(cores_share(8, 64, 4) == 8, "bound to fewer cores than the share");
+    CHECK(cores_share(64, 64, 1) == 64, "one rank: every core");
+    CHECK(cores_share(0, 0, 0) == 1, "nothing known: 1");
+    int usable, online;
+    cores_of_process(&usable, &online);
+    char *want = xasprintf("; %d compute threads;", cores_share(usable, online, 2));
     char *res = xasprintf("%s/threads-mpi", test_tmpdir());
     char *file = xasprintf("%s/experiments/table1.lua", home());
     char *out = out_file("threads_mpi");
@@ -642,8 +641,7 @@ static void make_files(const char *root, const char *const *paths) {
         char *path = xasprintf("%s/%s", root, paths[i]);
         char *dir = xstrdup(path);
         *strrchr(dir, '/') = 0;
-        char *mk[] = {"mkdir", "-p", dir, NULL};
-        CHECK(run_command(NULL, mk, "/dev/null") == 0, "mkdir -p %s", dir);
+        CHECK(make_dirs(dir) == 0, "cannot make %s", dir);
         CHECK(atomic_write_text(path, "") == 0, "cannot write %s", path);
         free(dir), free(path);
     }
@@ -689,7 +687,8 @@ static void test_cuda_libs_script(void) {
     CHECK(rc == 0 && text && strcmp(text, "\n") == 0, "a toolkit with both: exit %d, printed:\n%s", rc, text);
     free(text);
 
-    char *gone = xasprintf("%s/cuda/lib64/libnccl.so", root), *gone2 = xasprintf("%s/site/nvidia/nccl/lib/libnccl.so.2", root);
+    char *gone = xasprintf("%s/cuda/lib64/libnccl.so", root);
+    char *gone2 = xasprintf("%s/site/nvidia/nccl/lib/libnccl.so.2", root);
     CHECK(unlink(gone) == 0 && unlink(gone2) == 0, "cannot remove the NCCL libraries");
     rc = run_command(NULL, argv, out);
     text = slurp(out);

@@ -216,6 +216,12 @@ int loader_threads_auto(bool feeds_gpu, int processes_on_node);
 /* The first position of rank's block of n samples (shard_blocks): n * rank / world. */
 int64_t loader_block_start(int64_t n, int rank, int world);
 int loader_threads_for(bool feeds_gpu, int cores_usable, int cores_online, int processes_on_node);
+/* A process's share of its node's cores: the online cores over the processes on the node, no more than the
+ * `usable` cores its CPU mask holds (mpirun's binding), at least 1. The loader's rule above and the harness's compute
+ * threads under mpirun both start from it. */
+int cores_share(int usable, int online, int processes_on_node);
+/* The cores online on this node and those this process may run on (its affinity mask; all online if unknown). */
+void cores_of_process(int *usable, int *online);
 
 typedef struct {
     int n;          /* images in this batch */

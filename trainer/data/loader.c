@@ -232,20 +232,30 @@ int loader_spec_default(const char *name, ViewMode mode, uint64_t seed, LoaderSp
 
 int64_t loader_block_start(int64_t n, int rank, int world) { return n * rank / (world > 0 ? world : 1); }
 
+int cores_share(int usable, int online, int processes_on_node) {
+    int share = online / (processes_on_node > 0 ? processes_on_node : 1);
+    int n = usable < share ? usable : share;
+    return n > 0 ? n : 1;
+}
+
+void cores_of_process(int *usable, int *online) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    *online = n > 0 ? (int)n : 1;
+    *usable = *online;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) *usable = CPU_COUNT(&set); /* mpirun's binding */
+}
+
 int loader_threads_for(bool feeds_gpu, int cores_usable, int cores_online, int processes_on_node) {
     if (!feeds_gpu) return 2;
-    int share = cores_online / (processes_on_node > 0 ? processes_on_node : 1);
-    int n = (cores_usable < share ? cores_usable : share) - 1;
+    int n = cores_share(cores_usable, cores_online, processes_on_node) - 1; /* one core drives the GPU */
     return n < 2 ? 2 : n > 32 ? 32 : n;
 }
 
 int loader_threads_auto(bool feeds_gpu, int processes_on_node) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online < 1) online = 1;
-    int usable = (int)online;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) usable = CPU_COUNT(&set); /* mpirun's binding */
-    return loader_threads_for(feeds_gpu, usable, (int)online, processes_on_node);
+    int usable, online;
+    cores_of_process(&usable, &online);
+    return loader_threads_for(feeds_gpu, usable, online, processes_on_node);
 }
 
 static void free_slots(struct Loader *l) {
