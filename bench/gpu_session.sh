@@ -17,8 +17,9 @@
 #   mkdir -p .debs && (cd .debs && apt-get download libdnnl-dev libdnnl2 liblua5.4-dev liblua5.4-0 \
 #       libturbojpeg0-dev libturbojpeg0 zlib1g-dev zlib1g)
 # (.gitignore keeps .debs/ out of git) and name it in the run's carry. They are unpacked into a folder of their own
-# (DEPS_ROOT), not over the image's /, and the build searches it first (the Makefile's DEPS_ROOT; no pkg-config
-# needed). cuDNN and NCCL come from the CUDA toolkit, else from PyTorch's wheels (bench/cuda_libs.sh).
+# (DEPS_ROOT, by bench/unpack_debs.sh: dpkg-deb, else Python), not over the image's /, and the build searches it
+# first (the Makefile's DEPS_ROOT; no pkg-config needed). cuDNN and NCCL come from the CUDA toolkit, else from
+# PyTorch's wheels (bench/cuda_libs.sh).
 # usage (device run): sh bench/gpu_session.sh      [JOBS=16]
 set -u
 cd "$(dirname "$0")/.."
@@ -60,15 +61,9 @@ py=/usr/bin/python3 # the python that has PyTorch: Debian's here, maybe another 
 set -- CUDA=1 MPI=0 # what every make below is given
 if [ -d .debs ]; then
     deps=${DEPS_ROOT:-/tmp/rsa-deps}
-    rm -rf "$deps" && mkdir -p "$deps"
-    for f in .debs/*.deb; do dpkg-deb -x "$f" "$deps" || say "cannot unpack $f"; done
-    # a link to an absolute path (zlib1g-dev's libz.so -> /lib/...) points into the folder instead
-    find "$deps" -type l | while read -r l; do
-        t=$(readlink "$l")
-        case $t in /*) ln -sfn "$deps$t" "$l" ;; esac
-    done
+    rm -rf "$deps"
+    say "$(sh bench/unpack_debs.sh "$deps" .debs/*.deb 2>&1)"
     set -- "$@" DEPS_ROOT="$deps"
-    say "unpacked $(ls .debs | wc -l) packages from .debs into $deps"
 fi
 site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null || true)
 if cuda_libs=$(sh bench/cuda_libs.sh "${CUDA_HOME:-/usr/local/cuda}" /tmp/rsa-cuda-libs ${site:+"$site/nvidia"} \

@@ -14,6 +14,7 @@
 #include "trainer/ops/cpu/conv_cpu.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -699,6 +700,79 @@ static void test_cuda_libs_script(void) {
     free(out), free(none), free(site), free(links), free(cuda), free(script), free(root);
 }
 
+/* bench/unpack_debs.sh: a package made here (an absolute link inside, as zlib1g-dev has) unpacks into a folder with
+ * dpkg-deb, and again with PATH lacking dpkg-deb (Python's readers), to the same files, the link pointing into the
+ * folder; a file that is no package: exit 1 naming it. */
+static void unpack_one(const char *script, const char *deb, const char *dir, const char *path, const char *how) {
+    char *out = out_file("unpack_debs");
+    char *env_path = path ? xasprintf("PATH=%s", path) : NULL;
+    char *argv[] = {"env", env_path ? env_path : "RSA_UNUSED=1", "sh", (char *)script, (char *)dir, (char *)deb, NULL};
+    int rc = run_command(NULL, argv, out);
+    char *text = slurp(out);
+    char abs[PATH_MAX] = "(none)"; /* the script names the folder, and links into it, by its absolute path */
+    CHECK(rc == 0 && realpath(dir, abs), "%s: exit %d:\n%s", how, rc, text ? text : "");
+    char *want = xasprintf("unpacked 1 packages into %s with %s", abs, how);
+    CHECK_HAS(text, want);
+    char *lib = xasprintf("%s/usr/lib/libt.so", dir), *target = xasprintf("%s/usr/lib/libt.so.1", abs);
+    char link[1024] = "";
+    ssize_t n = readlink(lib, link, sizeof link - 1);
+    if (n > 0) link[n] = 0;
+    CHECK(n > 0 && strcmp(link, target) == 0, "%s: %s links to '%s', wanted %s", how, lib, link, target);
+    char *body = slurp(lib), *header = xasprintf("%s/usr/include/t.h", dir);
+    char *h = slurp(header);
+    CHECK(body && strcmp(body, "library\n") == 0, "%s: %s reads '%s'", how, lib, body ? body : "(nothing)");
+    CHECK(h && strcmp(h, "int t;\n") == 0, "%s: %s reads '%s'", how, header, h ? h : "(nothing)");
+    free(h), free(header), free(body), free(target), free(lib), free(want), free(text), free(env_path), free(out);
+}
+
+static void test_unpack_debs_script(void) {
+    if (system("command -v dpkg-deb >/dev/null 2>&1") != 0 || access("/usr/bin/python3", X_OK) != 0) {
+        test_skip("unpack_debs_script", "needs dpkg-deb to make the package and /usr/bin/python3");
+        return;
+    }
+    char *root = xasprintf("%s/unpack-debs", test_tmpdir());
+    char *script = xasprintf("%s/bench/unpack_debs.sh", home());
+    const char *const files[] = {"pkg/DEBIAN/control", "pkg/usr/lib/libt.so.1", "pkg/usr/include/t.h", NULL};
+    make_files(root, files);
+    char *control = xasprintf("%s/pkg/DEBIAN/control", root), *so = xasprintf("%s/pkg/usr/lib/libt.so.1", root);
+    char *header = xasprintf("%s/pkg/usr/include/t.h", root), *link = xasprintf("%s/pkg/usr/lib/libt.so", root);
+    CHECK(atomic_write_text(control, "Package: rsa-test\nVersion: 1\nArchitecture: all\nMaintainer: tests\n"
+                                     "Description: a package for test_unpack_debs_script\n") == 0 &&
+              atomic_write_text(so, "library\n") == 0 && atomic_write_text(header, "int t;\n") == 0 &&
+              symlink("/usr/lib/libt.so.1", link) == 0,
+          "cannot make the package's files under %s", root);
+    char *pkg = xasprintf("%s/pkg", root), *deb = xasprintf("%s/t.deb", root), *out = out_file("dpkg_build");
+    char *build[] = {"dpkg-deb", "--root-owner-group", "-Zxz", "--build", pkg, deb, NULL};
+    CHECK(run_command(NULL, build, out) == 0, "dpkg-deb --build %s failed", pkg);
+
+    char *a = xasprintf("%s/a", root), *b = xasprintf("%s/b", root), *bin = xasprintf("%s/bin", root);
+    unpack_one(script, deb, a, NULL, "dpkg-deb");
+    /* a PATH with what the script needs but dpkg-deb, as on an image without dpkg */
+    const char *const tools[] = {"sh", "find", "readlink", "ln", "mkdir", NULL};
+    CHECK(make_dirs(bin) == 0, "cannot make %s", bin);
+    for (int i = 0; tools[i]; i++) {
+        char *from = NULL, *to = xasprintf("%s/%s", bin, tools[i]);
+        for (const char *d = "/usr/bin\0/bin\0"; *d && !from; d += strlen(d) + 1) {
+            char *p = xasprintf("%s/%s", d, tools[i]);
+            if (access(p, X_OK) == 0) from = p; else free(p);
+        }
+        CHECK(from && symlink(from, to) == 0, "cannot link %s into %s", tools[i], bin);
+        free(from), free(to);
+    }
+    unpack_one(script, deb, b, bin, "python");
+
+    char *not_deb = xasprintf("%s/pkg/DEBIAN/control", root), *c = xasprintf("%s/c", root);
+    char *path_env = xasprintf("PATH=%s", bin);
+    char *argv[] = {"env", path_env, "sh", script, c, not_deb, NULL};
+    int rc = run_command(NULL, argv, out);
+    char *text = slurp(out);
+    CHECK(rc == 1, "a file that is no package: exit %d:\n%s", rc, text ? text : "");
+    CHECK_HAS(text, "not an ar archive");
+    CHECK_HAS(text, not_deb);
+    free(text), free(path_env), free(c), free(not_deb), free(bin), free(b), free(a), free(out), free(deb), free(pkg);
+    free(link), free(header), free(so), free(control), free(script), free(root);
+}
+
 /* ---- the CLI's check and help ---- */
 
 static void test_check_and_help(void) {
@@ -933,6 +1007,7 @@ int main(void) {
     RUN(test_schedule_function_run);
     RUN(test_verify_results);
     RUN(test_cuda_libs_script);
+    RUN(test_unpack_debs_script);
     RUN(test_interrupt_and_resume);
     luaexp_free(L);
     return test_finish();
