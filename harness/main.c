@@ -369,8 +369,6 @@ static int cmd_check(Ctx *ctx, LuaExp *L, const Args *a) {
     return bad ? 1 : 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
     if (a->n_files > 0) {
         for (int f = 0; f < a->n_files; f++) {
@@ -402,10 +400,13 @@ static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
         ids[n++] = xstrdup(ent->d_name);
     }
     closedir(d);
-    qsort(ids, (size_t)n, sizeof(char *), cmp_str);
+    sort_strings(ids, (size_t)n);
     printf("%-52s %-8s %8s %8s %10s\n", "run", "state", "top-1", "kNN", "training");
     for (int i = 0; i < n; i++) {
-        if (ctx->only && !strstr(ids[i], ctx->only)) continue;
+        if (ctx->only && !strstr(ids[i], ctx->only)) {
+            free(ids[i]);
+            continue;
+        }
         RunStatus st;
         store_status(ctx->results, ids[i], &st);
         char t[32] = "-", top[16] = "-", knn[16] = "-";

@@ -137,8 +137,6 @@ static void cached_sha256(const char *cache_dir, const char *path, const struct 
     free(key), free(text), free(cache_path);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* Adds "relpath size mtime" lines of every file under dir (sorted) to the hash; counts files. */
 static void hash_tree(Sha256 *s, const char *dir, const char *rel, long long *files) {
     DIR *d = opendir(dir);
@@ -156,7 +154,7 @@ static void hash_tree(Sha256 *s, const char *dir, const char *rel, long long *fi
         names[n++] = xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    sort_strings(names, n);
     for (size_t i = 0; i < n; i++) {
         char *full = xasprintf("%s/%s", dir, names[i]);
         char *r = xasprintf("%s%s%s", rel, rel[0] ? "/" : "", names[i]);

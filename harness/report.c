@@ -1012,8 +1012,6 @@ int report_write(const Ctx *ctx, const Experiment *e) {
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 int report_index(const Ctx *ctx) {
     DIR *d = opendir(ctx->results);
     if (!d) return rsa_fail("run an experiment first", "cannot read %s", ctx->results);
@@ -1029,7 +1027,7 @@ int report_index(const Ctx *ctx) {
         }
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    sort_strings(names, (size_t)n);
     Str md = {0};
     str_add(&md, "# rsa-repro results\n\nOne report per experiment and scale, rebuilt by `rsa run` and `make report`. "
                  "Reports at a reduced scale (quick, smoke) are **not comparable with the paper** and say so.\n\n"

@@ -62,6 +62,12 @@ char *xstrdup(const char *s) {
     return d;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+void sort_strings(char **v, size_t n) {
+    if (n > 1) qsort(v, n, sizeof *v, cmp_str);
+}
+
 char *xasprintf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -20,6 +20,8 @@ const char *str_c(const Str *b);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *xcalloc(size_t n, size_t size);
+/* Sorts n strings by strcmp; v may be NULL when n is 0 (qsort's may not). */
+void sort_strings(char **v, size_t n);
 
 bool file_exists(const char *path);
 bool dir_exists(const char *path);

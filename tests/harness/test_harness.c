@@ -125,6 +125,49 @@ static void test_rerun_trains_nothing(void) {
     free(text), free(out), free(file), free(runs);
 }
 
+/* `rsa list`: the smoke store's runs, each done with its accuracy; --only; an experiment's plan; an empty store (a
+ * header, exit 0: its empty listing once reached qsort with a null pointer, which UBSan stops) and no store. */
+static void test_list_store(void) {
+    Experiment e;
+    char *file = xasprintf("%s/experiments/table1.lua", home());
+    ExpandOptions o = {.scale = "smoke"};
+    CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
+    char *out = out_file("list");
+    int rc = rsa(out, "list", "--results", results, NULL, NULL, NULL, NULL, NULL);
+    char *text = slurp(out);
+    CHECK(rc == 0 && count_lines(text) == 1 + e.n_runs, "exit %d, %d runs, listed:\n%s", rc, e.n_runs,
+          text ? text : "");
+    for (int i = 0; i < e.n_runs; i++) { /* the id in a 52-column field, a space, the state */
+        const char *at = text ? strstr(text, e.runs[i].id) : NULL;
+        CHECK(at && strncmp(at + 53, "done", 4) == 0, "%s is not listed as done:\n%s", e.runs[i].id, text ? text : "");
+    }
+    free(text);
+    rc = rsa(out, "list", "--results", results, "--only", e.runs[0].id, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0 && count_lines(text) == 2, "--only %s: exit %d:\n%s", e.runs[0].id, rc, text ? text : "");
+    free(text);
+    rc = rsa(out, "list", file, "--scale", "smoke", "--results", results, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0, "rsa list %s exited %d:\n%s", file, rc, text ? text : "");
+    CHECK_HAS(text, "(5 done, 0 to resume");
+    free(text);
+
+    char *empty = xasprintf("%s/list-empty", test_tmpdir()), *runs = xasprintf("%s/runs", empty);
+    CHECK(make_dirs(runs) == 0, "cannot make %s", runs);
+    rc = rsa(out, "list", "--results", empty, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0 && count_lines(text) == 1 && strncmp(text ? text : "", "run ", 4) == 0,
+          "an empty store: exit %d:\n%s", rc, text ? text : "");
+    free(text);
+    CHECK(rmdir(runs) == 0, "cannot remove %s", runs);
+    rc = rsa(out, "list", "--results", empty, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0, "no store: exit %d:\n%s", rc, text ? text : "");
+    CHECK_HAS(text, "no runs in ");
+    free(text), free(runs), free(empty), free(out), free(file);
+    experiment_free(&e);
+}
+
 static void test_smoke_report_contents(void) {
     char *md = xasprintf("%s/table1-smoke.md", results), *csv = xasprintf("%s/table1-smoke.csv", results);
     char *tex = xasprintf("%s/table1-smoke.tex", results), *index = xasprintf("%s/REPORT.md", results);
@@ -1001,6 +1044,7 @@ int main(void) {
     RUN(test_report_without_paper);
     RUN(test_make_reproduce_table1_smoke);
     RUN(test_rerun_trains_nothing);
+    RUN(test_list_store);
     RUN(test_smoke_report_contents);
     RUN(test_provenance_and_export);
     RUN(test_provenance_lowp_convolutions);
