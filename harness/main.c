@@ -26,7 +26,8 @@ static const char *USAGE =
     "  list [EXPERIMENT.lua] the runs in the store, or an experiment's runs with their state\n"
     "  report [EXPERIMENT.lua...]  rebuild reports (default: every experiment run into this results directory)\n"
     "  export RUN --torchvision OUT.safetensors   the run's encoder under torchvision's names\n"
-    "  help [config|data]    this text, every key of an experiment file (the schema), or the data sets\n"
+    "  help [config|data]    this text, every key of an experiment file (the schema), or the data sets and\n"
+    "                        which are present under the data root (--data DIR)\n"
     "  version               version, backends, libraries and this machine's CPU\n"
     "options (run, check, list, report):\n"
     "  --scale S       paper (default), quick, smoke, or auto (paper when its data sets are present, else quick)\n"
@@ -581,13 +582,16 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (argc > 2 && strcmp(argv[2], "data") == 0) {
+            Args a;
+            if (parse_args(argc, argv, 3, &a) != 0) return 2;
+            const char *root = a.data ? a.data : config_data_root(NULL);
             int n;
             const DataSource *src = dataset_sources(&n);
-            printf("Data sets, under the data root (--data DIR, else $RSA_DATA, else data/):\n");
+            printf("Data sets, under the data root %s (--data DIR, else $RSA_DATA, else data/):\n", root);
             for (int i = 0; i < n; i++)
                 printf("\n%s\n  files:    %s\n  source:   %s\n  archive:  %s\n  checksum: %s\n  present:  %s\n",
                        src[i].name, src[i].files, src[i].url, src[i].archive, src[i].checksum,
-                       dataset_present(src[i].name, config_data_root(NULL), NULL) ? "yes" : "no");
+                       dataset_present(src[i].name, root, NULL) ? "yes" : "no");
             return 0;
         }
         fputs(USAGE, stdout);

@@ -865,6 +865,46 @@ static void test_check_and_help(void) {
     CHECK(rc == 0, "help config exited %d", rc);
     CHECK_HAS(text, "beta_schedule");
     CHECK_HAS(text, "linear_best_epoch");
+    free(text);
+    /* the data sets and which are present under --data's root: CIFAR-10's files in one root (presence is by name),
+     * none in another; Fashion-MNIST wherever Debian's package is installed; each with where to get it */
+    char *full = xasprintf("%s/data-cifar10", test_tmpdir()), *empty = xasprintf("%s/data-empty", test_tmpdir());
+    const char *const cifar_files[] = {"cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/data_batch_2.bin",
+                                       "cifar-10-batches-bin/data_batch_3.bin", "cifar-10-batches-bin/data_batch_4.bin",
+                                       "cifar-10-batches-bin/data_batch_5.bin", "cifar-10-batches-bin/test_batch.bin",
+                                       NULL};
+    make_files(full, cifar_files);
+    CHECK(make_dirs(empty) == 0, "cannot make %s", empty);
+    bool debian = file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+    for (int has = 0; has < 2; has++) {
+        const char *root = has ? full : empty;
+        rc = rsa(out, "help", "data", "--data", root, NULL, NULL, NULL, NULL);
+        text = slurp(out);
+        CHECK(rc == 0, "help data --data %s exited %d:\n%s", root, rc, text ? text : "");
+        char *head = xasprintf("Data sets, under the data root %s ", root);
+        CHECK_HAS(text, head);
+        CHECK_HAS(text, "cifar10\n  files:    cifar-10-batches-bin/");
+        CHECK_HAS(text, "checksum: md5 c32a1d4ab5d03f1284b67883e8d87530");
+        const char *cifar = text ? strstr(text, "\ncifar10\n") : NULL;
+        const char *fm = text ? strstr(text, "\nfashionmnist\n") : NULL;
+        cifar = cifar ? strstr(cifar, "present:") : NULL, fm = fm ? strstr(fm, "present:") : NULL; /* each its own */
+        const char *cifar_state = has ? "present:  yes\n" : "present:  no\n";
+        const char *fm_state = debian ? "present:  yes\n" : "present:  no\n";
+        CHECK(cifar && strncmp(cifar, cifar_state, strlen(cifar_state)) == 0, "CIFAR-10 under %s, wanted %s:\n%s",
+              root, cifar_state, text ? text : "");
+        CHECK(fm && strncmp(fm, fm_state, strlen(fm_state)) == 0, "Fashion-MNIST (Debian's %s):\n%s",
+              debian ? "installed" : "absent", text ? text : "");
+        free(head), free(text);
+    }
+    free(empty), free(full);
+    /* what provenance records of this machine and build */
+    rc = rsa(out, "version", NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0, "version exited %d:\n%s", rc, text ? text : "");
+    CHECK_HAS(text, "rsa-repro ");
+    CHECK_HAS(text, "backends: ref cpu");
+    CHECK_HAS(text, "Lua 5.4");
+    CHECK_HAS(text, "\ncpu_isa = ");
     free(text), free(out), free(bad);
 }
 
