@@ -29,7 +29,9 @@ typedef struct {
     RunStatus *st;  /* their status */
     double *est;    /* estimated seconds left per run */
 } Plan;
-/* Selects the runs of e (--only, duplicates removed) and reads their status. */
+/* --only's test: a glob when the pattern has *, ? or [, else a substring; an empty or absent pattern matches all. */
+bool only_matches(const char *pattern, const char *s);
+/* Selects the runs of e (--only on the id, labels, row or column; duplicates removed) and reads their status. */
 void run_plan_make(const Ctx *ctx, const Experiment *e, Plan *p);
 void run_plan_free(Plan *p);
 /* Rough seconds for one run (pretraining + kNN monitors + linear evaluation) on this machine, from the speed of

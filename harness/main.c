@@ -404,7 +404,7 @@ static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
     sort_strings(ids, (size_t)n);
     printf("%-52s %-8s %8s %8s %10s\n", "run", "state", "top-1", "kNN", "training");
     for (int i = 0; i < n; i++) {
-        if (ctx->only && !strstr(ids[i], ctx->only)) {
+        if (!only_matches(ctx->only, ids[i])) { /* a store's listing knows only the ids */
             free(ids[i]);
             continue;
         }

@@ -61,13 +61,15 @@ const char *scale_banner(const char *scale) {
     return "REDUCED SCALE: NOT comparable with the paper.";
 }
 
-static bool selected(const char *pattern, const ExpRun *r) {
+bool only_matches(const char *pattern, const char *s) {
     if (!pattern || !pattern[0]) return true;
-    bool glob = strpbrk(pattern, "*?[") != NULL;
+    return strpbrk(pattern, "*?[") ? fnmatch(pattern, s, 0) == 0 : strstr(s, pattern) != NULL;
+}
+
+static bool selected(const char *pattern, const ExpRun *r) {
     const char *fields[] = {r->id, r->labels, r->row, r->col};
-    for (size_t i = 0; i < 4; i++) {
-        if (glob ? fnmatch(pattern, fields[i], 0) == 0 : strstr(fields[i], pattern) != NULL) return true;
-    }
+    for (size_t i = 0; i < 4; i++)
+        if (only_matches(pattern, fields[i])) return true;
     return false;
 }
 

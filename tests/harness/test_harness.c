@@ -146,6 +146,11 @@ static void test_list_store(void) {
     text = slurp(out);
     CHECK(rc == 0 && count_lines(text) == 2, "--only %s: exit %d:\n%s", e.runs[0].id, rc, text ? text : "");
     free(text);
+    char *glob = xasprintf("*%s", e.runs[0].id + strlen(e.runs[0].id) - 10); /* a glob, as rsa run takes */
+    rc = rsa(out, "list", "--results", results, "--only", glob, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0 && count_lines(text) == 2, "--only %s: exit %d:\n%s", glob, rc, text ? text : "");
+    free(text), free(glob);
     rc = rsa(out, "list", file, "--scale", "smoke", "--results", results, NULL, NULL);
     text = slurp(out);
     CHECK(rc == 0, "rsa list %s exited %d:\n%s", file, rc, text ? text : "");
