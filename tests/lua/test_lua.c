@@ -610,6 +610,12 @@ static void test_bn_group_key(void) {
         bad.batch = 96, bad.lr_scaling = LR_SCALE_LINEAR;
         CHECK(train_config_check(&bad) != 0 && strstr(rsa_error_message(), "divisor"), "bn_group 64, batch 96: %s",
               rsa_error_message());
+        bad = v[0].runs[0].cfg; /* a TrainConfig made in C (the schema's minimum stops it in Lua) */
+        bad.knn_every = 1, bad.knn_k = 0;
+        CHECK(train_config_check(&bad) != 0 && strstr(rsa_error_message(), "knn_k 0"), "knn_k 0: %s",
+              rsa_error_message());
+        bad.knn_every = 0;
+        CHECK(train_config_check(&bad) == 0, "knn_k 0 without the monitor: %s", rsa_error_message());
         experiments_free(v);
     }
     const char *files[] = {"table3", "table4"};

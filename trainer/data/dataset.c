@@ -211,7 +211,7 @@ Dataset *dataset_from_memory(const char *name, size_t n, int h, int w, const uin
                              int num_classes) {
     Dataset *ds = dataset_alloc_memory(name, "memory", n, h, w, num_classes);
     if (!ds) return NULL;
-    memcpy(ds->pixels, pixels, ds->pixel_bytes);
+    if (ds->pixel_bytes) memcpy(ds->pixels, pixels, ds->pixel_bytes); /* pixels may be NULL when n is 0 */
     for (size_t i = 0; i < n; i++) ds->labels[i] = labels ? labels[i] : -1;
     return ds;
 }

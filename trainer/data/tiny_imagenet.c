@@ -127,7 +127,7 @@ Dataset *tiny_imagenet_open(const char *split, const char *root, const DataOptio
                 }
             }
             free(buf);
-            if (rc == 0) qsort(e, n, sizeof *e, cmp_entry);
+            if (rc == 0 && n > 1) qsort(e, n, sizeof *e, cmp_entry); /* e is NULL when the file lists none */
         } else {
             rc = -1;
         }

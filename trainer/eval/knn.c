@@ -55,7 +55,7 @@ static int32_t predict_row(const float *s, const Features *bank, int num_classes
 }
 
 void knn_predict(const Features *bank, const Features *test, int num_classes, int k, double t, int32_t *pred) {
-    RSA_ASSERT(bank->dim == test->dim && num_classes > 0);
+    RSA_ASSERT(bank->dim == test->dim && num_classes > 0 && k >= 1);
     if (k > bank->n) k = (int)bank->n;
     const int rows = 256; /* test rows per similarity block */
     float *sim = malloc(sizeof(float) * (size_t)rows * (size_t)(bank->n ? bank->n : 1));

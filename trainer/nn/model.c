@@ -169,6 +169,8 @@ int model_relu(Model *m, int x) {
 
 int model_maxpool(Model *m, int x, int k, int stride, int pad) {
     const TensorDesc xi = m->tensors[x];
+    /* pad < k: every window holds an input pixel, which backward routes its gradient to */
+    RSA_ASSERT(k >= 1 && stride >= 1 && pad >= 0 && pad < k && xi.h + 2 * pad >= k && xi.w + 2 * pad >= k);
     int y = add_tensor(m, xi.c, (xi.h + 2 * pad - k) / stride + 1, (xi.w + 2 * pad - k) / stride + 1);
     Node *nd = add_node(m, NODE_MAXPOOL, "maxpool", x, -1);
     nd->out = y, nd->k = k, nd->stride = stride, nd->pad = pad;

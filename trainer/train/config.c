@@ -95,5 +95,7 @@ int train_config_check(const TrainConfig *c) {
                         "bn_group %d with batch %d%s", c->bn_group, c->batch, c->sync_bn ? " and sync_bn" : "");
     if (c->beta_base < 0 || c->beta_base > 1)
         return rsa_fail("beta_base is a mixing weight in [0, 1]", "beta_base %g", c->beta_base);
+    if (c->knn_every > 0 && c->knn_k < 1)
+        return rsa_fail("give the kNN monitor at least one neighbour, or knn_every = 0", "knn_k %d", c->knn_k);
     return 0;
 }
