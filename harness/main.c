@@ -545,6 +545,13 @@ static int cmd_export(Ctx *ctx, const Args *a) {
             return 1;
         }
     }
+    if (!file_exists(ckpt)) { /* a committed store (results/quick) keeps each run's metrics and provenance only */
+        fprintf(stderr, "rsa: %s is not there: this store kept no weights for the run (committed stores leave "
+                "them out). Retrain it into another store, as harness/tools/verify_results.sh does, or with "
+                "`rsa run EXPERIMENT.lua --scale S --only RUN --results DIR`, then export from there\n", ckpt);
+        free(ckpt);
+        return 1;
+    }
     if (checkpoint_export_torchvision(ckpt, a->torchvision) != 0) {
         fprintf(stderr, "rsa: %s\n", rsa_error_message());
         free(ckpt);

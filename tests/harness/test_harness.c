@@ -926,6 +926,21 @@ static void fake_done(const char *res, const char *id, double top1, double train
     free(text), free(r), free(done), free(d);
 }
 
+/* `rsa export` of a finished run whose store kept no weights (results/quick as committed): exit 1 saying so and
+ * how to get them, no output file. */
+static void test_export_without_weights(void) {
+    char *res = xasprintf("%s/no-weights", test_tmpdir()), *dest = xasprintf("%s/encoder.safetensors", res);
+    fake_done(res, "fashionmnist-rsa-ma-e12-s0-0123456789", 60, 100);
+    char *out = out_file("export_no_weights");
+    int rc = rsa(out, "export", "fashionmnist-rsa-ma", "--torchvision", dest, "--results", res, NULL, NULL);
+    char *text = slurp(out);
+    CHECK(rc == 1, "exit %d:\n%s", rc, text ? text : "");
+    CHECK_HAS(text, "fashionmnist-rsa-ma-e12-s0-0123456789/checkpoint.safetensors is not there");
+    CHECK_HAS(text, "--only RUN --results DIR");
+    CHECK(!file_exists(dest), "%s was written", dest);
+    free(text), free(out), free(dest), free(res);
+}
+
 /* Expands experiments/<name>.lua at a scale (e is empty on failure). */
 static void expand_shipped(const char *name, const char *scale, Experiment *e) {
     char *file = xasprintf("%s/experiments/%s.lua", home(), name);
@@ -1087,6 +1102,7 @@ int main(void) {
     RUN(test_report_walltime_ratio);
     RUN(test_report_coco);
     RUN(test_report_without_paper);
+    RUN(test_export_without_weights);
     RUN(test_make_reproduce_table1_smoke);
     RUN(test_rerun_trains_nothing);
     RUN(test_list_store);
