@@ -750,11 +750,13 @@ static void test_cuda_libs_script(void) {
 
 /* bench/unpack_debs.sh: a package made here (an absolute link inside, as zlib1g-dev has) unpacks into a folder with
  * dpkg-deb, and again with PATH lacking dpkg-deb (Python's readers), to the same files, the link pointing into the
- * folder; a file that is no package: exit 1 naming it. */
+ * folder; a file that is no package: exit 1 naming it. unpack_one runs the script with PATH `path` (NULL: the test's
+ * own) and checks what it unpacked. */
 static void unpack_one(const char *script, const char *deb, const char *dir, const char *path, const char *how) {
     char *out = out_file("unpack_debs");
-    char *env_path = path ? xasprintf("PATH=%s", path) : NULL;
-    char *argv[] = {"env", env_path ? env_path : "RSA_UNUSED=1", "sh", (char *)script, (char *)dir, (char *)deb, NULL};
+    const char *inherited = getenv("PATH");
+    char *env_path = xasprintf("PATH=%s", path ? path : inherited ? inherited : "/usr/bin:/bin");
+    char *argv[] = {"env", env_path, "sh", (char *)script, (char *)dir, (char *)deb, NULL};
     int rc = run_command(NULL, argv, out);
     char *text = slurp(out);
     char abs[PATH_MAX] = "(none)"; /* the script names the folder, and links into it, by its absolute path */
