@@ -660,6 +660,19 @@ local function expand(path, opts)
   local errs = new_errors()
   local root = load_file(path)
   local chain = flatten(root, "experiment", nil, path, errs)
+  -- A library file (methods.lua, scales.lua) fails with one "unknown key" per entry, which hides the real mistake:
+  -- it was never meant to be checked on its own. Say so first, and how to find the experiments that use it.
+  local keys, known, values = sorted_keys(root), 0, 0
+  for _, k in ipairs(keys) do
+    if type(k) == "string" and (RUNKEY[k] or CONTEXT.experiment[k]) then known = known + 1 end
+    if type(root[k]) == "table" or type(root[k]) == "function" then values = values + 1 end
+  end
+  if #keys > 0 and known == 0 and values == #keys then
+    local name = path:match("([^/]+)$") or path
+    errs:add(path, nil, "not an experiment: none of its top-level keys (" .. #keys .. ") is an experiment key. " ..
+             "If it is a library for include(), as methods.lua and scales.lua are, check an experiment that " ..
+             "includes it instead: grep -l 'include(\"" .. name .. "\")' " .. dirname(path) .. "/*.lua")
+  end
   local exp = { file = path, scales = {} }
   for _, t in ipairs(chain) do
     for _, k in ipairs({ "name", "title", "notes", "seeds", "sweep", "report" }) do

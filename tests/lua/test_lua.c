@@ -198,6 +198,24 @@ static void test_validation_more(void) {
     CHECK_HAS(m, "axes.lua:3: sweep.arm[1]: an overlay needs a label");
     CHECK_HAS(m, "'flavour' is not a run key, so its values must be overlay tables");
     free(p);
+    /* the shipped libraries checked on their own: said first, with how to find the experiments that include them */
+    const char *libs[] = {"methods", "scales"};
+    for (int i = 0; i < 2; i++) {
+        char path[512], want[1024];
+        snprintf(path, sizeof path, "%s/experiments/%s.lua", home(), libs[i]);
+        m = expect_error(path, NULL);
+        snprintf(want, sizeof want, "%s: not an experiment: none of its top-level keys", path);
+        CHECK(strncmp(m, want, strlen(want)) == 0, "the note comes first:\n%s", m);
+        snprintf(want, sizeof want, "grep -l 'include(\"%s.lua\")' %s/experiments/*.lua", libs[i], home());
+        CHECK_HAS(m, want);
+        CHECK_HAS(m, "unknown key");
+    }
+    /* a typo in a one-key experiment is only a typo */
+    p = put("typo.lua", "return { epoch = 3 }\n");
+    m = expect_error(p, NULL);
+    CHECK_HAS(m, "typo.lua:1: epoch: unknown key (did you mean 'epochs'?)");
+    CHECK(strstr(m, "not an experiment") == NULL, "%s", m);
+    free(p);
 }
 
 static const char *BASE = "return {\n  dataset = \"fashionmnist\",\n  image_size = 32,\n"
