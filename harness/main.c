@@ -9,7 +9,6 @@
 #include "trainer/train/checkpoint.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <libgen.h>
 #include <limits.h>
 #include <omp.h>
@@ -385,29 +384,16 @@ static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
         return 0;
     }
     char *runs = xasprintf("%s/runs", ctx->results);
-    DIR *d = opendir(runs);
-    if (!d) {
+    size_t n;
+    char **ids = list_dir(runs, NULL, &n);
+    if (!ids) {
         printf("no runs in %s yet\n", ctx->results);
         free(runs);
         return 0;
     }
-    char **ids = NULL;
-    int n = 0;
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL) {
-        if (ent->d_name[0] == '.') continue;
-        ids = realloc(ids, sizeof(char *) * (size_t)(n + 1));
-        if (!ids) abort();
-        ids[n++] = xstrdup(ent->d_name);
-    }
-    closedir(d);
-    sort_strings(ids, (size_t)n);
     printf("%-52s %-8s %8s %8s %10s\n", "run", "state", "top-1", "kNN", "training");
-    for (int i = 0; i < n; i++) {
-        if (!only_matches(ctx->only, ids[i])) { /* a store's listing knows only the ids */
-            free(ids[i]);
-            continue;
-        }
+    for (size_t i = 0; i < n; i++) {
+        if (!only_matches(ctx->only, ids[i])) continue; /* a store's listing knows only the ids */
         RunStatus st;
         store_status(ctx->results, ids[i], &st);
         char t[32] = "-", top[16] = "-", knn[16] = "-";
@@ -418,9 +404,8 @@ static int cmd_list(Ctx *ctx, LuaExp *L, const Args *a) {
         }
         printf("%-52s %-8s %8s %8s %10s\n", ids[i], run_state_name(st.state), top, knn, t);
         run_status_free(&st);
-        free(ids[i]);
     }
-    free(ids);
+    free_strings(ids, n);
     free(runs);
     return 0;
 }
@@ -527,16 +512,15 @@ static int cmd_export(Ctx *ctx, const Args *a) {
         free(direct);
         /* a run id or a unique prefix of one */
         char *runs = xasprintf("%s/runs", ctx->results);
-        DIR *d = opendir(runs);
-        int found = 0;
-        struct dirent *ent;
-        while (d && (ent = readdir(d)) != NULL) {
-            if (ent->d_name[0] == '.' || strncmp(ent->d_name, run, strlen(run)) != 0) continue;
+        size_t n, found = 0;
+        char **ids = list_dir(runs, NULL, &n);
+        for (size_t i = 0; i < n; i++) {
+            if (strncmp(ids[i], run, strlen(run)) != 0) continue;
             found++;
             free(ckpt);
-            ckpt = xasprintf("%s/%s/checkpoint.safetensors", runs, ent->d_name);
+            ckpt = xasprintf("%s/%s/checkpoint.safetensors", runs, ids[i]);
         }
-        if (d) closedir(d);
+        free_strings(ids, n);
         free(runs);
         if (found != 1) {
             fprintf(stderr, "rsa: %s run matches %s in %s/runs (give a run id, a unique prefix or a run directory)\n",

@@ -9,7 +9,6 @@
 #include "trainer/train/trainer.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <stdint.h>
@@ -139,22 +138,9 @@ static void cached_sha256(const char *cache_dir, const char *path, const struct 
 
 /* Adds "relpath size mtime" lines of every file under dir (sorted) to the hash; counts files. */
 static void hash_tree(Sha256 *s, const char *dir, const char *rel, long long *files) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    size_t n = 0, cap = 64;
-    char **names = xcalloc(cap, sizeof *names);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        if (n == cap) {
-            cap *= 2;
-            names = realloc(names, cap * sizeof *names);
-            if (!names) abort();
-        }
-        names[n++] = xstrdup(e->d_name);
-    }
-    closedir(d);
-    sort_strings(names, n);
+    size_t n;
+    char **names = list_dir(dir, NULL, &n);
+    if (!names) return;
     for (size_t i = 0; i < n; i++) {
         char *full = xasprintf("%s/%s", dir, names[i]);
         char *r = xasprintf("%s%s%s", rel, rel[0] ? "/" : "", names[i]);
@@ -170,9 +156,9 @@ static void hash_tree(Sha256 *s, const char *dir, const char *rel, long long *fi
                 (*files)++;
             }
         }
-        free(full), free(r), free(names[i]);
+        free(full), free(r);
     }
-    free(names);
+    free_strings(names, n);
 }
 
 static void dataset_checksums(Str *b, const char *name, const char *root, const char *cache_dir) {

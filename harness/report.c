@@ -8,7 +8,6 @@
 #include "trainer/core/fileio.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1012,27 +1011,21 @@ int report_write(const Ctx *ctx, const Experiment *e) {
     return rc;
 }
 
+/* A report of one experiment and scale: *.md other than the index itself. */
+static bool is_report_file(const char *name) {
+    size_t len = strlen(name);
+    return len > 3 && strcmp(name + len - 3, ".md") == 0 && strcmp(name, "REPORT.md") != 0;
+}
+
 int report_index(const Ctx *ctx) {
-    DIR *d = opendir(ctx->results);
-    if (!d) return rsa_fail("run an experiment first", "cannot read %s", ctx->results);
-    char **names = NULL;
-    int n = 0;
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL) {
-        size_t len = strlen(ent->d_name);
-        if (len > 3 && strcmp(ent->d_name + len - 3, ".md") == 0 && strcmp(ent->d_name, "REPORT.md") != 0) {
-            names = realloc(names, sizeof(char *) * (size_t)(n + 1));
-            if (!names) abort();
-            names[n++] = xstrdup(ent->d_name);
-        }
-    }
-    closedir(d);
-    sort_strings(names, (size_t)n);
+    size_t n;
+    char **names = list_dir(ctx->results, is_report_file, &n);
+    if (!names) return rsa_fail("run an experiment first", "cannot read %s", ctx->results);
     Str md = {0};
     str_add(&md, "# rsa-repro results\n\nOne report per experiment and scale, rebuilt by `rsa run` and `make report`. "
                  "Reports at a reduced scale (quick, smoke) are **not comparable with the paper** and say so.\n\n"
                  "| report | scale | comparable with the paper |\n|---|---|---|\n");
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char *p = xasprintf("%s/%s", ctx->results, names[i]);
         char *text = slurp(p);
         char title[256] = "", scale[32] = "?";
@@ -1048,9 +1041,9 @@ int report_index(const Ctx *ctx) {
         str_add(&md, "| [");
         md_escape(&md, title[0] ? title : names[i]);
         str_addf(&md, "](%s) | %s | %s |\n", names[i], scale, strcmp(scale, "paper") == 0 ? "yes" : "**no**");
-        free(text), free(p), free(names[i]);
+        free(text), free(p);
     }
-    free(names);
+    free_strings(names, n);
     str_add(&md, "\nRuns live in `runs/<run-id>/` (config.lua is the resolved config; config.sha256 its hash; "
                  "provenance.txt, the trainer's files, log.txt; DONE marks a finished run).\n");
     char *path = xasprintf("%s/REPORT.md", ctx->results);

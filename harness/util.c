@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -66,6 +67,32 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 void sort_strings(char **v, size_t n) {
     if (n > 1) qsort(v, n, sizeof *v, cmp_str);
+}
+
+char **list_dir(const char *dir, bool (*keep)(const char *name), size_t *n) {
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    size_t cap = 16;
+    char **v = xcalloc(cap, sizeof *v);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (keep ? !keep(e->d_name) : e->d_name[0] == '.') continue;
+        if (*n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+            if (!v) oom();
+        }
+        v[(*n)++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    sort_strings(v, *n);
+    return v;
+}
+
+void free_strings(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
 }
 
 char *xasprintf(const char *fmt, ...) {

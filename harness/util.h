@@ -22,6 +22,10 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *xcalloc(size_t n, size_t size);
 /* Sorts n strings by strcmp; v may be NULL when n is 0 (qsort's may not). */
 void sort_strings(char **v, size_t n);
+/* The names in dir that keep(name) accepts, or every name not starting with '.' when keep is NULL, sorted; *n is
+ * their count. NULL (with *n = 0) when dir cannot be opened. free_strings releases them. */
+char **list_dir(const char *dir, bool (*keep)(const char *name), size_t *n);
+void free_strings(char **v, size_t n);
 
 bool file_exists(const char *path);
 bool dir_exists(const char *path);
