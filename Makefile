@@ -17,7 +17,7 @@ endif
 BUILD := build/$(VARIANT)
 
 # ---- dependencies (Debian packages; see `make deps`) ----
-PKGS_BUILD := gcc make pkg-config liblua5.4-dev lua5.4 libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev \
+PKGS_BUILD := gcc g++ make pkg-config liblua5.4-dev lua5.4 libturbojpeg0-dev libjpeg62-turbo-dev zlib1g-dev \
               libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin gnuplot-nox dataset-fashion-mnist
 PKGS_TEST  := python3-torch python3-torchvision python3-numpy python3-pil clang libclang-rt-14-dev valgrind \
               mate-backgrounds
@@ -119,6 +119,76 @@ TEST_UTIL   := $(BUILD)/tests/util/testlib.o $(BUILD)/tests/util/fixture.o $(BUI
 .PHONY: all summary test bench deps clean cuda-check
 all: summary $(RSA_BIN) $(LIB)
 
+# ---- the cuda backend's own kernels, emulated on the CPU (tests/emu/cuda_emu.h) ----
+# A build without CUDA=1 that finds the CUDA headers compiles trainer/ops/cuda's kernels with the host C++ compiler
+# (after tests/emu/unchevron.py rewrites their launches) and links them into copies of the GPU tests and of the
+# PyTorch parity tests restricted to the cuda backend, under tests/emu: so the kernels' own code is tested on every
+# machine. cuDNN and cuBLAS are not emulated: there the emulated backend uses the cpu backend's convolutions and
+# linear layers, and the GPU tests that are about cuDNN's 16-bit paths are skipped.
+HAVE_CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $(CUDA_HOME)/include/cublas_v2.h \
+                       -a -f $(CUDNN_HOME)/include/cudnn.h && command -v $(CXX) >/dev/null \
+                       && command -v python3 >/dev/null && echo 1)
+EMU_MISSING := not built (needs the CUDA headers, g++ and python3)
+EMU_STATE  := $(if $(filter 1,$(CUDA)),not needed (CUDA=1),$(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING)))
+ifeq ($(CUDA)$(HAVE_CUDA_HEADERS),01)
+EMU_DIR    := $(BUILD)/emu
+EMU_CU     := $(shell grep -l __global__ trainer/ops/cuda/*.cu)
+EMU_GEN_H  := $(patsubst %,$(EMU_DIR)/%,$(shell grep -l '<<<' trainer/ops/cuda/*.h))
+EMU_OBJ    := $(EMU_CU:%.cu=$(EMU_DIR)/%.o) $(EMU_DIR)/tests/emu/cuda_emu.o $(EMU_DIR)/tests/emu/backend_emu.o
+EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model ops/test_ops_torch nn/test_resnet_torch train/test_step_torch
+ifeq ($(SAN),1) # ASan's memory checks of the kernels need their own tests' shapes, not the numerics of the others
+EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model
+endif
+EMU_BIN    := $(foreach t,$(EMU_TESTS),$(BUILD)/tests/emu/$(notdir $(t))) $(BUILD)/tests/emu/test_emulator \
+              $(BUILD)/tests/emu/test_cuda_kernels
+EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),-I$(CUDNN_HOME)/include)
+# -ffp-contract=off: the kernels' __fadd_rn and __fmul_rn are never fused; nvcc does not warn about signedness or
+# shadowing (cuda_fp16.h's `half`) in device code, which the kernels were written for
+EMU_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+EMU_CXXFLAGS := -O2 -g -std=c++17 -ffp-contract=off $(WARN) -Wno-sign-compare -Wno-shadow -D_GNU_SOURCE -MMD -MP \
+                -I. $(EMU_INC) $(if $(filter 1,$(SAN)),$(EMU_SAN))
+TEST_BIN   += $(EMU_BIN)
+# kept: the objects depend on the rewritten headers
+.SECONDARY: $(EMU_GEN_H) $(EMU_CU:%.cu=$(EMU_DIR)/%.cpp) $(EMU_DIR)/tests/emu/test_emulator.cpp
+
+$(EMU_DIR)/%.cpp: %.cu tests/emu/unchevron.py
+	@mkdir -p $(dir $@)
+	python3 tests/emu/unchevron.py $< $@
+
+$(EMU_DIR)/%.h: %.h tests/emu/unchevron.py
+	@mkdir -p $(dir $@)
+	python3 tests/emu/unchevron.py $< $@
+
+# a kernel file's own folder first: its rewritten headers (channel_reduce.h) before trainer/ops/cuda's
+$(EMU_DIR)/trainer/%.o: $(EMU_DIR)/trainer/%.cpp $(EMU_GEN_H) tests/emu/cuda_emu.h $(FLAGS_STAMP)
+	$(CXX) $(EMU_CXXFLAGS) -Itrainer/ops/cuda -include tests/emu/cuda_emu.h -c $< -o $@
+
+$(EMU_DIR)/tests/emu/%.o: tests/emu/%.cpp tests/emu/cuda_emu.h $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -include tests/emu/cuda_emu.h -c $< -o $@
+
+# the emulator's own test: kernels written for it (tests/emu/test_emulator.cu), rewritten like the trainer's
+$(EMU_DIR)/tests/emu/test_emulator.o: $(EMU_DIR)/tests/emu/test_emulator.cpp tests/emu/cuda_emu.h $(FLAGS_STAMP)
+	$(CXX) $(EMU_CXXFLAGS) -include tests/emu/cuda_emu.h -c $< -o $@
+
+$(BUILD)/tests/emu/test_emulator: $(EMU_DIR)/tests/emu/test_emulator.o $(EMU_DIR)/tests/emu/cuda_emu.o $(TEST_UTIL) \
+                                  $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
+
+# the kernels only cuDNN's and cuBLAS's ops call, which the emulated backend's tests never reach
+$(BUILD)/tests/emu/test_cuda_kernels: $(EMU_DIR)/tests/emu/test_cuda_kernels.o $(EMU_OBJ) $(TEST_UTIL) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
+
+define EMU_TEST_RULE
+$(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(EMU_OBJ) $(LIB) $(FLAGS_STAMP)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -DRSA_CUDA_EMU $(EMU_INC) $$(LDFLAGS) $$< $(TEST_UTIL) $(EMU_OBJ) $(LIB) $$(LDLIBS) -lstdc++ -o $$@
+endef
+$(foreach t,$(EMU_TESTS),$(eval $(call EMU_TEST_RULE,$(t))))
+endif
+
 summary:
 	@echo "rsa-repro build ($(VARIANT)):"
 	@echo "  oneDNN   $(if $(HAVE_DNNL),found,MISSING (required: make deps))"
@@ -128,6 +198,7 @@ summary:
 	@echo "  Open MPI $(if $(HAVE_MPI),found$(if $(filter 1,$(MPI)), - data parallel over MPI enabled, - not used (MPI=0)),not found)"
 	@echo "  CUDA     $(if $(HAVE_NVCC),found ($(NVCC))$(if $(filter 1,$(CUDA)), - building the cuda backend, - not built: make CUDA=1),not found)"
 	@echo "  cuDNN    $(if $(HAVE_CUDNN),found,not found)   NCCL $(if $(HAVE_NCCL),found,not found)"
+	@echo "  the cuda kernels on the CPU (tests/emu): $(EMU_STATE)"
 ifneq ($(HAVE_DNNL),1)
 	@echo "error: oneDNN headers not found (hint: run 'make deps' as root)"; exit 1
 endif

@@ -5,7 +5,9 @@
  * networks' convolutions run on tensor cores with 16-bit results (also under measured algorithm choice, and with
  * their 16-bit weight copies following the weights), and SyncBN sums its statistics through the host or on the
  * device to the same bits. Without a GPU,
- * or in a build without CUDA, it prints a skip line and exits 0.
+ * or in a build without CUDA, it prints a skip line and exits 0. Built as tests/emu/test_cuda (RSA_CUDA_EMU: the
+ * Makefile's emulated kernels, tests/emu/cuda_emu.h) it runs the tests of the backend's own kernels on the CPU and
+ * skips those about cuDNN's 16-bit convolutions, which the emulation leaves to the cpu backend.
  *
  * Tolerances, as |got - want| <= rtol |want| + rtol max|want| (scale-relative, as test_ops_torch):
  *  - convolution 2e-4 in strict FP32 (cuDNN may choose Winograd or FFT, which round like the CPU backend's
@@ -21,7 +23,8 @@
 #include "trainer/ops/ref/ops_ref.h"
 #ifdef RSA_CUDA
 #include "trainer/ops/cuda/cuda_backend.h"
-
+#endif
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
 #include <cuda_runtime_api.h>
 #endif
 
@@ -389,6 +392,7 @@ typedef struct {
 static const BnCase BN_CASES[] = {
     {4, 24, 7, 7, false}, {4, 24, 7, 7, true}, /* 2d */
     {8, 40, 12, 12, true},                      /* 1152 rows: several reduction chunks, a partial channel tile */
+    {64, 8, 9, 9, false},                       /* 5184 rows: 21 chunks, more than half a warp's lanes */
     {16, 40, 1, 1, true},  {300, 7, 1, 1, false}, /* 1d */
 };
 
@@ -499,7 +503,7 @@ static void test_batchnorm(void) {
     }
 }
 
-#ifdef RSA_CUDA
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
 /* SyncBN in a world of two ranks holding the same batch: each all-reduce doubles the sums, so the statistics are
  * those of the batch taken twice (count 2n) and the input gradient's coefficients follow. The cuda backend sums
  * either through the host (allreduce: its fallback) or on the device (allreduce_device: NCCL's path in a
@@ -875,14 +879,24 @@ int main(void) {
     RUN(test_background_upload);
     RUN(test_elementwise);
     RUN(test_conv);
-    RUN(test_conv_bf16);
-    RUN(test_conv_fp16);
-    RUN(test_conv_weight_cache);
-    RUN(test_conv_wgrad16);
+#ifdef RSA_CUDA_EMU
+    const bool cudnn = false; /* the emulated backend convolves on the cpu backend */
+#else
+    const bool cudnn = true;
+#endif
+    if (cudnn) {
+        RUN(test_conv_bf16);
+        RUN(test_conv_fp16);
+        RUN(test_conv_weight_cache);
+        RUN(test_conv_wgrad16);
+        RUN(test_conv_dy_reuse);
+    } else {
+        test_skip("conv_bf16, conv_fp16, conv_weight_cache, conv_wgrad16, conv_dy_reuse",
+                  "cuDNN's 16-bit convolutions are not emulated");
+    }
     RUN(test_conv_wgrad16_overflow);
-    RUN(test_conv_dy_reuse);
     RUN(test_batchnorm);
-#ifdef RSA_CUDA
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
     RUN(test_batchnorm_synced);
 #endif
     RUN(test_fused_rounding);

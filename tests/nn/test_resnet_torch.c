@@ -25,12 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* RSA_TEST_BACKENDS (comma list) limits the backends tried, e.g. "cuda" on a GPU machine. */
-static bool wanted_backend(const char *name) {
-    const char *only = getenv("RSA_TEST_BACKENDS");
-    return !only || strstr(only, name) != NULL;
-}
-
 static const Backend *be;
 static const char *fixture_name;
 static const ResNetSpec *spec;
@@ -159,7 +153,7 @@ int main(void) {
     const char *names[] = {"ref", "cpu", "cuda"};
     const double tols[] = {1e-5, 1e-4, 1e-4};
     for (int i = 0; i < 3; i++) {
-        if (!wanted_backend(names[i])) continue;
+        if (!test_backend_wanted(names[i])) continue;
 #ifdef __SANITIZE_ADDRESS__
         /* the reference's plain loops over whole ResNets take 86 s under ASan on 2 cores, a ninth of CI's
          * sanitizer suite; the plain build checks their numbers, and the sanitizer suite still runs the reference on

@@ -15,12 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* RSA_TEST_BACKENDS (comma list) limits the backends tried, e.g. "cuda" on a GPU machine. */
-static bool wanted_backend(const char *name) {
-    const char *only = getenv("RSA_TEST_BACKENDS");
-    return !only || strstr(only, name) != NULL;
-}
-
 static StFile fx;
 static const Backend *be;
 static double conv_tol;
@@ -571,7 +565,7 @@ int main(void) {
     RUN(test_loss_ops);
     const char *names[] = {"ref", "cpu", "cuda"};
     for (int i = 0; i < 3; i++) {
-        if (!wanted_backend(names[i])) continue;
+        if (!test_backend_wanted(names[i])) continue;
         be = backend_by_name(names[i]);
         if (!be) {
             if (i == 2) test_skip("ops_torch[cuda]", "no CUDA backend in this build or no GPU");

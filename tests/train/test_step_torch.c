@@ -22,12 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* RSA_TEST_BACKENDS (comma list) limits the backends tried, e.g. "cuda" on a GPU machine. */
-static bool wanted_backend(const char *name) {
-    const char *only = getenv("RSA_TEST_BACKENDS");
-    return !only || strstr(only, name) != NULL;
-}
-
 static const Backend *be;
 static const char *fixture_name;
 static double floor_tol; /* the backend's floor for loss terms, and for everything on the reference backend */
@@ -157,7 +151,7 @@ int main(void) {
     const char *names[] = {"ref", "cpu", "cuda"};
     const double floors[] = {1e-5, 1e-4, 1e-4};
     for (int i = 0; i < 3; i++) {
-        if (!wanted_backend(names[i])) continue;
+        if (!test_backend_wanted(names[i])) continue;
         be = backend_by_name(names[i]);
         if (!be) {
             test_skip("step_torch[cuda]", "no CUDA backend in this build or no GPU");

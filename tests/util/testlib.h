@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 void test_run(const char *name, void (*fn)(void));
 int test_finish(void); /* prints the summary of this binary; returns the exit code */
@@ -15,6 +17,17 @@ void test_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool test_failed(void);
 /* Prints "skip name: why" and counts nothing: only for tests that cannot run on this machine (e.g. no GPU). */
 void test_skip(const char *name, const char *why);
+
+/* Whether a test that runs on several backends tries `name`: RSA_TEST_BACKENDS (a comma list, e.g. "cuda" on a GPU
+ * machine) limits them. A copy built against the emulated cuda kernels (RSA_CUDA_EMU: tests/emu) tries only "cuda",
+ * the backend it exists for, unless told otherwise. Inline, so that each test binary's build flags decide. */
+static inline bool test_backend_wanted(const char *name) {
+    const char *only = getenv("RSA_TEST_BACKENDS");
+#ifdef RSA_CUDA_EMU
+    if (!only) only = "cuda";
+#endif
+    return !only || strstr(only, name) != NULL;
+}
 
 #define RUN(fn) test_run(#fn, fn)
 #define CHECK(cond, ...)                                                                                           \

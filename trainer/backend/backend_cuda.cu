@@ -51,11 +51,6 @@ static void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
 /* The loader's batches are registered with the driver (page-locked), so uploads read them by DMA at the bus's speed
  * instead of through a staging copy, and asynchronously. hostmem's allocation stays (huge pages, touched pages). */
-/* The conversions of the tensor-core convolutions' operands (ops/cuda/eltwise_cuda.cu), as round-to-nearest-even
- * narrowing and exact widening: for values already in the format, the bits of lowp_bits and lowp_value. */
-static void cuda_to_lowp(Precision p, size_t n, const float *x, uint16_t *y16) { to_lowp_cuda(p, n, x, y16); }
-static void cuda_from_lowp(Precision p, size_t n, const uint16_t *x16, float *y) { from_lowp_cuda(p, n, x16, y); }
-
 static void *cuda_host_alloc(size_t bytes) {
     void *p = hostmem_alloc(bytes);
     if (!p || bytes == 0) return p;
@@ -127,27 +122,9 @@ static Backend make_backend(void) {
     b.conv_weights_changed = conv_cuda_weights_changed;
     b.conv_set_precision = conv_cuda_set_precision;
     b.conv_set_weight_grad_precision = conv_cuda_set_weight_grad_precision;
-    b.bn_forward_train = bn_cuda_forward_train;
-    b.bn_forward_eval = bn_cuda_forward_eval;
-    b.bn_apply = bn_cuda_apply;
-    b.bn_backward = bn_cuda_backward;
-    b.relu_forward = relu_cuda_forward;
-    b.relu_backward = relu_cuda_backward;
-    b.add_forward = add_cuda_forward;
-    b.accumulate = accumulate_cuda;
-    b.accumulate_lowp = accumulate_lowp_cuda;
-    b.round_lowp = round_lowp_cuda;
-    b.to_lowp = cuda_to_lowp;
-    b.from_lowp = cuda_from_lowp;
-    b.maxpool_forward = maxpool_cuda_forward;
-    b.maxpool_backward = maxpool_cuda_backward;
-    b.gap_forward = gap_cuda_forward;
-    b.gap_backward = gap_cuda_backward;
     b.linear_forward = linear_cuda_forward;
     b.linear_backward = linear_cuda_backward;
-    b.axpby = axpby_cuda;
-    b.sgd_update = sgd_update_cuda;
-    b.sumsq = sumsq_cuda;
+    ops_cuda_own_kernels(&b);
     return b;
 }
 

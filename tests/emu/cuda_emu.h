@@ -1,0 +1,85 @@
+/* Runs the cuda backend's own kernels (the .cu files of trainer/ops/cuda) on the CPU, so that their indexing,
+ * reductions and barriers are tested on every machine, not only in the rare session with a GPU. The .cu files are
+ * compiled by the host C++ compiler with this header forced in first (-include) after tests/emu/unchevron.py has
+ * turned their `kernel<<<grid, block>>>(args)` launches into emu_launch("kernel", grid, block, kernel, args).
+ *
+ * A launch runs the grid's blocks one after another; the threads of a block are fibers (ucontext), switched only at
+ * __syncthreads and warp shuffles, which release when every thread of the block (or lane of the warp) has arrived;
+ * between two barriers the threads run one after another, in thread order and then in reverse, so that a missing
+ * barrier shows as wrong results (a read before the write it needed, or a write over what was not read yet).
+ * A barrier that only some threads reach, a full-mask shuffle in a warp missing lanes, or a launch configuration a
+ * GPU refuses (reported through cudaGetLastError as there) stop the test with the kernel's name. `__shared__`
+ * variables are static: one copy for the block that is running. Arithmetic is the host's IEEE single and double
+ * precision without contraction (-ffp-contract=off), which is what the kernels' __fadd_rn and friends ask for; the
+ * 16-bit conversions are cuda_fp16.h's and cuda_bf16.h's own host code.
+ *
+ * What it cannot show: races other than those (threads never interleave between barriers), timing, and the
+ * cuDNN and cuBLAS calls (the emulated backend, tests/emu/backend_emu.cpp, takes those ops from the cpu backend). */
+#ifndef RSA_CUDA_EMU_H
+#define RSA_CUDA_EMU_H
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstring>
+#include <functional>
+
+/* the execution-space keywords mean nothing on the host; shared memory is one copy per running block */
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __shared__
+#define __global__
+#define __device__
+#define __host__
+#define __shared__ static
+
+namespace emu {
+extern uint3 thread_idx, block_idx;
+extern dim3 block_dim, grid_dim;
+/* Runs body once per thread of every block of the grid; kernel names it in messages. */
+void run_grid(dim3 grid, dim3 block, const char *kernel, const std::function<void()> &body);
+/* __syncthreads(). */
+void sync_block(const char *what);
+/* Lane src's `bytes` of the calling thread's warp (its own value where src is outside the warp) into out, after
+ * every lane has offered its own value (mine). */
+void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t bytes);
+} // namespace emu
+
+#define threadIdx (::emu::thread_idx)
+#define blockIdx (::emu::block_idx)
+#define blockDim (::emu::block_dim)
+#define gridDim (::emu::grid_dim)
+
+inline void __syncthreads() { emu::sync_block("__syncthreads()"); }
+
+template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta) {
+    static_assert(sizeof(T) <= 8, "a shuffle moves at most 8 bytes");
+    T got;
+    int lane = (int)((threadIdx.x + threadIdx.y * blockDim.x + threadIdx.z * blockDim.x * blockDim.y) % 32);
+    emu::warp_exchange(mask, &v, &got, lane + (int)delta, sizeof(T));
+    return got;
+}
+
+/* CUDA's integer min and max of device code */
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+
+/* Correctly rounded and never fused into an FMA: the build passes -ffp-contract=off. */
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+
+/* What unchevron.py makes of kernel<<<grid, block>>>(args); name is the kernel's text, for messages. */
+template <class... P, class... A>
+void emu_launch(const char *name, dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
+    emu::run_grid(grid, block, name, [&] { kernel(args...); });
+}
+
+#endif

@@ -1,0 +1,96 @@
+/* The cuda backend's kernels that only its cuDNN and cuBLAS ops call (so the emulated backend's tests never reach
+ * them): the batched transposes between NCHW and NHWC, from fp32 and from 16-bit values, and the bias of a
+ * [rows][c] output with its deterministic gradient. Run on the CPU emulation (cuda_emu.h) against plain loops. */
+extern "C" {
+#include "tests/util/testlib.h"
+#include "trainer/ops/ref/ops_ref.h"
+}
+#include "trainer/ops/cuda/ops_cuda.h"
+
+#include <cmath>
+#include <vector>
+
+static std::vector<float> normal(size_t n, uint64_t seed) {
+    std::vector<float> v(n);
+    fill_normal(v.data(), n, seed, 1.0f);
+    return v;
+}
+
+/* shapes with partial tiles on both sides, one tile exactly, a thin matrix, several matrices */
+static const int SHAPES[][3] = {{1, 33, 70}, {3, 32, 32}, {2, 5, 257}, {4, 64, 7}};
+
+static void test_transpose(void) {
+    for (const auto &sh : SHAPES) {
+        const int batch = sh[0], rows = sh[1], cols = sh[2];
+        const size_t n = (size_t)batch * rows * cols;
+        std::vector<float> in = normal(n, 11), base = normal(n, 12), out(n), acc = base;
+        transpose_cuda(batch, rows, cols, in.data(), out.data(), false);
+        transpose_cuda(batch, rows, cols, in.data(), acc.data(), true);
+        CHECK(cudaGetLastError() == cudaSuccess, "launch refused");
+        size_t wrong = 0, wrong_acc = 0;
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++) {
+                    size_t from = ((size_t)b * rows + i) * cols + j, to = ((size_t)b * cols + j) * rows + i;
+                    wrong += out[to] != in[from];
+                    wrong_acc += acc[to] != base[to] + in[from];
+                }
+        CHECK(wrong == 0 && wrong_acc == 0, "%dx%dx%d: %zu wrong, %zu wrong when accumulating", batch, rows, cols,
+              wrong, wrong_acc);
+    }
+}
+
+static void test_transpose_lowp(void) {
+    const Precision formats[] = {PRECISION_BF16, PRECISION_FP16};
+    for (Precision p : formats)
+        for (const auto &sh : SHAPES) {
+            const int batch = sh[0], rows = sh[1], cols = sh[2];
+            const size_t n = (size_t)batch * rows * cols;
+            std::vector<float> in = normal(n, 21), wide(n), out(n);
+            std::vector<uint16_t> in16(n);
+            to_lowp_ref(p, n, in.data(), in16.data());
+            from_lowp_ref(p, n, in16.data(), wide.data());
+            transpose_lowp_cuda(p, batch, rows, cols, in16.data(), out.data(), false);
+            size_t wrong = 0;
+            for (int b = 0; b < batch; b++)
+                for (int i = 0; i < rows; i++)
+                    for (int j = 0; j < cols; j++)
+                        wrong += out[((size_t)b * cols + j) * rows + i] != wide[((size_t)b * rows + i) * cols + j];
+            CHECK(wrong == 0, "%s %dx%dx%d: %zu of %zu widened wrongly", p == PRECISION_BF16 ? "bf16" : "fp16",
+                  batch, rows, cols, wrong, n);
+        }
+}
+
+static void test_bias(void) {
+    /* 1-row, one partial channel tile, several reduction chunks (256 rows each) with a partial last one */
+    const int cases[][2] = {{1, 5}, {77, 40}, {1100, 33}};
+    for (const auto &k : cases) {
+        const size_t rows = (size_t)k[0];
+        const int c = k[1];
+        std::vector<float> bias = normal((size_t)c, 31), y = normal(rows * c, 32), y0 = y, dy = normal(rows * c, 33);
+        bias_cuda_add(rows, c, bias.data(), y.data());
+        size_t wrong = 0;
+        for (size_t i = 0; i < rows * (size_t)c; i++) wrong += y[i] != y0[i] + bias[i % (size_t)c];
+        CHECK(wrong == 0, "bias add %zux%d: %zu wrong", rows, c, wrong);
+        std::vector<float> db(c, 0.5f), again(c, 0.5f);
+        bias_cuda_backward(rows, c, dy.data(), db.data());
+        bias_cuda_backward(rows, c, dy.data(), again.data());
+        double worst = 0;
+        for (int ch = 0; ch < c; ch++) {
+            double want = 0, scale = 0;
+            for (size_t r = 0; r < rows; r++) want += dy[r * c + ch], scale += std::fabs(dy[r * c + ch]);
+            worst = std::fmax(worst, std::fabs(db[ch] - (0.5 + want)) / (scale + 1));
+        }
+        CHECK(worst < 1e-6, "bias gradient %zux%d: error %g of the sum of magnitudes (it accumulates onto 0.5)", rows,
+              c, worst);
+        CHECK(std::memcmp(db.data(), again.data(), sizeof(float) * c) == 0, "bias gradient %zux%d: not the same bits "
+              "twice", rows, c);
+    }
+}
+
+int main(void) {
+    RUN(test_transpose);
+    RUN(test_transpose_lowp);
+    RUN(test_bias);
+    return test_finish();
+}
