@@ -147,9 +147,18 @@ EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME
 EMU_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EMU_CXXFLAGS := -O2 -g -std=c++17 -ffp-contract=off $(WARN) -Wno-sign-compare -Wno-shadow -D_GNU_SOURCE -MMD -MP \
                 -I. $(EMU_INC) $(if $(filter 1,$(SAN)),$(EMU_SAN))
+# NCCL over MPI (tests/emu/nccl_emu.cpp) under dist_nccl.cu: the cuda backend's data-parallel path under mpirun
+# (not under SAN: its kernels' accesses are test_cuda's, and two ranks under ASan take minutes)
+ifeq ($(MPI)$(HAVE_NCCL)$(SAN),110)
+EMU_NCCL_OBJ := $(EMU_DIR)/trainer/dist/dist_nccl.o $(EMU_DIR)/tests/emu/nccl_emu.o
+EMU_BIN    += $(BUILD)/tests/emu/test_mpi
+EMU_INC    += $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),-I$(NCCL_HOME)/include)
+$(EMU_NCCL_OBJ): EMU_CXXFLAGS += -DRSA_MPI -Itrainer/dist $(shell pkg-config --cflags ompi-c)
+endif
 TEST_BIN   += $(EMU_BIN)
 # kept: the objects depend on the rewritten headers
-.SECONDARY: $(EMU_GEN_H) $(EMU_CU:%.cu=$(EMU_DIR)/%.cpp) $(EMU_DIR)/tests/emu/test_emulator.cpp
+.SECONDARY: $(EMU_GEN_H) $(EMU_CU:%.cu=$(EMU_DIR)/%.cpp) $(EMU_DIR)/tests/emu/test_emulator.cpp \
+            $(EMU_DIR)/trainer/dist/dist_nccl.cpp
 
 $(EMU_DIR)/%.cpp: %.cu tests/emu/unchevron.py
 	@mkdir -p $(dir $@)
@@ -182,11 +191,12 @@ $(BUILD)/tests/emu/test_cuda_kernels: $(EMU_DIR)/tests/emu/test_cuda_kernels.o $
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
 
 define EMU_TEST_RULE
-$(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(EMU_OBJ) $(LIB) $(FLAGS_STAMP)
+$(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(2) $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) -DRSA_CUDA_EMU $(EMU_INC) $$(LDFLAGS) $$< $(TEST_UTIL) $(EMU_OBJ) $(LIB) $$(LDLIBS) -lstdc++ -o $$@
+	$$(CC) $$(CFLAGS) -DRSA_CUDA_EMU $(EMU_INC) $$(LDFLAGS) $$< $(TEST_UTIL) $(2) $(LIB) $$(LDLIBS) -lstdc++ -o $$@
 endef
-$(foreach t,$(EMU_TESTS),$(eval $(call EMU_TEST_RULE,$(t))))
+$(foreach t,$(EMU_TESTS),$(eval $(call EMU_TEST_RULE,$(t),$(EMU_OBJ))))
+$(if $(EMU_NCCL_OBJ),$(eval $(call EMU_TEST_RULE,dist/test_mpi,$(EMU_OBJ) $(EMU_NCCL_OBJ))))
 endif
 
 summary:

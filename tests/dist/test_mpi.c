@@ -10,6 +10,7 @@
  * code paths on the CPU) two processes give the cpu backend's two-process run bit for bit. The linear evaluation,
  * whose features both ranks compute, gives one process's numbers for the same checkpoint bit for bit. Four
  * processes against one (SyncBN, and BN groups of a quarter) check what two cannot: shards and groups beyond two.
+ * The cuda backend's path (NCCL) is checked the same way where it can run (see with_cuda below).
  * The test runs itself under mpirun (`test_mpi --rank-run DIR ...`) for the two-process part. */
 #include "tests/util/fixture.h"
 #include "tests/util/runcmp.h"
@@ -19,6 +20,10 @@
 #include "trainer/dist/dist.h"
 #include "trainer/io/safetensors.h"
 #include "trainer/train/trainer.h"
+
+#ifdef RSA_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include <math.h>
 #include <omp.h>
@@ -34,6 +39,8 @@
 static int width = 8;
 /* Processes mpirun_two starts: 2, or 4 where BN groups and shards of four are compared with one process. */
 static int ranks = 2;
+/* The backend of every run (the config's default when empty): "cuda" for the GPU's data-parallel path. */
+static char run_backend[16] = "";
 
 static TrainConfig config(MethodKind method, Precision precision) {
     TrainConfig c;
@@ -49,6 +56,7 @@ static TrainConfig config(MethodKind method, Precision precision) {
     c.linear_epochs = 0, c.knn_every = 0, c.loader_threads = 1, c.seed = 3;
     c.precision = precision;
     c.checkpoint_every = 2; /* the ranks' agreement is checked at every checkpoint */
+    if (run_backend[0]) snprintf(c.backend, sizeof c.backend, "%s", run_backend);
     return c;
 }
 
@@ -118,6 +126,13 @@ static int rank_run(const char *dir, MethodKind method, Precision precision, Ran
     }
     if (mode == RANKS_BROKEN_ALLREDUCE)
         true_allreduce_f32 = d->allreduce_f32, d->allreduce_f32 = allreduce_not_identical;
+    if (strcmp(run_backend, "cuda") == 0) { /* as rsa run does: NCCL for the gradients and SyncBN's sums */
+        if (dist_attach_gpu(d) != 0 || !d->allreduce_device_f32 || !d->allreduce_device_f64) {
+            fprintf(stderr, "rank %d: no device all-reduce: %s\n", d->rank, rsa_error_message());
+            dist_finalize(d);
+            return 1;
+        }
+    }
     char own[700];
     snprintf(own, sizeof own, "%s-rank%d", dir, d->rank);
     if (mode == RANKS_LOCAL_DIRS) dir = own;
@@ -153,8 +168,9 @@ static int mpirun_two(const char *dir, MethodKind method, Precision precision, R
     self[len] = 0;
     snprintf(cmd, sizeof cmd,
              "timeout 300 mpirun --allow-run-as-root --oversubscribe --mca coll ^tuned -np %d -x OMP_NUM_THREADS=1 %s "
-             "--rank-run %s %d %d %d %d %d 2>&1",
-             ranks, self, dir, (int)method, (int)precision, (int)mode, max_steps, width);
+             "--rank-run %s %d %d %d %d %d %s 2>&1",
+             ranks, self, dir, (int)method, (int)precision, (int)mode, max_steps, width,
+             run_backend[0] ? run_backend : "default");
     FILE *p = popen(cmd, "r");
     char line[512];
     size_t used = 0;
@@ -447,10 +463,58 @@ static void test_ranks_out_of_step_caught(void) {
           "both ranks must say that rank 1 left rank 0's step");
 }
 
+/* The cuda backend's data-parallel path: its gradients and SyncBN's sums all-reduced by NCCL on the device. Two
+ * processes against one, with SyncBN and with BN groups, and exact resume, as the cpu backend's tests above. They
+ * run in tests/emu's copy of this test (the emulated kernels, NCCL emulated over MPI: what the trainer asks of
+ * NCCL, not NCCL itself) and, built with CUDA=1, on a machine with two GPUs or more. */
+static void with_cuda(void (*test)(void)) {
+    snprintf(run_backend, sizeof run_backend, "cuda");
+    test();
+    run_backend[0] = 0;
+}
+static void test_two_processes_equal_one_cuda(void) { with_cuda(test_two_processes_equal_one); }
+static void test_two_processes_own_bn_equal_bn_groups_cuda(void) {
+    with_cuda(test_two_processes_own_bn_equal_bn_groups);
+}
+static void test_resume_two_processes_cuda(void) { with_cuda(test_resume_two_processes); }
+
+/* Whether this build can run the cuda tests here; why not in *why. */
+static bool cuda_ranks_possible(const char **why) {
+#if defined RSA_CUDA_EMU
+    *why = "";
+    return true;
+#elif defined RSA_CUDA
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count < 2) {
+        cudaGetLastError();
+        *why = "NCCL between two ranks needs two GPUs (tests/emu's copy runs them emulated)";
+        return false;
+    }
+    return true;
+#else
+    *why = "a build without CUDA (tests/emu's copy runs them on the emulated kernels)";
+    return false;
+#endif
+}
+
 int main(int argc, char **argv) {
-    if (argc == 8 && strcmp(argv[1], "--rank-run") == 0 && (width = atoi(argv[7])) > 0)
+    if (argc == 9 && strcmp(argv[1], "--rank-run") == 0 && (width = atoi(argv[7])) > 0) {
+        if (strcmp(argv[8], "default") != 0) snprintf(run_backend, sizeof run_backend, "%s", argv[8]);
         return rank_run(argv[2], (MethodKind)atoi(argv[3]), (Precision)atoi(argv[4]), (RankMode)atoi(argv[5]),
                         atoi(argv[6]));
+    }
+    const char *why;
+    if (cuda_ranks_possible(&why)) {
+        RUN(test_two_processes_equal_one_cuda);
+        RUN(test_two_processes_own_bn_equal_bn_groups_cuda);
+        RUN(test_resume_two_processes_cuda);
+    } else {
+        test_skip("two_processes_equal_one_cuda, two_processes_own_bn_equal_bn_groups_cuda, "
+                  "resume_two_processes_cuda", why);
+    }
+#ifdef RSA_CUDA_EMU
+    return test_finish(); /* the cpu backend's tests are dist/test_mpi's */
+#endif
     RUN(test_two_processes_equal_one);
     RUN(test_two_processes_own_bn_equal_bn_groups);
     RUN(test_four_processes_equal_one);

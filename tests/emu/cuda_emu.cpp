@@ -1,14 +1,36 @@
 /* The CPU emulation of kernel launches (cuda_emu.h says what it does and does not show) and the few CUDA runtime
- * calls the emulated kernels' host code makes, on host memory. Under ASan the first switch prints a warning that
- * swapcontext is not fully supported: that concerns checks of the fibers' own stacks; the kernels' reads and writes
- * of heap memory, which is what they touch, are checked as anywhere. */
+ * calls the emulated kernels' host code makes, on host memory.
+ *
+ * Fibers switch through ucontext, or on x86-64 through a few instructions that swap the callee-saved registers and
+ * the stack pointer: swapcontext saves the signal mask with a system call on every switch, which took half the
+ * emulated tests' time. Under ASan the ucontext path stays, as ASan follows swapcontext (it warns once that it
+ * does not fully support it: that concerns checks of the fibers' own stacks; the kernels' reads and writes of
+ * heap memory, which is what they touch, are checked as anywhere). */
 #include "cuda_emu.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <vector>
+
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define EMU_ASM_SWITCH 1
+/* Saves the callee-saved registers on the current stack and the stack pointer in *from, then resumes the stack
+ * `to` (one that emu_switch saved, or a new one laid out by make_fiber) where it left off. */
+extern "C" void emu_switch(void **from, void *to);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_switch, .-emu_switch\n");
+#endif
 
 namespace emu {
 
@@ -20,7 +42,11 @@ namespace {
 enum State { RUNNABLE, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
 
 struct Fiber {
+#ifdef EMU_ASM_SWITCH
+    void *sp;
+#else
     ucontext_t ctx;
+#endif
     State state;
 };
 
@@ -30,7 +56,11 @@ constexpr unsigned MAX_THREADS = 1024;
 
 std::vector<Fiber> fibers;
 char *stacks;
+#ifdef EMU_ASM_SWITCH
+void *scheduler;
+#else
 ucontext_t scheduler;
+#endif
 int current = -1;
 const std::function<void()> *body;
 const char *kernel_name;
@@ -49,9 +79,33 @@ uint3 thread_of(unsigned t) {
     return uint3{t % block_dim.x, t / block_dim.x % block_dim.y, t / (block_dim.x * block_dim.y)};
 }
 
+/* From the scheduler into fiber f, until it waits or returns. */
+void enter(Fiber *f) {
+#ifdef EMU_ASM_SWITCH
+    emu_switch(&scheduler, f->sp);
+#else
+    if (swapcontext(&scheduler, &f->ctx) != 0) die("swapcontext failed");
+#endif
+}
+
+/* From fiber f back to the scheduler. */
+void leave(Fiber *f) {
+#ifdef EMU_ASM_SWITCH
+    emu_switch(&f->sp, scheduler);
+#else
+    if (swapcontext(&f->ctx, &scheduler) != 0) die("swapcontext failed");
+#endif
+}
+
 void fiber_main() {
     (*body)();
-    fibers[(size_t)current].state = DONE; /* returns to the scheduler through uc_link */
+    Fiber *f = &fibers[(size_t)current];
+    f->state = DONE;
+#ifdef EMU_ASM_SWITCH
+    leave(f); /* never resumed */
+    std::abort();
+#endif
+    /* ucontext: returns to the scheduler through uc_link */
 }
 
 /* Back to the scheduler until a barrier releases this thread. */
@@ -60,7 +114,7 @@ void wait(State why) {
     barriers++;
     Fiber &f = fibers[(size_t)current];
     f.state = why;
-    if (swapcontext(&f.ctx, &scheduler) != 0) die("swapcontext failed");
+    leave(&f);
 }
 
 bool valid_config(dim3 g, dim3 b) {
@@ -98,7 +152,20 @@ void release(unsigned n) {
     }
 }
 
-/* One block's threads as fibers, until all have returned. */
+#ifdef EMU_ASM_SWITCH
+/* A new stack as emu_switch leaves one: six registers to pop (zeros), then fiber_main as the return address, at a
+ * 16-byte boundary so that fiber_main starts with the stack aligned as after a call. */
+void make_fiber(Fiber *fb, char *stack) {
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = (void **)(top - 16);
+    sp[0] = (void *)fiber_main;
+    sp[1] = nullptr;
+    sp -= 6;
+    for (int i = 0; i < 6; i++) sp[i] = nullptr;
+    fb->sp = sp;
+    fb->state = RUNNABLE;
+}
+#else
 /* Its own function: getcontext returns twice in principle, which no loop variable should see (-Wclobbered). */
 __attribute__((noinline)) void make_fiber(Fiber *fb, char *stack) {
     if (getcontext(&fb->ctx) != 0) die("getcontext failed");
@@ -108,7 +175,9 @@ __attribute__((noinline)) void make_fiber(Fiber *fb, char *stack) {
     makecontext(&fb->ctx, fiber_main, 0);
     fb->state = RUNNABLE;
 }
+#endif
 
+/* One block's threads as fibers, until all have returned. */
 void run_block(unsigned n) {
     for (unsigned t = 0; t < n; t++) make_fiber(&fibers[t], stacks + (size_t)t * STACK_BYTES);
     for (unsigned sweep = 0;; sweep++) {
@@ -120,7 +189,7 @@ void run_block(unsigned n) {
             unsigned t = sweep % 2 ? n - 1 - i : i;
             if (fibers[t].state != RUNNABLE) continue;
             current = (int)t, thread_idx = thread_of(t);
-            if (swapcontext(&scheduler, &fibers[t].ctx) != 0) die("swapcontext failed");
+            enter(&fibers[t]);
         }
         unsigned done = 0;
         for (unsigned t = 0; t < n; t++) done += fibers[t].state == DONE;
@@ -207,3 +276,17 @@ extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cuda
     if (bytes) std::memmove(dst, src, bytes);
     return cudaSuccess;
 }
+
+/* one emulated GPU per process: data-parallel ranks each take device 0, as ranks on their own nodes would */
+extern "C" cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaSetDevice(int device) {
+    if (device == 0) return cudaSuccess;
+    emu::last_error = cudaErrorInvalidDevice;
+    return cudaErrorInvalidDevice;
+}
+
+extern "C" cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }

@@ -86,7 +86,8 @@ void dist_finalize(Dist *d) {
 }
 
 #if !(defined(RSA_CUDA) && defined(RSA_MPI))
-int dist_attach_gpu(Dist *d) {
+/* Weak: the tests that run dist_nccl.cu's code on the CPU (tests/emu) link their build of it over this one. */
+__attribute__((weak)) int dist_attach_gpu(Dist *d) {
     if (d->world == 1) return 0; /* one process: the default GPU, nothing to share */
     return rsa_fail("build with `make CUDA=1` on a machine with Open MPI and NCCL, and run build/cuda/rsa",
                     "multi-GPU data parallel needs the CUDA, MPI and NCCL parts of the build");
