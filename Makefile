@@ -261,6 +261,17 @@ SAN_ENV := RSA_FIXTURES=$${RSA_FIXTURES:-build/$(VARIANT:%-san=%)/fixtures} \
 test: summary tests-build
 	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) tests/run.sh
 
+# Only the emulated GPU tests (tests/emu): a quick check after editing a .cu file, on a machine without a GPU.
+.PHONY: test-emu
+test-emu:
+ifneq ($(EMU_DIR),)
+	@$(MAKE) --no-print-directory $(EMU_BIN) $(RSA_BIN)
+	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) \
+	  RSA_TEST_ONLY="$(EMU_BIN:$(BUILD)/tests/%=%)" tests/run.sh
+else
+	@echo "test-emu: the cuda kernels on the CPU are $(EMU_STATE)"; exit 1
+endif
+
 # The GPU tests: the CUDA build's GPU tests, and the PyTorch parity tests of ops, ResNets and whole steps restricted
 # to the cuda backend. Without a GPU it builds them, says so and runs nothing (exit 0: nothing failed, nothing passed).
 GPU_TESTS := gpu/test_cuda gpu/test_cuda_model ops/test_ops_torch nn/test_resnet_torch train/test_step_torch
