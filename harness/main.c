@@ -562,6 +562,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         if (argc > 2 && strcmp(argv[2], "config") == 0) {
+            if (argc > 3) return usage_error("rsa help config takes nothing more, not '%s'", argv[3]);
             char *home = find_home();
             LuaExp *L = open_lua(home);
             free(home);
@@ -575,6 +576,8 @@ int main(int argc, char **argv) {
         if (argc > 2 && strcmp(argv[2], "data") == 0) {
             Args a;
             if (parse_args(argc, argv, 3, &a) != 0) return 2;
+            if (a.n_files > 0)
+                return usage_error("rsa help data takes no file, not '%s' (the data root is --data DIR)", a.files[0]);
             const char *root = a.data ? a.data : config_data_root(NULL);
             int n;
             const DataSource *src = dataset_sources(&n);
@@ -585,6 +588,14 @@ int main(int argc, char **argv) {
                        dataset_present(src[i].name, root, NULL) ? "yes" : "no");
             return 0;
         }
+        /* `rsa help run` and the like: the commands' list is their help */
+        const char *commands[] = {"run", "check", "list", "report", "export", "help", "version"};
+        bool command = argc == 2;
+        for (size_t i = 0; argc > 2 && i < sizeof commands / sizeof commands[0]; i++)
+            command = command || strcmp(argv[2], commands[i]) == 0;
+        if (!command)
+            return usage_error("no help on '%s': `rsa help` gives the commands, `rsa help config` the keys of an "
+                               "experiment file, `rsa help data` the data sets", argv[2]);
         fputs(USAGE, stdout);
         return 0;
     }

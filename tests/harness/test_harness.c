@@ -903,6 +903,21 @@ static void test_check_and_help(void) {
               debian ? "installed" : "absent", text ? text : "");
         free(head), free(text);
     }
+    /* a file name or an unknown topic is a mistake, not a request for the commands' list */
+    rc = rsa(out, "help", "data", empty, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 2 && text && strstr(text, "rsa help data takes no file") && strstr(text, "--data DIR"),
+          "help data with a file exited %d:\n%s", rc, text ? text : "");
+    free(text);
+    rc = rsa(out, "help", "datasets", NULL, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 2 && text && strstr(text, "no help on 'datasets'") && strstr(text, "rsa help data"),
+          "help on an unknown topic exited %d:\n%s", rc, text ? text : "");
+    free(text);
+    rc = rsa(out, "help", "run", NULL, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 0 && text && strstr(text, "  run EXPERIMENT.lua "), "help run exited %d:\n%s", rc, text ? text : "");
+    free(text);
     free(empty), free(full);
     /* what provenance records of this machine and build */
     rc = rsa(out, "version", NULL, NULL, NULL, NULL, NULL, NULL, NULL);
