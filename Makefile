@@ -106,7 +106,7 @@ BUILD_FLAGS_RECORD := $(CC) $(CFLAGS)
 # Every object and binary depends on the flags it was built with: a build directory is shared by MPI=0 and MPI=1
 # (and CFLAGS=...), and an object left from the other setting links wrongly (MPI=0 after MPI=1: undefined MPI_*).
 FLAGS_STAMP := $(BUILD)/build-flags
-FLAGS_NOW   := $(CC) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) $(NVCC_MPI) | $(LDFLAGS) $(LDLIBS)
+FLAGS_NOW   := $(CC) $(CFLAGS) | $(NVCC) $(NVCCFLAGS) $(NVCC_MPI) | $(LDFLAGS) $(LDLIBS) | $(CXX)
 ifneq ($(file <$(FLAGS_STAMP)),$(FLAGS_NOW))
 $(shell mkdir -p $(BUILD))
 $(file >$(FLAGS_STAMP),$(FLAGS_NOW))
