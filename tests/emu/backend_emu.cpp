@@ -2,8 +2,8 @@
  * sums, roundings and 16-bit copies, pooling, optimiser arithmetic, biases) run through the CPU emulation on host
  * memory, in the cuda backend's layouts (NHWC); convolutions and linear layers, which the real backend hands to
  * cuDNN and cuBLAS, and memory and transfers come from the staged backend (the cpu backend posing as a device).
- * Test binaries linked with it run the GPU tests (test_cuda, test_cuda_model) and the PyTorch parity tests
- * restricted to the cuda backend against the kernels' own code. */
+ * Test binaries linked with it run the GPU tests (test_cuda, test_cuda_model), the PyTorch parity tests restricted
+ * to the cuda backend and test_mpi's cuda tests against the kernels' own code. */
 #include "trainer/ops/cuda/cuda_util.h"
 #include "trainer/ops/cuda/ops_cuda.h"
 
