@@ -121,15 +121,16 @@ all: summary $(RSA_BIN) $(LIB)
 
 # ---- the cuda backend's own kernels, emulated on the CPU (tests/emu/cuda_emu.h) ----
 # A build without CUDA=1 that finds the CUDA headers compiles trainer/ops/cuda's kernels with the host C++ compiler
-# (after tests/emu/unchevron.py rewrites their launches) and links them into copies of the GPU tests and of the
-# PyTorch parity tests restricted to the cuda backend, under tests/emu: so the kernels' own code is tested on every
-# machine. cuDNN and cuBLAS are not emulated: there the emulated backend uses the cpu backend's convolutions and
-# linear layers, and the GPU tests that are about cuDNN's 16-bit paths are skipped.
+# (after tests/emu/unchevron.py rewrites their launches) and links them into copies of the GPU tests, of the
+# PyTorch parity tests restricted to the cuda backend and of test_mpi, under tests/emu: so the kernels' own code is
+# tested on every machine. cuDNN and cuBLAS are not emulated: there the emulated backend uses the cpu backend's
+# convolutions and linear layers, and the GPU tests that are about cuDNN's 16-bit paths are skipped.
 HAVE_CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $(CUDA_HOME)/include/cublas_v2.h \
                        -a -f $(CUDNN_HOME)/include/cudnn.h && command -v $(CXX) >/dev/null \
                        && command -v python3 >/dev/null && echo 1)
 EMU_MISSING := not built (needs the CUDA headers, g++ and python3)
-EMU_STATE  := $(if $(filter 1,$(CUDA)),not needed (CUDA=1),$(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING)))
+EMU_STATE  := $(strip $(if $(filter 1,$(CUDA)),not needed (CUDA=1),\
+                $(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING))))
 ifeq ($(CUDA)$(HAVE_CUDA_HEADERS),01)
 EMU_DIR    := $(BUILD)/emu
 EMU_CU     := $(shell grep -l __global__ trainer/ops/cuda/*.cu)
@@ -153,7 +154,8 @@ ifeq ($(MPI)$(HAVE_NCCL)$(SAN),110)
 EMU_NCCL_OBJ := $(EMU_DIR)/trainer/dist/dist_nccl.o $(EMU_DIR)/tests/emu/nccl_emu.o
 EMU_BIN    += $(BUILD)/tests/emu/test_mpi
 EMU_INC    += $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),-I$(NCCL_HOME)/include)
-$(EMU_NCCL_OBJ): EMU_CXXFLAGS += -DRSA_MPI -Itrainer/dist $(shell pkg-config --cflags ompi-c)
+$(EMU_NCCL_OBJ): EMU_CXXFLAGS += -DRSA_MPI -Itrainer/dist $(shell pkg-config --cflags ompi-c) \
+                                $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),-I$(NCCL_HOME)/include)
 endif
 TEST_BIN   += $(EMU_BIN)
 # kept: the objects depend on the rewritten headers
