@@ -207,10 +207,10 @@ static void two_processes_equal_one_bn(MethodKind method, Precision precision, d
     width = 8;
     char one[600], two[600], out[8192];
     const char *bn = own_bn ? "-own-bn" : "";
-    snprintf(one, sizeof one, "%s/one-%s-%s%s-of%d", test_tmpdir(), method_name(method), precision_name(precision), bn,
-             ranks);
-    snprintf(two, sizeof two, "%s/ranks%d-%s-%s%s", test_tmpdir(), ranks, method_name(method),
-             precision_name(precision), bn);
+    snprintf(one, sizeof one, "%s/one-%s-%s%s-of%d%s", test_tmpdir(), method_name(method), precision_name(precision),
+             bn, ranks, run_backend);
+    snprintf(two, sizeof two, "%s/ranks%d-%s-%s%s%s", test_tmpdir(), ranks, method_name(method),
+             precision_name(precision), bn, run_backend);
     omp_set_num_threads(1);
     TrainConfig c = config(method, precision);
     if (own_bn) c.sync_bn = false, c.bn_group = c.batch / ranks;
@@ -319,8 +319,8 @@ static void test_two_processes_in_step_fp16(void) {
 static void resumed_two_equal_uninterrupted(MethodKind method) {
     width = 16;
     char a[600], b[600], out[8192];
-    snprintf(a, sizeof a, "%s/whole-%s", test_tmpdir(), method_name(method));
-    snprintf(b, sizeof b, "%s/resumed-%s", test_tmpdir(), method_name(method));
+    snprintf(a, sizeof a, "%s/whole-%s%s", test_tmpdir(), method_name(method), run_backend);
+    snprintf(b, sizeof b, "%s/resumed-%s%s", test_tmpdir(), method_name(method), run_backend);
     CHECK(mpirun_two(a, method, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "uninterrupted run failed");
     CHECK(mpirun_two(b, method, PRECISION_FP32, RANKS_NORMAL, 3, out, sizeof out) == 0, "the run to stop failed");
     double la[64], lb[64];
