@@ -591,8 +591,8 @@ int main(int argc, char **argv) {
         /* `rsa help run` and the like: the commands' list is their help */
         const char *commands[] = {"run", "check", "list", "report", "export", "help", "version"};
         bool command = argc == 2;
-        for (size_t i = 0; argc > 2 && i < sizeof commands / sizeof commands[0]; i++)
-            command = command || strcmp(argv[2], commands[i]) == 0;
+        for (size_t i = 0; !command && i < sizeof commands / sizeof commands[0]; i++)
+            command = strcmp(argv[2], commands[i]) == 0;
         if (!command)
             return usage_error("no help on '%s': `rsa help` gives the commands, `rsa help config` the keys of an "
                                "experiment file, `rsa help data` the data sets", argv[2]);

@@ -44,7 +44,7 @@ extern dim3 block_dim, grid_dim;
 /* Runs body once per thread of every block of the grid; kernel names it in messages. */
 void run_grid(dim3 grid, dim3 block, const char *kernel, const std::function<void()> &body);
 /* __syncthreads(). */
-void sync_block(const char *what);
+void sync_block();
 /* Lane src's `bytes` of the calling thread's warp (its own value where src is outside the warp) into out, after
  * every lane has offered its own value (mine). */
 void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t bytes);
@@ -55,7 +55,7 @@ void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t b
 #define blockDim (::emu::block_dim)
 #define gridDim (::emu::grid_dim)
 
-inline void __syncthreads() { emu::sync_block("__syncthreads()"); }
+inline void __syncthreads() { emu::sync_block(); }
 
 template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta) {
     static_assert(sizeof(T) <= 8, "a shuffle moves at most 8 bytes");
