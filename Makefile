@@ -144,10 +144,12 @@ EMU_BIN    := $(foreach t,$(EMU_TESTS),$(BUILD)/tests/emu/$(notdir $(t))) $(BUIL
               $(BUILD)/tests/emu/test_cuda_kernels
 EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),-I$(CUDNN_HOME)/include)
 # -ffp-contract=off: the kernels' __fadd_rn and __fmul_rn are never fused; nvcc does not warn about signedness or
-# shadowing (cuda_fp16.h's `half`) in device code, which the kernels were written for
+# shadowing (cuda_fp16.h's `half`) in device code, which the kernels were written for; grids of at most 3 blocks
+# (grid-stride launches) and 2 matrices (transposes), so that the tests' small tensors take the loops that cover what
+# one grid does not (on a GPU, tensors of over 2 M values or 65535 matrices)
 EMU_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EMU_CXXFLAGS := -O2 -g -std=c++17 -ffp-contract=off $(WARN) -Wno-sign-compare -Wno-shadow -D_GNU_SOURCE -MMD -MP \
-                -I. $(EMU_INC) $(if $(filter 1,$(SAN)),$(EMU_SAN))
+                -DRSA_CUDA_MAX_BLOCKS=3 -DRSA_CUDA_MAX_GRID_Z=2 -I. $(EMU_INC) $(if $(filter 1,$(SAN)),$(EMU_SAN))
 # NCCL over MPI (tests/emu/nccl_emu.cpp) under dist_nccl.cu: the cuda backend's data-parallel path under mpirun
 # (not under SAN: its kernels' accesses are test_cuda's, and two ranks under ASan take minutes)
 ifeq ($(MPI)$(HAVE_NCCL)$(SAN),110)

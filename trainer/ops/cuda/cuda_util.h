@@ -77,8 +77,19 @@ static inline void cuda_require_nhwc(Layout l, int hw) {
         rsa_fatal("this is a bug in rsa-repro", "the cuda backend keeps activations in NHWC, not %s", layout_name(l));
 }
 
+/* The most blocks a grid-stride launch gets, and the most matrices one batched-transpose launch covers (CUDA's limit
+ * on gridDim.z). The emulated build (tests/emu) lowers both to a few, so that the loops which take over where one
+ * grid ends also run on its tests' small tensors. */
+#ifndef RSA_CUDA_MAX_BLOCKS
+#define RSA_CUDA_MAX_BLOCKS 8192
+#endif
+#ifndef RSA_CUDA_MAX_GRID_Z
+#define RSA_CUDA_MAX_GRID_Z 65535
+#endif
+
 constexpr int CUDA_THREADS = 256;
-constexpr size_t CUDA_MAX_BLOCKS = 8192;
+constexpr size_t CUDA_MAX_BLOCKS = RSA_CUDA_MAX_BLOCKS;
+constexpr unsigned CUDA_MAX_GRID_Z = RSA_CUDA_MAX_GRID_Z;
 
 /* A loop over n items shared by all threads of the grid, whatever its size. */
 #define GRID_STRIDE(i, n)                                                                                          \

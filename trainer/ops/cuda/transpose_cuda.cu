@@ -39,7 +39,7 @@ __global__ void transpose_kernel(int batch, int rows, int cols, const T *in, flo
 
 template <class T> static void transpose(int batch, int rows, int cols, const T *in, float *out, bool accumulate) {
     size_t tiles = (size_t)((rows + TILE - 1) / TILE) * ((cols + TILE - 1) / TILE);
-    dim3 grid((unsigned)tiles, 1, (unsigned)(batch < 65535 ? batch : 65535));
+    dim3 grid((unsigned)tiles, 1, (unsigned)batch < CUDA_MAX_GRID_Z ? (unsigned)batch : CUDA_MAX_GRID_Z);
     transpose_kernel<T><<<grid, dim3(TILE, TILE_ROWS)>>>(batch, rows, cols, in, out, accumulate);
     CUDA_CHECK_LAUNCH();
 }
