@@ -48,6 +48,13 @@ typedef struct {
     int n_files;
 } Args;
 
+static bool is_command(const char *s) {
+    static const char *const commands[] = {"run", "check", "list", "report", "export", "help", "version"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(s, commands[i]) == 0) return true;
+    return false;
+}
+
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "rsa: ");
     fprintf(stderr, fmt, arg);
@@ -589,16 +596,14 @@ int main(int argc, char **argv) {
             return 0;
         }
         /* `rsa help run` and the like: the commands' list is their help */
-        const char *commands[] = {"run", "check", "list", "report", "export", "help", "version"};
-        bool command = argc == 2;
-        for (size_t i = 0; !command && i < sizeof commands / sizeof commands[0]; i++)
-            command = strcmp(argv[2], commands[i]) == 0;
-        if (!command)
+        if (argc > 2 && !is_command(argv[2]))
             return usage_error("no help on '%s': `rsa help` gives the commands, `rsa help config` the keys of an "
                                "experiment file, `rsa help data` the data sets", argv[2]);
         fputs(USAGE, stdout);
         return 0;
     }
+    /* before the options, which an unknown command's would be reported as */
+    if (!is_command(cmd)) return usage_error("unknown command \"%s\"", cmd);
     if (strcmp(cmd, "version") == 0) {
         char *libs = library_versions(), *machine = machine_text();
         /* the machine in provenance's words: verify_results.sh compares it with the runs it reruns */
@@ -626,7 +631,7 @@ int main(int argc, char **argv) {
             else if (strcmp(cmd, "check") == 0) rc = cmd_check(&ctx, L, &a);
             else if (strcmp(cmd, "list") == 0) rc = cmd_list(&ctx, L, &a);
             else if (strcmp(cmd, "report") == 0) rc = cmd_report(&ctx, L, &a);
-            else rc = usage_error("unknown command \"%s\"", cmd);
+            else RSA_ASSERT(!"a command is_command knows and main does not run");
             luaexp_free(L);
         }
     }

@@ -918,6 +918,12 @@ static void test_check_and_help(void) {
     text = slurp(out);
     CHECK(rc == 0 && text && strstr(text, "  run EXPERIMENT.lua "), "help run exited %d:\n%s", rc, text ? text : "");
     free(text);
+    /* an unknown command is named as such, not as an unknown option of it */
+    rc = rsa(out, "rnu", "--bogus", NULL, NULL, NULL, NULL, NULL, NULL);
+    text = slurp(out);
+    CHECK(rc == 2 && text && strstr(text, "unknown command \"rnu\"") && !strstr(text, "--bogus"),
+          "an unknown command exited %d:\n%s", rc, text ? text : "");
+    free(text);
     free(empty), free(full);
     /* what provenance records of this machine and build */
     rc = rsa(out, "version", NULL, NULL, NULL, NULL, NULL, NULL, NULL);
