@@ -315,7 +315,7 @@ static void test_two_processes_in_step_fp16(void) {
 
 /* Exact resume in a data-parallel world: two processes stopped after 3 steps (the checkpoint rank 0 writes) and
  * resumed end with the weights, buffers, optimiser state and queue of two processes that never stopped, bit for bit,
- * and log the same losses. MoCo v2: its queue is filled from every rank's keys. */
+ * and log the same per-step metrics. MoCo v2: its queue is filled from every rank's keys. */
 static void resumed_two_equal_uninterrupted(MethodKind method) {
     width = 16;
     char a[600], b[600], out[8192];
@@ -323,28 +323,11 @@ static void resumed_two_equal_uninterrupted(MethodKind method) {
     snprintf(b, sizeof b, "%s/resumed-%s%s", test_tmpdir(), method_name(method), run_backend);
     CHECK(mpirun_two(a, method, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "uninterrupted run failed");
     CHECK(mpirun_two(b, method, PRECISION_FP32, RANKS_NORMAL, 3, out, sizeof out) == 0, "the run to stop failed");
-    double la[64], lb[64];
+    double lb[64];
     CHECK(losses(b, lb, 64) == 3, "the stopped run must have trained 3 steps");
     CHECK(mpirun_two(b, method, PRECISION_FP32, RANKS_NORMAL, 0, out, sizeof out) == 0, "the resumed run failed");
-    int na = losses(a, la, 64), nb = losses(b, lb, 64);
-    CHECK(na == 8 && nb == 8 && memcmp(la, lb, sizeof(double) * 8) == 0, "losses differ after resuming (%d, %d steps)",
-          na, nb);
-    char ca[700], cb[700];
-    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
-    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
-    StFile fa, fb;
-    CHECK(st_open(&fa, ca) == 0 && st_open(&fb, cb) == 0, "%s", rsa_error_message());
-    int differ = 0, compared = 0;
-    for (int i = 0; i < fa.n_tensors; i++) {
-        const StTensor *t = &fa.tensors[i], *u = st_find(&fb, t->name);
-        bool same = u && u->dtype == t->dtype && st_numel(u) == st_numel(t) &&
-                    memcmp(st_data(&fa, t), st_data(&fb, u), t->end - t->begin) == 0;
-        if (!same && differ++ < 3) test_note("%s differs", t->name);
-        compared++;
-    }
-    CHECK(differ == 0 && fa.n_tensors == fb.n_tensors, "%d of %d checkpoint tensors differ after resuming", differ,
-          compared);
-    st_close(&fa), st_close(&fb);
+    CHECK(losses(b, lb, 64) == 8, "the resumed run must end after 8 steps");
+    CHECK_SAME_RUN(a, b);
 }
 
 /* Results on node-local disks: rank 0 finds the stopped run's checkpoint, rank 1 does not. Both must stop at once
