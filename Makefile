@@ -119,12 +119,12 @@ TEST_UTIL   := $(BUILD)/tests/util/testlib.o $(BUILD)/tests/util/fixture.o $(BUI
 .PHONY: all summary test bench deps clean cuda-check
 all: summary $(RSA_BIN) $(LIB)
 
-# ---- the cuda backend's own kernels, emulated on the CPU (tests/emu/cuda_emu.h) ----
-# A build without CUDA=1 that finds the CUDA headers compiles trainer/ops/cuda's kernels with the host C++ compiler
-# (after tests/emu/unchevron.py rewrites their launches) and links them into copies of the GPU tests, of the
-# PyTorch parity tests restricted to the cuda backend and of test_mpi, under tests/emu: so the kernels' own code is
-# tested on every machine. cuDNN and cuBLAS are not emulated: there the emulated backend uses the cpu backend's
-# convolutions and linear layers, and the GPU tests that are about cuDNN's 16-bit paths are skipped.
+# ---- the cuda backend, emulated on the CPU (tests/emu/cuda_emu.h) ----
+# A build without CUDA=1 that finds the CUDA headers compiles the cuda backend (trainer/ops/cuda and
+# backend_cuda.cu) with the host C++ compiler, after tests/emu/unchevron.py rewrites its kernel launches, and links it
+# with CPU emulations of the CUDA runtime, cuDNN's convolutions and cuBLAS's sgemm (tests/emu/*_emu.cpp) into
+# copies of the GPU tests, of the PyTorch parity tests restricted to the cuda backend and of test_mpi, under
+# tests/emu: so the backend's own code, kernels and host code, is tested on every machine.
 HAVE_CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $(CUDA_HOME)/include/cublas_v2.h \
                        -a -f $(CUDNN_HOME)/include/cudnn.h && command -v $(CXX) >/dev/null \
                        && command -v python3 >/dev/null && echo 1)
@@ -133,9 +133,10 @@ EMU_STATE  := $(strip $(if $(filter 1,$(CUDA)),not needed (CUDA=1),\
                 $(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING))))
 ifeq ($(CUDA)$(HAVE_CUDA_HEADERS),01)
 EMU_DIR    := $(BUILD)/emu
-EMU_CU     := $(shell grep -l __global__ trainer/ops/cuda/*.cu)
+EMU_CU     := $(wildcard trainer/ops/cuda/*.cu) trainer/backend/backend_cuda.cu
 EMU_GEN_H  := $(patsubst %,$(EMU_DIR)/%,$(shell grep -l '<<<' trainer/ops/cuda/*.h))
-EMU_OBJ    := $(EMU_CU:%.cu=$(EMU_DIR)/%.o) $(EMU_DIR)/tests/emu/cuda_emu.o $(EMU_DIR)/tests/emu/backend_emu.o
+EMU_OBJ    := $(EMU_CU:%.cu=$(EMU_DIR)/%.o) \
+              $(patsubst %,$(EMU_DIR)/tests/emu/%.o,cuda_emu runtime_emu cudnn_emu cublas_emu)
 EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model ops/test_ops_torch nn/test_resnet_torch train/test_step_torch
 ifeq ($(SAN),1) # ASan's memory checks of the kernels need their own tests' shapes, not the numerics of the others
 EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model
@@ -174,7 +175,11 @@ $(EMU_DIR)/%.h: %.h tests/emu/unchevron.py
 
 # a kernel file's own folder first: its rewritten headers (channel_reduce.h) before trainer/ops/cuda's
 $(EMU_DIR)/trainer/%.o: $(EMU_DIR)/trainer/%.cpp $(EMU_GEN_H) tests/emu/cuda_emu.h $(FLAGS_STAMP)
-	$(CXX) $(EMU_CXXFLAGS) -Itrainer/ops/cuda -include tests/emu/cuda_emu.h -c $< -o $@
+	$(CXX) $(EMU_CXXFLAGS) -Itrainer/ops/cuda -Itrainer/backend -include tests/emu/cuda_emu.h -c $< -o $@
+
+# the emulated convolutions and sgemm are the emulated tests' heaviest arithmetic: -O3 vectorises their inner loops
+# (elementwise, so no sum is reordered)
+$(EMU_DIR)/tests/emu/cudnn_emu.o $(EMU_DIR)/tests/emu/cublas_emu.o: EMU_CXXFLAGS += -O3
 
 $(EMU_DIR)/tests/emu/%.o: tests/emu/%.cpp tests/emu/cuda_emu.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -189,7 +194,7 @@ $(BUILD)/tests/emu/test_emulator: $(EMU_DIR)/tests/emu/test_emulator.o $(EMU_DIR
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
 
-# the kernels only cuDNN's and cuBLAS's ops call, which the emulated backend's tests never reach
+# the kernels only cuDNN's and cuBLAS's ops call, on shapes of their own
 $(BUILD)/tests/emu/test_cuda_kernels: $(EMU_DIR)/tests/emu/test_cuda_kernels.o $(EMU_OBJ) $(TEST_UTIL) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
@@ -212,7 +217,7 @@ summary:
 	@echo "  Open MPI $(if $(HAVE_MPI),found$(if $(filter 1,$(MPI)), - data parallel over MPI enabled, - not used (MPI=0)),not found)"
 	@echo "  CUDA     $(if $(HAVE_NVCC),found ($(NVCC))$(if $(filter 1,$(CUDA)), - building the cuda backend, - not built: make CUDA=1),not found)"
 	@echo "  cuDNN    $(if $(HAVE_CUDNN),found,not found)   NCCL $(if $(HAVE_NCCL),found,not found)"
-	@echo "  the cuda kernels on the CPU (tests/emu): $(EMU_STATE)"
+	@echo "  the cuda backend on the CPU (tests/emu): $(EMU_STATE)"
 ifneq ($(HAVE_DNNL),1)
 	@echo "error: oneDNN headers not found (hint: run 'make deps' as root)"; exit 1
 endif
@@ -273,7 +278,7 @@ ifneq ($(EMU_DIR),)
 	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) \
 	  RSA_TEST_ONLY="$(EMU_BIN:$(BUILD)/tests/%=%)" tests/run.sh
 else
-	@echo "test-emu: the cuda kernels on the CPU are $(EMU_STATE)"; exit 1
+	@echo "test-emu: the cuda backend on the CPU is $(EMU_STATE)"; exit 1
 endif
 
 # The GPU tests: the CUDA build's GPU tests, and the PyTorch parity tests of ops, ResNets and whole steps restricted

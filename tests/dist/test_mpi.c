@@ -448,7 +448,7 @@ static void test_ranks_out_of_step_caught(void) {
 
 /* The cuda backend's data-parallel path: its gradients and SyncBN's sums all-reduced by NCCL on the device. Two
  * processes against one, with SyncBN and with BN groups, and exact resume, as the cpu backend's tests above. They
- * run in tests/emu's copy of this test (the emulated kernels, NCCL emulated over MPI: what the trainer asks of
+ * run in tests/emu's copy of this test (the emulated backend, NCCL emulated over MPI: what the trainer asks of
  * NCCL, not NCCL itself) and, built with CUDA=1, on a machine with two GPUs or more. */
 static void with_cuda(void (*test)(void)) {
     snprintf(run_backend, sizeof run_backend, "cuda");
@@ -475,7 +475,7 @@ static bool cuda_ranks_possible(const char **why) {
     }
     return true;
 #else
-    *why = "a build without CUDA (tests/emu's copy runs them on the emulated kernels)";
+    *why = "a build without CUDA (tests/emu's copy runs them on the emulated backend)";
     return false;
 #endif
 }

@@ -1,5 +1,5 @@
-/* The CPU emulation of kernel launches (cuda_emu.h says what it does and does not show) and the few CUDA runtime
- * calls the emulated kernels' host code makes, on host memory.
+/* The CPU emulation of kernel launches (cuda_emu.h says what it does and does not show) and the CUDA runtime's
+ * error state (cudaGetLastError).
  *
  * Fibers switch through ucontext, or on x86-64 through a few instructions that swap the callee-saved registers and
  * the stack pointer: swapcontext saves the signal mask with a system call on every switch, which took half the
@@ -48,6 +48,7 @@ struct Fiber {
     ucontext_t ctx;
 #endif
     State state;
+    uint3 idx; /* its threadIdx, worked out once per launch */
 };
 
 /* Big enough for a kernel's locals and a failing check's message under ASan; pages are touched only as used. */
@@ -155,8 +156,10 @@ void release(unsigned n) {
 #ifdef EMU_ASM_SWITCH
 /* A new stack as emu_switch leaves one: six registers to pop (zeros), then fiber_main as the return address, at a
  * 16-byte boundary so that fiber_main starts with the stack aligned as after a call. */
-void make_fiber(Fiber *fb, char *stack) {
-    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+void make_fiber(Fiber *fb, char *stack, unsigned t) {
+    /* Stacks STACK_BYTES apart would put every fiber's top in the same cache sets, and a block's switches would
+     * evict one another's frames: each top is shifted by a different number of cache lines. */
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES - (uintptr_t)(t % 64) * 33 * 64) & ~(uintptr_t)15;
     void **sp = (void **)(top - 16);
     sp[0] = (void *)fiber_main;
     sp[1] = nullptr;
@@ -167,7 +170,8 @@ void make_fiber(Fiber *fb, char *stack) {
 }
 #else
 /* Its own function: getcontext returns twice in principle, which no loop variable should see (-Wclobbered). */
-__attribute__((noinline)) void make_fiber(Fiber *fb, char *stack) {
+__attribute__((noinline)) void make_fiber(Fiber *fb, char *stack, unsigned t) {
+    (void)t;
     if (getcontext(&fb->ctx) != 0) die("getcontext failed");
     fb->ctx.uc_stack.ss_sp = stack;
     fb->ctx.uc_stack.ss_size = STACK_BYTES;
@@ -179,7 +183,7 @@ __attribute__((noinline)) void make_fiber(Fiber *fb, char *stack) {
 
 /* One block's threads as fibers, until all have returned. */
 void run_block(unsigned n) {
-    for (unsigned t = 0; t < n; t++) make_fiber(&fibers[t], stacks + (size_t)t * STACK_BYTES);
+    for (unsigned t = 0; t < n; t++) make_fiber(&fibers[t], stacks + (size_t)t * STACK_BYTES, t);
     for (unsigned sweep = 0;; sweep++) {
         /* Each runnable thread runs until it returns or waits at a barrier, in thread order and then, after the
          * barrier, in reverse: a thread that reads what others have not written yet (a missing barrier before a
@@ -188,7 +192,7 @@ void run_block(unsigned n) {
         for (unsigned i = 0; i < n; i++) {
             unsigned t = sweep % 2 ? n - 1 - i : i;
             if (fibers[t].state != RUNNABLE) continue;
-            current = (int)t, thread_idx = thread_of(t);
+            current = (int)t, thread_idx = fibers[t].idx;
             enter(&fibers[t]);
         }
         unsigned done = 0;
@@ -215,6 +219,7 @@ void run_grid(dim3 g, dim3 b, const char *kernel, const std::function<void()> &f
     }
     fibers.resize(n);
     grid_dim = g, block_dim = b, body = &f, barriers = 0;
+    for (unsigned t = 0; t < n; t++) fibers[t].idx = thread_of(t);
     bool first = true;
     for (unsigned z = 0; z < g.z; z++)
         for (unsigned y = 0; y < g.y; y++)
@@ -253,7 +258,12 @@ void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t b
 
 } // namespace emu
 
-/* ---- the CUDA runtime calls of the emulated kernels' host code: device memory is host memory ---- */
+/* ---- the runtime's error state (the other runtime calls are in runtime_emu.cpp) ---- */
+
+cudaError_t emu::fail(cudaError_t e) {
+    emu::last_error = e;
+    return e;
+}
 
 extern "C" cudaError_t cudaGetLastError(void) {
     cudaError_t e = emu::last_error;
@@ -261,32 +271,25 @@ extern "C" cudaError_t cudaGetLastError(void) {
     return e;
 }
 
-extern "C" const char *cudaGetErrorName(cudaError_t e) {
-    return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorInvalidConfiguration ? "cudaErrorInvalidConfiguration"
-                                                                                   : "cudaError (emulated)";
+static const char *error_name(cudaError_t e, bool description) {
+    switch (e) {
+    case cudaSuccess: return description ? "no error" : "cudaSuccess";
+    case cudaErrorInvalidConfiguration:
+        return description ? "invalid configuration argument" : "cudaErrorInvalidConfiguration";
+    case cudaErrorMemoryAllocation: return description ? "out of memory" : "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidValue: return description ? "invalid argument" : "cudaErrorInvalidValue";
+    case cudaErrorInvalidDevice: return description ? "invalid device ordinal" : "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle:
+        return description ? "invalid resource handle" : "cudaErrorInvalidResourceHandle";
+    case cudaErrorHostMemoryAlreadyRegistered:
+        return description ? "part or all of the requested memory range is already mapped"
+                           : "cudaErrorHostMemoryAlreadyRegistered";
+    case cudaErrorHostMemoryNotRegistered:
+        return description ? "pointer does not correspond to a registered memory region"
+                           : "cudaErrorHostMemoryNotRegistered";
+    default: return description ? "an emulated CUDA error" : "cudaError (emulated)";
+    }
 }
 
-extern "C" const char *cudaGetErrorString(cudaError_t e) {
-    return e == cudaSuccess ? "no error" : e == cudaErrorInvalidConfiguration ? "invalid configuration argument"
-                                                                                : "an emulated CUDA error";
-}
-
-extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
-    (void)kind;
-    if (bytes) std::memmove(dst, src, bytes);
-    return cudaSuccess;
-}
-
-/* one emulated GPU per process: data-parallel ranks each take device 0, as ranks on their own nodes would */
-extern "C" cudaError_t cudaGetDeviceCount(int *count) {
-    *count = 1;
-    return cudaSuccess;
-}
-
-extern "C" cudaError_t cudaSetDevice(int device) {
-    if (device == 0) return cudaSuccess;
-    emu::last_error = cudaErrorInvalidDevice;
-    return cudaErrorInvalidDevice;
-}
-
-extern "C" cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+extern "C" const char *cudaGetErrorName(cudaError_t e) { return error_name(e, false); }
+extern "C" const char *cudaGetErrorString(cudaError_t e) { return error_name(e, true); }

@@ -13,8 +13,11 @@
  * precision without contraction (-ffp-contract=off), which is what the kernels' __fadd_rn and friends ask for; the
  * 16-bit conversions are cuda_fp16.h's and cuda_bf16.h's own host code.
  *
- * What it cannot show: races other than those (threads never interleave between barriers), timing, and the
- * cuDNN and cuBLAS calls (the emulated backend, tests/emu/backend_emu.cpp, takes those ops from the cpu backend). */
+ * The host side is emulated too, so that the whole cuda backend (backend_cuda.cu and trainer/ops/cuda) runs:
+ * runtime_emu.cpp (device memory, copies, streams), cudnn_emu.cpp (the convolutions), cublas_emu.cpp (sgemm) and
+ * nccl_emu.cpp (all-reduce over MPI). What it cannot show: races other than those (threads never interleave between
+ * barriers, and every call completes before it returns), timing, and cuDNN's, cuBLAS's and NCCL's own behaviour
+ * beyond what those files model. */
 #ifndef RSA_CUDA_EMU_H
 #define RSA_CUDA_EMU_H
 
@@ -25,6 +28,7 @@
 #include <cudnn.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 
@@ -48,6 +52,20 @@ void sync_block();
 /* Lane src's `bytes` of the calling thread's warp (its own value where src is outside the warp) into out, after
  * every lane has offered its own value (mine). */
 void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t bytes);
+/* Records e for cudaGetLastError, as a failing runtime call does on a GPU, and returns it. */
+cudaError_t fail(cudaError_t e);
+/* Stops the test unless [p, p + bytes) lies in one live cudaMalloc allocation (runtime_emu.cpp); call names the
+ * API call, what (or NULL for a generic text) the operand. */
+void need_device(const void *p, size_t bytes, const char *call, const char *what);
+/* x as a tensor core reads a float under TF32: 10 mantissa bits, rounded to nearest, ties away from zero (PTX's
+ * cvt.rna.tf32.f32); NaN and infinity kept. */
+inline float tf32(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    std::memcpy(&x, &u, 4);
+    return x;
+}
 } // namespace emu
 
 #define threadIdx (::emu::thread_idx)

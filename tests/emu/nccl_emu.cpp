@@ -39,6 +39,9 @@ extern "C" ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count
     if (!comm || op != ncclSum || (type != ncclFloat && type != ncclDouble) || count > (size_t)INT32_MAX)
         return ncclInvalidArgument;
     MPI_Datatype t = type == ncclFloat ? MPI_FLOAT : MPI_DOUBLE;
+    const size_t bytes = count * (type == ncclFloat ? sizeof(float) : sizeof(double));
+    emu::need_device(send, bytes, "ncclAllReduce", "the send buffer is not device memory, or too short");
+    emu::need_device(recv, bytes, "ncclAllReduce", "the receive buffer is not device memory, or too short");
     int rc = MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv, (int)count, t, MPI_SUM, MPI_COMM_WORLD);
     return rc == MPI_SUCCESS ? ncclSuccess : ncclSystemError;
 }

@@ -1,6 +1,7 @@
-/* The cuda backend's kernels that only its cuDNN and cuBLAS ops call (so the emulated backend's tests never reach
- * them): the batched transposes between NCHW and NHWC, from fp32 and from 16-bit values, and the bias of a
- * [rows][c] output with its deterministic gradient. Run on the CPU emulation (cuda_emu.h) against plain loops. */
+/* The cuda backend's kernels that its convolutions and linear layers call around cuDNN and cuBLAS, on shapes of
+ * their own (partial tiles, thin matrices, more matrices than one launch covers here): the batched transposes
+ * between NCHW and NHWC, from fp32 and from 16-bit values, and the bias of a [rows][c] output with its deterministic
+ * gradient. Run on the CPU emulation (cuda_emu.h) against plain loops. */
 extern "C" {
 #include "tests/util/testlib.h"
 #include "trainer/ops/ref/ops_ref.h"

@@ -6,8 +6,8 @@
  * their 16-bit weight copies following the weights), and SyncBN sums its statistics through the host or on the
  * device to the same bits. Without a GPU,
  * or in a build without CUDA, it prints a skip line and exits 0. Built as tests/emu/test_cuda (RSA_CUDA_EMU: the
- * Makefile's emulated kernels, tests/emu/cuda_emu.h) it runs the tests of the backend's own kernels on the CPU and
- * skips those about cuDNN's 16-bit convolutions, which the emulation leaves to the cpu backend.
+ * Makefile's emulated build, tests/emu/cuda_emu.h) it runs the whole backend on the CPU, its kernels and its host
+ * code over emulated CUDA, cuDNN and cuBLAS calls, with every test but the choice of device.
  *
  * Tolerances, as |got - want| <= rtol |want| + rtol max|want| (scale-relative, as test_ops_torch):
  *  - convolution 2e-4 in strict FP32 (cuDNN may choose Winograd or FFT, which round like the CPU backend's
@@ -21,7 +21,7 @@
 #include "tests/util/testlib.h"
 #include "trainer/core/error.h"
 #include "trainer/ops/ref/ops_ref.h"
-#ifdef RSA_CUDA
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
 #include "trainer/ops/cuda/cuda_backend.h"
 #endif
 #if defined RSA_CUDA || defined RSA_CUDA_EMU
@@ -185,7 +185,7 @@ static void round_floats(Precision p, float *x, size_t n) {
 }
 
 static int lowp_refusals(void) {
-#ifdef RSA_CUDA
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
     if (cuda_lowp_refusals() > 0) fprintf(stderr, "  # last 16-bit refusal: %s\n", cuda_lowp_refusal());
     return cuda_lowp_refusals();
 #else
@@ -827,7 +827,7 @@ static void test_background_upload(void) {
     free(old), free(got), free(want);
 }
 
-#ifdef RSA_CUDA
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
 /* The other settings of cuda_backend.h: measured algorithm choice, TF32. */
 static void test_fastest_algorithms(void) {
     cuda_set_deterministic(false);
@@ -879,21 +879,11 @@ int main(void) {
     RUN(test_background_upload);
     RUN(test_elementwise);
     RUN(test_conv);
-#ifdef RSA_CUDA_EMU
-    const bool cudnn = false; /* the emulated backend convolves on the cpu backend */
-#else
-    const bool cudnn = true;
-#endif
-    if (cudnn) {
-        RUN(test_conv_bf16);
-        RUN(test_conv_fp16);
-        RUN(test_conv_weight_cache);
-        RUN(test_conv_wgrad16);
-        RUN(test_conv_dy_reuse);
-    } else {
-        test_skip("conv_bf16, conv_fp16, conv_weight_cache, conv_wgrad16, conv_dy_reuse",
-                  "cuDNN's 16-bit convolutions are not emulated");
-    }
+    RUN(test_conv_bf16);
+    RUN(test_conv_fp16);
+    RUN(test_conv_weight_cache);
+    RUN(test_conv_wgrad16);
+    RUN(test_conv_dy_reuse);
     RUN(test_conv_wgrad16_overflow);
     RUN(test_batchnorm);
 #if defined RSA_CUDA || defined RSA_CUDA_EMU
@@ -904,10 +894,12 @@ int main(void) {
     RUN(test_gap);
     RUN(test_linear);
     RUN(test_optimiser);
-#ifdef RSA_CUDA
-    RUN(test_device_choice);
+#if defined RSA_CUDA || defined RSA_CUDA_EMU
     RUN(test_fastest_algorithms);
     RUN(test_tf32);
+#endif
+#ifdef RSA_CUDA
+    RUN(test_device_choice);
 #endif
     return test_finish();
 }

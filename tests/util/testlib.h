@@ -19,7 +19,7 @@ bool test_failed(void);
 void test_skip(const char *name, const char *why);
 
 /* Whether a test that runs on several backends tries `name`: RSA_TEST_BACKENDS (a comma list, e.g. "cuda" on a GPU
- * machine) limits them. A copy built against the emulated cuda kernels (RSA_CUDA_EMU: tests/emu) tries only "cuda",
+ * machine) limits them. A copy built against the emulated cuda backend (RSA_CUDA_EMU: tests/emu) tries only "cuda",
  * the backend it exists for, unless told otherwise. Inline, so that each test binary's build flags decide. */
 static inline bool test_backend_wanted(const char *name) {
     const char *only = getenv("RSA_TEST_BACKENDS");

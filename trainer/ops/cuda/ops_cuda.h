@@ -61,30 +61,4 @@ void transpose_cuda(int batch, int rows, int cols, const float *in, float *out, 
 /* The same from 16-bit values in format p (bf16 or fp16), widened exactly. */
 void transpose_lowp_cuda(Precision p, int batch, int rows, int cols, const void *in, float *out, bool accumulate);
 
-/* Fills in the ops the backend's own kernels implement: backend_cuda.cu's table, and the emulated backend's
- * (tests/emu/backend_emu.cpp), which must run the same ones. */
-inline void ops_cuda_own_kernels(Backend *b) {
-    b->bn_forward_train = bn_cuda_forward_train;
-    b->bn_forward_eval = bn_cuda_forward_eval;
-    b->bn_apply = bn_cuda_apply;
-    b->bn_backward = bn_cuda_backward;
-    b->relu_forward = relu_cuda_forward;
-    b->relu_backward = relu_cuda_backward;
-    b->add_forward = add_cuda_forward;
-    b->accumulate = accumulate_cuda;
-    b->accumulate_lowp = accumulate_lowp_cuda;
-    b->round_lowp = round_lowp_cuda;
-    /* the tensor-core convolutions' conversions, as round-to-nearest-even narrowing and exact widening: for values
-     * already in the format, the bits of lowp_bits and lowp_value */
-    b->to_lowp = [](Precision p, size_t n, const float *x, uint16_t *y16) { to_lowp_cuda(p, n, x, y16); };
-    b->from_lowp = [](Precision p, size_t n, const uint16_t *x16, float *y) { from_lowp_cuda(p, n, x16, y); };
-    b->maxpool_forward = maxpool_cuda_forward;
-    b->maxpool_backward = maxpool_cuda_backward;
-    b->gap_forward = gap_cuda_forward;
-    b->gap_backward = gap_cuda_backward;
-    b->axpby = axpby_cuda;
-    b->sgd_update = sgd_update_cuda;
-    b->sumsq = sumsq_cuda;
-}
-
 #endif
