@@ -112,7 +112,7 @@ $(shell mkdir -p $(BUILD))
 $(file >$(FLAGS_STAMP),$(FLAGS_NOW))
 endif
 
-TEST_SRC    := $(wildcard tests/*/test_*.c)
+TEST_SRC    := $(filter-out tests/emu/%,$(wildcard tests/*/test_*.c)) # tests/emu: the emulation's own rules
 TEST_BIN    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL   := $(BUILD)/tests/util/testlib.o $(BUILD)/tests/util/fixture.o $(BUILD)/tests/util/runcmp.o
 
@@ -142,7 +142,7 @@ ifeq ($(SAN),1) # ASan's memory checks of the kernels need their own tests' shap
 EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model
 endif
 EMU_BIN    := $(foreach t,$(EMU_TESTS),$(BUILD)/tests/emu/$(notdir $(t))) $(BUILD)/tests/emu/test_emulator \
-              $(BUILD)/tests/emu/test_cuda_kernels
+              $(BUILD)/tests/emu/test_cuda_kernels $(if $(filter 1,$(SAN)),,$(BUILD)/tests/emu/test_gpu_session)
 EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),-I$(CUDNN_HOME)/include)
 # -ffp-contract=off: the kernels' __fadd_rn and __fmul_rn are never fused; nvcc does not warn about signedness or
 # shadowing (cuda_fp16.h's `half`) in device code, which the kernels were written for; grids of at most 3 blocks
@@ -198,6 +198,16 @@ $(BUILD)/tests/emu/test_emulator: $(EMU_DIR)/tests/emu/test_emulator.o $(EMU_DIR
 $(BUILD)/tests/emu/test_cuda_kernels: $(EMU_DIR)/tests/emu/test_cuda_kernels.o $(EMU_OBJ) $(TEST_UTIL) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
+
+# the GPU session's benchmarks (bench/gpu_session.sh) on the emulated backend: step_bench with its cuda branches
+$(BUILD)/tests/emu/step_bench: bench/step_bench.c $(EMU_OBJ) $(LIB) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DRSA_CUDA $(EMU_INC) $(LDFLAGS) $< $(EMU_OBJ) $(LIB) $(LDLIBS) -lstdc++ -o $@
+
+$(BUILD)/tests/emu/test_gpu_session: tests/emu/test_gpu_session.c $(TEST_UTIL) $(LIB) $(FLAGS_STAMP) \
+                                     $(BUILD)/tests/emu/step_bench
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) $(LDLIBS) -o $@
 
 define EMU_TEST_RULE
 $(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(2) $(LIB) $(FLAGS_STAMP)

@@ -11,7 +11,8 @@
 # to what is left, a step with under 20 s left is skipped (the summary says so), and the summary is rewritten after
 # every step (a failed step's last line included: "why:"), so a call cut short still brings back what ran. The
 # order is by what matters most: the build, the GPU tests of the backend itself, the ResNet-50 bf16 step against
-# PyTorch AMP (issue 8's goal), the PyTorch parity tests on the GPU, then the other benchmarks.
+# PyTorch AMP (issue 8's goal), the PyTorch parity tests on the GPU, then the other benchmarks. Every make test runs
+# these step_bench settings at the quick scale on the emulated cuda backend (tests/emu/test_gpu_session.c).
 #
 # Packages the device image may lack (oneDNN, Lua, TurboJPEG and zlib headers and libraries): download them here once,
 #   mkdir -p .debs && (cd .debs && apt-get download libdnnl-dev libdnnl2 liblua5.4-dev liblua5.4-0 \
