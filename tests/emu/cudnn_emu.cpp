@@ -10,7 +10,8 @@
  * non-FMA math under strict FP32, nondeterministic algorithms in deterministic mode) and a forward algorithm that
  * the list offers but that declines 16-bit descriptors at an odd batch size when run (cuDNN's do decline some
  * shapes only when run). Nondeterministic algorithms sum in the opposite order, so their bits differ from the
- * deterministic ones', as on a GPU.
+ * deterministic ones', as on a GPU. A test hook (cudnn_emu.h) makes one direction's lists hold no usable 16-bit
+ * algorithm at one batch size, as cuDNN's do for some shapes, so that the backend's fall-back to fp32 is tested.
  *
  * Checks, each a stop with the call's name or a status cuDNN would return: descriptors set and consistent (shapes,
  * types, the output size), the operands and the workspace in device memory with the extent their descriptors say
@@ -19,6 +20,7 @@
  * not have (measured on an H100; conv_cuda.cu keeps OHWI copies because of it). Not emulated: speed, cuDNN's own
  * numerics (Winograd, FFT), and refusals that depend on the GPU. */
 #include "cuda_emu.h"
+#include "cudnn_emu.h"
 
 #include <cstdarg>
 #include <cstdio>
@@ -189,14 +191,20 @@ const Algo *find_algo(const std::vector<Algo> &list, int algo, cudnnMathType_t m
     return nullptr;
 }
 
+int declined_direction = -1, declined_batch; /* cudnn_emu_decline_16bit */
+
+/* A list as cuDNN returns it; for `direction` on descriptors x (the activations) when the test hook says so, with
+ * every entry's status NOT_SUPPORTED. */
 template <class Perf, class AlgoEnum>
-cudnnStatus_t report(const std::vector<Algo> &list, int requested, int *returned, Perf *perf) {
+cudnnStatus_t report(const std::vector<Algo> &list, int direction, const cudnnTensorStruct *x, int requested,
+                     int *returned, Perf *perf) {
+    const bool none = direction == declined_direction && x->type != CUDNN_DATA_FLOAT && x->n == declined_batch;
     int n = 0;
     for (const Algo &a : list) {
         if (n >= requested) break;
         Perf p{};
         p.algo = (AlgoEnum)a.algo;
-        p.status = a.status;
+        p.status = none ? CUDNN_STATUS_NOT_SUPPORTED : a.status;
         p.time = a.status == OK ? 0.1f * (float)(n + 1) : -1.0f;
         p.memory = a.workspace;
         p.determinism = a.determinism;
@@ -276,6 +284,10 @@ void blend(cudnnDataType_t t, void *out, size_t i, float sum, float alpha, float
 inline int order(int i, int n, bool rev) { return rev ? n - 1 - i : i; }
 
 } // namespace
+
+extern "C" void cudnn_emu_decline_16bit(int direction, int n) {
+    declined_direction = n ? direction : -1, declined_batch = n;
+}
 
 /* ---- handle, version, errors ---- */
 
@@ -399,7 +411,8 @@ extern "C" cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h,
     cudnnStatus_t st = h ? check("cudnnGetConvolutionForwardAlgorithm_v7", conv_of(x, w, cv, y), false)
                          : CUDNN_STATUS_BAD_PARAM;
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(FWD_HEURISTIC, requested, returned, perf);
+    return report<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+        FWD_HEURISTIC, CUDNN_EMU_FORWARD, x, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -410,7 +423,8 @@ extern "C" cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, c
     cudnnStatus_t st = h ? check("cudnnFindConvolutionForwardAlgorithm", conv_of(x, w, cv, y), false)
                          : CUDNN_STATUS_BAD_PARAM;
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(FWD_MEASURED, requested, returned, perf);
+    return report<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+        FWD_MEASURED, CUDNN_EMU_FORWARD, x, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -490,8 +504,8 @@ extern "C" cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle
     cudnnStatus_t st = h ? check("cudnnGetConvolutionBackwardDataAlgorithm_v7", conv_of(dx, w, cv, dy), true)
                          : CUDNN_STATUS_BAD_PARAM;
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(DATA_HEURISTIC, requested,
-                                                                                    returned, perf);
+    return report<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+        DATA_HEURISTIC, CUDNN_EMU_BACKWARD_DATA, dx, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
@@ -503,8 +517,8 @@ extern "C" cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t
     cudnnStatus_t st = h ? check("cudnnFindConvolutionBackwardDataAlgorithm", conv_of(dx, w, cv, dy), true)
                          : CUDNN_STATUS_BAD_PARAM;
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(DATA_MEASURED, requested,
-                                                                                    returned, perf);
+    return report<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+        DATA_MEASURED, CUDNN_EMU_BACKWARD_DATA, dx, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
@@ -583,8 +597,8 @@ extern "C" cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHand
     cudnnStatus_t st = h ? check("cudnnGetConvolutionBackwardFilterAlgorithm_v7", conv_of(x, dw, cv, dy), true)
                          : CUDNN_STATUS_BAD_PARAM;
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(FILTER_HEURISTIC, requested,
-                                                                                        returned, perf);
+    return report<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+        FILTER_HEURISTIC, CUDNN_EMU_BACKWARD_FILTER, x, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -596,8 +610,8 @@ extern "C" cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle
     cudnnStatus_t st = h ? check("cudnnFindConvolutionBackwardFilterAlgorithm", conv_of(x, dw, cv, dy), true)
                          : CUDNN_STATUS_BAD_PARAM;
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(FILTER_MEASURED, requested,
-                                                                                        returned, perf);
+    return report<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+        FILTER_MEASURED, CUDNN_EMU_BACKWARD_FILTER, x, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h,

@@ -27,6 +27,9 @@
 #if defined RSA_CUDA || defined RSA_CUDA_EMU
 #include <cuda_runtime_api.h>
 #endif
+#ifdef RSA_CUDA_EMU
+#include "tests/emu/cudnn_emu.h"
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -330,6 +333,87 @@ static void test_conv_dy_reuse(void) {
     be_free(cu, cx, nx), be_free(cu, cw, nw), be_free(cu, cdy1, nx), be_free(cu, cdy2, nx), be_free(cu, cdw, nw);
     free(x), free(w), free(dy1), free(dy2);
 }
+
+#ifdef RSA_CUDA_EMU
+/* One bf16 op's forward, backward-weights (into a zeroed gradient) and backward-data at batch b, back on the host:
+ * out[0] y, out[1] dx (NCHW, b images), out[2] dw. */
+static void refusal_pass(ConvOp *op, int b, int c, int h, Layout l, float *const dev[6], float *out[3]) {
+    const size_t nw = (size_t)c * c * 9;
+    cu->conv_forward(op, b, dev[0], dev[1], NULL, dev[3]);
+    cu->zero(dev[5], sizeof(float) * nw);
+    cu->conv_backward_weights(op, b, dev[0], dev[2], dev[5], NULL);
+    cu->conv_backward_data(op, b, dev[2], dev[1], dev[4]);
+    be_get(cu, dev[3], l, b, c, h, h, out[0]);
+    be_get(cu, dev[4], l, b, c, h, h, out[1]);
+    be_get_flat(cu, dev[5], nw, out[2]);
+}
+
+/* Where cuDNN lists no 16-bit algorithm for one direction at some batch size (here the emulated cuDNN's hook, on a
+ * GPU some shapes), that batch size runs on the fp32 path: both data directions when either is refused, the weight
+ * gradient alone when its direction is. The choice is made when the batch size's plan is, so its results do not
+ * depend on which batch sizes ran before (a resumed run computes what the uninterrupted one did) and are the fp32
+ * path's bits; each refused plan counts once in cuda_lowp_refusals; the other batch size keeps the 16-bit path. */
+static void test_conv_lowp_refusal(void) {
+    const Precision p = PRECISION_BF16;
+    const int n = 4, small = 2, c = 16, h = 6;
+    const ConvShape s = conv_shape(n, c, h, h, c, 3, 1, 1);
+    const size_t nx = (size_t)n * c * h * h, nw = (size_t)c * c * 9, sizes[3] = {nx, nx, nw};
+    float *x = random_floats(nx, 51, 1), *w = random_floats(nw, 52, 0.1f), *dy = random_floats(nx, 53, 1);
+    round_floats(p, x, nx), round_floats(p, w, nw), round_floats(p, dy, nx);
+    const Layout l = cu->act_layout(c, h * h);
+    float *const dev[6] = {be_put(cu, x, l, n, c, h, h), be_put_flat(cu, w, nw), be_put(cu, dy, l, n, c, h, h),
+                           be_zeros(cu, nx), be_zeros(cu, nx), be_zeros(cu, nw)};
+    const int directions[] = {CUDNN_EMU_FORWARD, CUDNN_EMU_BACKWARD_DATA, CUDNN_EMU_BACKWARD_FILTER};
+    static const char *const names[] = {"forward", "backward-data", "backward-weights"}, *parts[] = {"y", "dx", "dw"};
+    for (int d = 0; d < 3; d++) {
+        const bool filter = directions[d] == CUDNN_EMU_BACKWARD_FILTER;
+        cudnn_emu_decline_16bit(directions[d], small);
+        /* runs: [0] the small batch first, [1] the large first, [2] the fp32 path the refused part should take;
+         * got[run][0: small, 1: large][y, dx, dw] */
+        float *got[3][2][3];
+        for (int run = 0; run < 3; run++) {
+            cuda_set_lowp_convolutions(!(run == 2 && !filter));
+            ConvOp *op = cu->conv_create(&s, l, l, false);
+            cu->conv_set_precision(op, p);
+            cu->conv_set_weight_grad_precision(op, filter && run < 2 ? p : PRECISION_FP32);
+            const int before = cuda_lowp_refusals();
+            for (int k = 0; k < 2; k++) {
+                const int which = run == 1 ? 1 - k : k; /* run 1 goes large, then small */
+                for (int part = 0; part < 3; part++) got[run][which][part] = test_alloc(sizes[part]);
+                refusal_pass(op, which ? n : small, c, h, l, dev, got[run][which]);
+            }
+            CHECK(cuda_lowp_refusals() - before == (run < 2), "%s refused: run %d counted %d refused plans", names[d],
+                  run, cuda_lowp_refusals() - before);
+            cu->conv_destroy(op);
+        }
+        cuda_set_lowp_convolutions(true);
+        const size_t small_sizes[3] = {nx / 2, nx / 2, nw};
+        for (int part = 0; part < 3; part++) {
+            const bool refused = filter == (part == 2); /* the parts that left the 16-bit path at the small batch */
+            for (int k = 0; k < 2; k++) {
+                const size_t bytes = sizeof(float) * (k ? sizes[part] : small_sizes[part]);
+                CHECK(memcmp(got[0][k][part], got[1][k][part], bytes) == 0,
+                      "%s refused: %s at batch %d depends on which batch size ran first", names[d], parts[part],
+                      k ? n : small);
+            }
+            if (refused)
+                CHECK(memcmp(got[0][0][part], got[2][0][part], sizeof(float) * small_sizes[part]) == 0,
+                      "%s refused: %s at batch %d is not the fp32 path's", names[d], parts[part], small);
+            /* the large batch's 16-bit results are in the format (dw only where the network asks it in 16 bits) */
+            if (part < 2 || filter)
+                CHECK(unrounded(p, got[0][1][part], sizes[part]) == 0,
+                      "%s refused: %s at batch %d left the 16-bit path", names[d], parts[part], n);
+        }
+        for (int run = 0; run < 3; run++)
+            for (int k = 0; k < 2; k++)
+                for (int part = 0; part < 3; part++) free(got[run][k][part]);
+    }
+    cudnn_emu_decline_16bit(0, 0);
+    be_free(cu, dev[0], nx), be_free(cu, dev[1], nw), be_free(cu, dev[2], nx);
+    be_free(cu, dev[3], nx), be_free(cu, dev[4], nx), be_free(cu, dev[5], nw);
+    free(x), free(w), free(dy);
+}
+#endif
 
 static void test_conv(void) { conv_cases(2e-4, true); }
 static void test_conv_wgrad16(void) {
@@ -884,6 +968,9 @@ int main(void) {
     RUN(test_conv_weight_cache);
     RUN(test_conv_wgrad16);
     RUN(test_conv_dy_reuse);
+#ifdef RSA_CUDA_EMU
+    RUN(test_conv_lowp_refusal);
+#endif
     RUN(test_conv_wgrad16_overflow);
     RUN(test_batchnorm);
 #if defined RSA_CUDA || defined RSA_CUDA_EMU
