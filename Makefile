@@ -142,7 +142,8 @@ ifeq ($(SAN),1) # ASan's memory checks of the kernels need their own tests' shap
 EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model
 endif
 EMU_BIN    := $(foreach t,$(EMU_TESTS),$(BUILD)/tests/emu/$(notdir $(t))) $(BUILD)/tests/emu/test_emulator \
-              $(BUILD)/tests/emu/test_cuda_kernels $(if $(filter 1,$(SAN)),,$(BUILD)/tests/emu/test_gpu_session)
+              $(BUILD)/tests/emu/test_cuda_kernels \
+              $(if $(filter 1,$(SAN)),,$(BUILD)/tests/emu/test_gpu_session $(BUILD)/tests/emu/test_cuda_run)
 EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),-I$(CUDNN_HOME)/include)
 # -ffp-contract=off: the kernels' __fadd_rn and __fmul_rn are never fused; nvcc does not warn about signedness or
 # shadowing (cuda_fp16.h's `half`) in device code, which the kernels were written for; grids of at most 3 blocks
@@ -178,8 +179,8 @@ $(EMU_DIR)/trainer/%.o: $(EMU_DIR)/trainer/%.cpp $(EMU_GEN_H) tests/emu/cuda_emu
 	$(CXX) $(EMU_CXXFLAGS) -Itrainer/ops/cuda -Itrainer/backend -include tests/emu/cuda_emu.h -c $< -o $@
 
 # the emulated convolutions and sgemm are the emulated tests' heaviest arithmetic: -O3 vectorises their inner loops
-# (elementwise, so no sum is reordered)
-$(EMU_DIR)/tests/emu/cudnn_emu.o $(EMU_DIR)/tests/emu/cublas_emu.o: EMU_CXXFLAGS += -O3
+# (elementwise, so no sum is reordered), and OpenMP shares their outputs among threads (each output one thread's)
+$(EMU_DIR)/tests/emu/cudnn_emu.o $(EMU_DIR)/tests/emu/cublas_emu.o: EMU_CXXFLAGS += -O3 -fopenmp
 
 $(EMU_DIR)/tests/emu/%.o: tests/emu/%.cpp tests/emu/cuda_emu.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -208,6 +209,11 @@ $(BUILD)/tests/emu/test_gpu_session: tests/emu/test_gpu_session.c $(TEST_UTIL) $
                                      $(BUILD)/tests/emu/step_bench
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) $(LDLIBS) -o $@
+
+# whole runs on the emulated backend (a test of its own: no GPU test to copy)
+$(BUILD)/tests/emu/test_cuda_run: tests/emu/test_cuda_run.c $(TEST_UTIL) $(EMU_OBJ) $(LIB) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DRSA_CUDA_EMU $(EMU_INC) $(LDFLAGS) $< $(TEST_UTIL) $(EMU_OBJ) $(LIB) $(LDLIBS) -lstdc++ -o $@
 
 define EMU_TEST_RULE
 $(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(2) $(LIB) $(FLAGS_STAMP)

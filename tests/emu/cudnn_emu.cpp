@@ -462,28 +462,34 @@ extern "C" cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *al
     const std::vector<float> X = widen_tensor(xd, x, c.tf32), Wt = filter_rsck(wd, widen_filter(wd, w, c.tf32));
     const int C = xd->c, H = xd->h, Wd = xd->w, R = wd->r, S = wd->s, K = wd->k;
     const float al = *(const float *)alpha, be = *(const float *)beta;
-    std::vector<float> acc((size_t)K);
     /* each output's sum runs over (r, s, c) in order (or in reverse); the loop over k is innermost, so that it is
-     * one vector operation per term without reordering any sum */
-    for (int n = 0; n < yd->n; n++)
-        for (int p = 0; p < yd->h; p++)
-            for (int q = 0; q < yd->w; q++) {
-                std::fill(acc.begin(), acc.end(), 0.0f);
-                for (int ri = 0; ri < R; ri++) {
-                    const int r = order(ri, R, rev), hi = p * cv->u - cv->pad_h + r * cv->dil_h;
-                    if (hi < 0 || hi >= H) continue;
-                    for (int si = 0; si < S; si++) {
-                        const int s = order(si, S, rev), wi = q * cv->v - cv->pad_w + s * cv->dil_w;
-                        if (wi < 0 || wi >= Wd) continue;
-                        const float *xv = &X[(((size_t)n * H + hi) * Wd + wi) * C];
-                        for (int ci = 0; ci < C; ci++) {
-                            const int ch = order(ci, C, rev);
-                            axpy(K, xv[ch], &Wt[(((size_t)r * S + s) * C + ch) * K], acc.data());
+     * one vector operation per term without reordering any sum; output rows are shared among threads (each output
+     * is one thread's, so the bits do not depend on their number) */
+    const int N = yd->n, P = yd->h, Q = yd->w;
+#pragma omp parallel
+    {
+        std::vector<float> acc((size_t)K);
+#pragma omp for collapse(2) schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int p = 0; p < P; p++)
+                for (int q = 0; q < Q; q++) {
+                    std::fill(acc.begin(), acc.end(), 0.0f);
+                    for (int ri = 0; ri < R; ri++) {
+                        const int r = order(ri, R, rev), hi = p * cv->u - cv->pad_h + r * cv->dil_h;
+                        if (hi < 0 || hi >= H) continue;
+                        for (int si = 0; si < S; si++) {
+                            const int s = order(si, S, rev), wi = q * cv->v - cv->pad_w + s * cv->dil_w;
+                            if (wi < 0 || wi >= Wd) continue;
+                            const float *xv = &X[(((size_t)n * H + hi) * Wd + wi) * C];
+                            for (int ci = 0; ci < C; ci++) {
+                                const int ch = order(ci, C, rev);
+                                axpy(K, xv[ch], &Wt[(((size_t)r * S + s) * C + ch) * K], acc.data());
+                            }
                         }
                     }
+                    for (int k = 0; k < K; k++) blend(yd->type, y, tensor_index(yd, n, k, p, q), acc[k], al, be);
                 }
-                for (int k = 0; k < K; k++) blend(yd->type, y, tensor_index(yd, n, k, p, q), acc[k], al, be);
-            }
+    }
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -555,27 +561,34 @@ extern "C" cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const voi
     const std::vector<float> DY = widen_tensor(dyd, dy, c.tf32), Wk = widen_filter(wd, w, c.tf32);
     const int K = wd->k, C = wd->c, R = wd->r, S = wd->s, P = dyd->h, Q = dyd->w;
     const float al = *(const float *)alpha, be = *(const float *)beta;
-    std::vector<float> acc((size_t)C);
-    /* each input gradient's sum runs over (r, s, k) in order (or in reverse), the loop over c innermost */
-    for (int n = 0; n < dxd->n; n++)
-        for (int hi = 0; hi < dxd->h; hi++)
-            for (int wi = 0; wi < dxd->w; wi++) {
-                std::fill(acc.begin(), acc.end(), 0.0f);
-                for (int ri = 0; ri < R; ri++) {
-                    const int r = order(ri, R, rev), ph = hi + cv->pad_h - r * cv->dil_h;
-                    if (ph < 0 || ph % cv->u || ph / cv->u >= P) continue;
-                    for (int si = 0; si < S; si++) {
-                        const int s = order(si, S, rev), qw = wi + cv->pad_w - s * cv->dil_w;
-                        if (qw < 0 || qw % cv->v || qw / cv->v >= Q) continue;
-                        const float *g = &DY[(((size_t)n * P + ph / cv->u) * Q + qw / cv->v) * K];
-                        for (int ki = 0; ki < K; ki++) {
-                            const int k = order(ki, K, rev);
-                            axpy(C, g[k], &Wk[(((size_t)k * R + r) * S + s) * C], acc.data());
+    /* each input gradient's sum runs over (r, s, k) in order (or in reverse), the loop over c innermost; rows are
+     * shared among threads as in the forward */
+    const int N = dxd->n, H = dxd->h, Wd = dxd->w;
+#pragma omp parallel
+    {
+        std::vector<float> acc((size_t)C);
+#pragma omp for collapse(2) schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int hi = 0; hi < H; hi++)
+                for (int wi = 0; wi < Wd; wi++) {
+                    std::fill(acc.begin(), acc.end(), 0.0f);
+                    for (int ri = 0; ri < R; ri++) {
+                        const int r = order(ri, R, rev), ph = hi + cv->pad_h - r * cv->dil_h;
+                        if (ph < 0 || ph % cv->u || ph / cv->u >= P) continue;
+                        for (int si = 0; si < S; si++) {
+                            const int s = order(si, S, rev), qw = wi + cv->pad_w - s * cv->dil_w;
+                            if (qw < 0 || qw % cv->v || qw / cv->v >= Q) continue;
+                            const float *g = &DY[(((size_t)n * P + ph / cv->u) * Q + qw / cv->v) * K];
+                            for (int ki = 0; ki < K; ki++) {
+                                const int k = order(ki, K, rev);
+                                axpy(C, g[k], &Wk[(((size_t)k * R + r) * S + s) * C], acc.data());
+                            }
                         }
                     }
+                    for (int ch = 0; ch < C; ch++)
+                        blend(dxd->type, dx, tensor_index(dxd, n, ch, hi, wi), acc[ch], al, be);
                 }
-                for (int ch = 0; ch < C; ch++) blend(dxd->type, dx, tensor_index(dxd, n, ch, hi, wi), acc[ch], al, be);
-            }
+    }
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -651,27 +664,36 @@ extern "C" cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const v
               Q = dyd->w;
     /* every weight's sum runs over the output positions (n, p, q) in order (or in reverse), in chunks of
      * FILTER_CHUNK positions whose sums are then added up: a GPU splits such long sums too, and one running float sum
-     * over a whole batch's pixels would lose more to rounding than cuDNN does */
+     * over a whole batch's pixels would lose more to rounding than cuDNN does. Output channels are shared among
+     * threads (each weight is one thread's). */
     constexpr long FILTER_CHUNK = 256;
-    std::vector<float> total(filter_count(dwd), 0.0f), acc(filter_count(dwd), 0.0f); /* [k][r][s][c] */
-    const long positions = (long)N * P * Q;
-    for (long i = 0; i < positions; i++) {
-        const long at = rev ? positions - 1 - i : i;
-        const int n = (int)(at / ((long)P * Q)), p = (int)(at / Q % P), q = (int)(at % Q);
-        const float *g = &DY[(((size_t)n * P + p) * Q + q) * K];
-        for (int r = 0; r < R; r++) {
-            const int hi = p * cv->u - cv->pad_h + r * cv->dil_h;
-            if (hi < 0 || hi >= H) continue;
-            for (int s = 0; s < S; s++) {
-                const int wi = q * cv->v - cv->pad_w + s * cv->dil_w;
-                if (wi < 0 || wi >= Wd) continue;
-                const float *xv = &X[(((size_t)n * H + hi) * Wd + wi) * C];
-                for (int k = 0; k < K; k++) axpy(C, g[k], xv, &acc[(((size_t)k * R + r) * S + s) * C]);
-            }
-        }
-        if ((i + 1) % FILTER_CHUNK == 0 || i + 1 == positions) {
-            for (size_t e = 0; e < acc.size(); e++) total[e] += acc[e];
+    const long positions = (long)N * P * Q, per_k = (long)R * S * C;
+    std::vector<float> total(filter_count(dwd), 0.0f); /* [k][r][s][c] */
+#pragma omp parallel
+    {
+        std::vector<float> acc((size_t)per_k);
+#pragma omp for schedule(static)
+        for (int k = 0; k < K; k++) {
             std::fill(acc.begin(), acc.end(), 0.0f);
+            float *sum = &total[(size_t)k * per_k];
+            for (long i = 0; i < positions; i++) {
+                const long at = rev ? positions - 1 - i : i;
+                const int n = (int)(at / ((long)P * Q)), p = (int)(at / Q % P), q = (int)(at % Q);
+                const float gk = DY[(((size_t)n * P + p) * Q + q) * K + k];
+                for (int r = 0; r < R; r++) {
+                    const int hi = p * cv->u - cv->pad_h + r * cv->dil_h;
+                    if (hi < 0 || hi >= H) continue;
+                    for (int s = 0; s < S; s++) {
+                        const int wi = q * cv->v - cv->pad_w + s * cv->dil_w;
+                        if (wi < 0 || wi >= Wd) continue;
+                        axpy(C, gk, &X[(((size_t)n * H + hi) * Wd + wi) * C], &acc[((size_t)r * S + s) * C]);
+                    }
+                }
+                if ((i + 1) % FILTER_CHUNK == 0 || i + 1 == positions) {
+                    for (long e = 0; e < per_k; e++) sum[e] += acc[(size_t)e];
+                    std::fill(acc.begin(), acc.end(), 0.0f);
+                }
+            }
         }
     }
     const float al = *(const float *)alpha, be = *(const float *)beta;
