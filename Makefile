@@ -195,7 +195,7 @@ $(BUILD)/tests/emu/test_emulator: $(EMU_DIR)/tests/emu/test_emulator.o $(EMU_DIR
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
 
-# the kernels only cuDNN's and cuBLAS's ops call, on shapes of their own
+# the kernels around the cuDNN and cuBLAS calls (transposes, biases), on shapes of their own
 $(BUILD)/tests/emu/test_cuda_kernels: $(EMU_DIR)/tests/emu/test_cuda_kernels.o $(EMU_OBJ) $(TEST_UTIL) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lstdc++ -o $@
