@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 
 /* the execution-space keywords mean nothing on the host; shared memory is one copy per running block */
 #undef __global__
@@ -52,6 +53,10 @@ void sync_block();
 /* Lane src's `bytes` of the calling thread's warp (its own value where src is outside the warp) into out, after
  * every lane has offered its own value (mine). */
 void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t bytes);
+/* Stops the test unless address (a kernel's pointer argument) lies in device memory or in page-locked host memory, which a
+ * GPU can read through the bus (runtime_emu.cpp; where it is not linked, as in the emulator's own test, any pointer
+ * passes). */
+void need_kernel_pointer(uintptr_t address, const char *kernel);
 /* Records e for cudaGetLastError, as a failing runtime call does on a GPU, and returns it. */
 cudaError_t fail(cudaError_t e);
 /* Stops the test unless [p, p + bytes) lies in one live cudaMalloc allocation (runtime_emu.cpp); call names the
@@ -94,9 +99,17 @@ inline float __fmul_rn(float a, float b) { return a * b; }
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 
+/* A kernel's pointer arguments must be memory the GPU can reach (null ones are optional outputs); the pointers
+ * inside structure arguments are not seen. */
+template <class A> inline void emu_check_argument(const char *kernel, const A &a) {
+    if constexpr (std::is_pointer<A>::value)
+        if (a) emu::need_kernel_pointer(reinterpret_cast<uintptr_t>(a), kernel);
+}
+
 /* What unchevron.py makes of kernel<<<grid, block>>>(args); name is the kernel's text, for messages. */
 template <class... P, class... A>
 void emu_launch(const char *name, dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
+    (emu_check_argument(name, args), ...);
     emu::run_grid(grid, block, name, [&] { kernel(args...); });
 }
 

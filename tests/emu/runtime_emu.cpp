@@ -3,7 +3,8 @@
  *
  * What it checks that host memory alone would not: every allocation is recorded, so a copy, a memset, or a cuDNN,
  * cuBLAS or NCCL call (cudnn_emu.cpp, cublas_emu.cpp, nccl_emu.cpp) handed a host pointer, a freed one, or a range
- * running past its allocation stops the test with the call's name; cudaMalloc's memory starts as NaNs, as a GPU's
+ * running past its allocation stops the test with the call's name, and so does a kernel handed a pointer that is
+ * neither device memory nor registered (page-locked) host memory; cudaMalloc's memory starts as NaNs, as a GPU's
  * starts as whatever was there, so a read of memory nothing wrote shows; freeing or unregistering what was never
  * allocated or registered is an error, as on a GPU; streams and events must have been created.
  *
@@ -53,6 +54,16 @@ void emu::need_device(const void *p, size_t bytes, const char *call, const char 
         die(call,
             what ? what : "not device memory: a host pointer, a freed one, or a range past the end of its allocation",
             p, bytes);
+}
+
+void emu::need_kernel_pointer(uintptr_t a, const char *kernel) {
+    std::lock_guard<std::mutex> g(lock);
+    if (holding((const void *)a, 1) != allocations.end()) return;
+    auto it = registered.upper_bound(a);
+    if (it != registered.begin() && a - (--it)->first < it->second) return;
+    std::fprintf(stderr, "cuda emulation: kernel %s: a pointer argument (%p) is neither device memory nor page-locked "
+                 "host memory: a GPU would fault on it\n", kernel, (const void *)a);
+    std::abort();
 }
 
 extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) {

@@ -11,6 +11,24 @@ extern "C" {
 #include <cmath>
 #include <vector>
 
+/* A device copy of a host vector, and back: the emulation stops a kernel handed host memory, as a GPU would fault. */
+template <class T> struct Device {
+    T *p = nullptr;
+    size_t n;
+    explicit Device(const std::vector<T> &h) : n(h.size()) {
+        CHECK(cudaMalloc((void **)&p, n * sizeof(T)) == cudaSuccess, "cudaMalloc of %zu bytes", n * sizeof(T));
+        cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+    }
+    Device(const Device &) = delete;
+    Device &operator=(const Device &) = delete;
+    ~Device() { cudaFree(p); }
+    std::vector<T> get() const {
+        std::vector<T> h(n);
+        cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+        return h;
+    }
+};
+
 static std::vector<float> normal(size_t n, uint64_t seed) {
     std::vector<float> v(n);
     fill_normal(v.data(), n, seed, 1.0f);
@@ -25,10 +43,12 @@ static void test_transpose(void) {
     for (const auto &sh : SHAPES) {
         const int batch = sh[0], rows = sh[1], cols = sh[2];
         const size_t n = (size_t)batch * rows * cols;
-        std::vector<float> in = normal(n, 11), base = normal(n, 12), out(n), acc = base;
-        transpose_cuda(batch, rows, cols, in.data(), out.data(), false);
-        transpose_cuda(batch, rows, cols, in.data(), acc.data(), true);
+        const std::vector<float> in = normal(n, 11), base = normal(n, 12);
+        Device<float> din(in), dout{std::vector<float>(n)}, dacc(base);
+        transpose_cuda(batch, rows, cols, din.p, dout.p, false);
+        transpose_cuda(batch, rows, cols, din.p, dacc.p, true);
         CHECK(cudaGetLastError() == cudaSuccess, "launch refused");
+        const std::vector<float> out = dout.get(), acc = dacc.get();
         size_t wrong = 0, wrong_acc = 0;
         for (int b = 0; b < batch; b++)
             for (int i = 0; i < rows; i++)
@@ -52,7 +72,10 @@ static void test_transpose_lowp(void) {
             std::vector<uint16_t> in16(n);
             to_lowp_ref(p, n, in.data(), in16.data());
             from_lowp_ref(p, n, in16.data(), wide.data());
-            transpose_lowp_cuda(p, batch, rows, cols, in16.data(), out.data(), false);
+            Device<uint16_t> din(in16);
+            Device<float> dout(out);
+            transpose_lowp_cuda(p, batch, rows, cols, din.p, dout.p, false);
+            out = dout.get();
             size_t wrong = 0;
             for (int b = 0; b < batch; b++)
                 for (int i = 0; i < rows; i++)
@@ -69,14 +92,17 @@ static void test_bias(void) {
     for (const auto &k : cases) {
         const size_t rows = (size_t)k[0];
         const int c = k[1];
-        std::vector<float> bias = normal((size_t)c, 31), y = normal(rows * c, 32), y0 = y, dy = normal(rows * c, 33);
-        bias_cuda_add(rows, c, bias.data(), y.data());
+        const std::vector<float> bias = normal((size_t)c, 31), y0 = normal(rows * c, 32), dy = normal(rows * c, 33);
+        Device<float> dbias(bias), dyv(y0), ddy(dy);
+        bias_cuda_add(rows, c, dbias.p, dyv.p);
+        const std::vector<float> y = dyv.get();
         size_t wrong = 0;
         for (size_t i = 0; i < rows * (size_t)c; i++) wrong += y[i] != y0[i] + bias[i % (size_t)c];
         CHECK(wrong == 0, "bias add %zux%d: %zu wrong", rows, c, wrong);
-        std::vector<float> db(c, 0.5f), again(c, 0.5f);
-        bias_cuda_backward(rows, c, dy.data(), db.data());
-        bias_cuda_backward(rows, c, dy.data(), again.data());
+        Device<float> ddb{std::vector<float>(c, 0.5f)}, dagain{std::vector<float>(c, 0.5f)};
+        bias_cuda_backward(rows, c, ddy.p, ddb.p);
+        bias_cuda_backward(rows, c, ddy.p, dagain.p);
+        const std::vector<float> db = ddb.get(), again = dagain.get();
         double worst = 0;
         for (int ch = 0; ch < c; ch++) {
             double want = 0, scale = 0;
