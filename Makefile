@@ -210,17 +210,14 @@ $(BUILD)/tests/emu/test_gpu_session: tests/emu/test_gpu_session.c $(TEST_UTIL) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(TEST_UTIL) $(LIB) $(LDLIBS) -o $@
 
-# whole runs on the emulated backend (a test of its own: no GPU test to copy)
-$(BUILD)/tests/emu/test_cuda_run: tests/emu/test_cuda_run.c $(TEST_UTIL) $(EMU_OBJ) $(LIB) $(FLAGS_STAMP)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DRSA_CUDA_EMU $(EMU_INC) $(LDFLAGS) $< $(TEST_UTIL) $(EMU_OBJ) $(LIB) $(LDLIBS) -lstdc++ -o $@
-
 define EMU_TEST_RULE
 $(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(2) $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) -DRSA_CUDA_EMU $(EMU_INC) $$(LDFLAGS) $$< $(TEST_UTIL) $(2) $(LIB) $$(LDLIBS) -lstdc++ -o $$@
 endef
 $(foreach t,$(EMU_TESTS),$(eval $(call EMU_TEST_RULE,$(t),$(EMU_OBJ))))
+# whole runs on the emulated backend: a test of tests/emu's own, built as the copies are
+$(eval $(call EMU_TEST_RULE,emu/test_cuda_run,$(EMU_OBJ)))
 $(if $(EMU_NCCL_OBJ),$(eval $(call EMU_TEST_RULE,dist/test_mpi,$(EMU_OBJ) $(EMU_NCCL_OBJ))))
 endif
 

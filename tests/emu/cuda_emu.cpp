@@ -48,7 +48,6 @@ struct Fiber {
     ucontext_t ctx;
 #endif
     State state;
-    uint3 idx; /* its threadIdx, worked out once per launch */
 };
 
 /* Big enough for a kernel's locals and a failing check's message under ASan; pages are touched only as used. Under
@@ -198,7 +197,7 @@ void run_block(unsigned n) {
         for (unsigned i = 0; i < n; i++) {
             unsigned t = sweep % 2 ? n - 1 - i : i;
             if (fibers[t].state != RUNNABLE) continue;
-            current = (int)t, thread_idx = fibers[t].idx;
+            current = (int)t, thread_idx = thread_of(t);
             enter(&fibers[t]);
         }
         unsigned done = 0;
@@ -225,7 +224,6 @@ void run_grid(dim3 g, dim3 b, const char *kernel, const std::function<void()> &f
     }
     fibers.resize(n);
     grid_dim = g, block_dim = b, body = &f, barriers = 0;
-    for (unsigned t = 0; t < n; t++) fibers[t].idx = thread_of(t);
     bool first = true;
     for (unsigned z = 0; z < g.z; z++)
         for (unsigned y = 0; y < g.y; y++)

@@ -215,6 +215,26 @@ cudnnStatus_t report(const std::vector<Algo> &list, int direction, const cudnnTe
     return CUDNN_STATUS_SUCCESS;
 }
 
+/* An algorithm-list call: the descriptors checked, then `list` as cuDNN returns it. */
+template <class Perf, class AlgoEnum>
+cudnnStatus_t list_call(const char *call, cudnnHandle_t h, const Conv &c, bool backward, const std::vector<Algo> &list,
+                        int direction, int requested, int *returned, Perf *perf) {
+    cudnnStatus_t st = h ? check(call, c, backward) : CUDNN_STATUS_BAD_PARAM;
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    return report<Perf, AlgoEnum>(list, direction, c.x, requested, returned, perf);
+}
+
+/* A workspace query: the descriptors checked, then the workspace of `algo` under the descriptor's math type. */
+cudnnStatus_t workspace_call(const char *call, cudnnHandle_t h, const Conv &c, bool backward,
+                             const std::vector<Algo> &list, int algo, size_t *bytes) {
+    cudnnStatus_t st = h ? check(call, c, backward) : CUDNN_STATUS_BAD_PARAM;
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    const Algo *a = find_algo(list, algo, c.cv->math);
+    if (!a || a->status != OK) return CUDNN_STATUS_NOT_SUPPORTED;
+    *bytes = a->workspace;
+    return CUDNN_STATUS_SUCCESS;
+}
+
 /* What a run needs before it computes: its algorithm listed for the current math type, the workspace, the operands
  * on the device. `declines` marks a listed algorithm that turns these descriptors down only when run. */
 cudnnStatus_t prepare_run(const char *call, const std::vector<Algo> &list, int algo, const Conv &c, void *ws,
@@ -408,11 +428,8 @@ extern "C" cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h,
                                                                const cudnnConvolutionDescriptor_t cv,
                                                                const cudnnTensorDescriptor_t y, const int requested,
                                                                int *returned, cudnnConvolutionFwdAlgoPerf_t *perf) {
-    cudnnStatus_t st = h ? check("cudnnGetConvolutionForwardAlgorithm_v7", conv_of(x, w, cv, y), false)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
-        FWD_HEURISTIC, CUDNN_EMU_FORWARD, x, requested, returned, perf);
+    return list_call<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+        __func__, h, conv_of(x, w, cv, y), false, FWD_HEURISTIC, CUDNN_EMU_FORWARD, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -420,11 +437,8 @@ extern "C" cudnnStatus_t cudnnFindConvolutionForwardAlgorithm(cudnnHandle_t h, c
                                                              const cudnnConvolutionDescriptor_t cv,
                                                              const cudnnTensorDescriptor_t y, const int requested,
                                                              int *returned, cudnnConvolutionFwdAlgoPerf_t *perf) {
-    cudnnStatus_t st = h ? check("cudnnFindConvolutionForwardAlgorithm", conv_of(x, w, cv, y), false)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
-        FWD_MEASURED, CUDNN_EMU_FORWARD, x, requested, returned, perf);
+    return list_call<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+        __func__, h, conv_of(x, w, cv, y), false, FWD_MEASURED, CUDNN_EMU_FORWARD, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -432,13 +446,7 @@ extern "C" cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h
                                                                 const cudnnConvolutionDescriptor_t cv,
                                                                 const cudnnTensorDescriptor_t y,
                                                                 cudnnConvolutionFwdAlgo_t algo, size_t *bytes) {
-    cudnnStatus_t st = h ? check("cudnnGetConvolutionForwardWorkspaceSize", conv_of(x, w, cv, y), false)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    const Algo *a = find_algo(FWD_HEURISTIC, algo, cv->math);
-    if (!a || a->status != OK) return CUDNN_STATUS_NOT_SUPPORTED;
-    *bytes = a->workspace;
-    return CUDNN_STATUS_SUCCESS;
+    return workspace_call(__func__, h, conv_of(x, w, cv, y), false, FWD_HEURISTIC, algo, bytes);
 }
 
 extern "C" cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
@@ -507,11 +515,8 @@ extern "C" cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle
                                                                     const cudnnTensorDescriptor_t dx,
                                                                     const int requested, int *returned,
                                                                     cudnnConvolutionBwdDataAlgoPerf_t *perf) {
-    cudnnStatus_t st = h ? check("cudnnGetConvolutionBackwardDataAlgorithm_v7", conv_of(dx, w, cv, dy), true)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
-        DATA_HEURISTIC, CUDNN_EMU_BACKWARD_DATA, dx, requested, returned, perf);
+    return list_call<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+        __func__, h, conv_of(dx, w, cv, dy), true, DATA_HEURISTIC, CUDNN_EMU_BACKWARD_DATA, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
@@ -520,11 +525,8 @@ extern "C" cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithm(cudnnHandle_t
                                                                   const cudnnTensorDescriptor_t dx,
                                                                   const int requested, int *returned,
                                                                   cudnnConvolutionBwdDataAlgoPerf_t *perf) {
-    cudnnStatus_t st = h ? check("cudnnFindConvolutionBackwardDataAlgorithm", conv_of(dx, w, cv, dy), true)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
-        DATA_MEASURED, CUDNN_EMU_BACKWARD_DATA, dx, requested, returned, perf);
+    return list_call<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+        __func__, h, conv_of(dx, w, cv, dy), true, DATA_MEASURED, CUDNN_EMU_BACKWARD_DATA, requested, returned, perf);
 }
 
 extern "C" cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
@@ -533,13 +535,7 @@ extern "C" cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandl
                                                                      const cudnnTensorDescriptor_t dx,
                                                                      cudnnConvolutionBwdDataAlgo_t algo,
                                                                      size_t *bytes) {
-    cudnnStatus_t st = h ? check("cudnnGetConvolutionBackwardDataWorkspaceSize", conv_of(dx, w, cv, dy), true)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    const Algo *a = find_algo(DATA_HEURISTIC, algo, cv->math);
-    if (!a || a->status != OK) return CUDNN_STATUS_NOT_SUPPORTED;
-    *bytes = a->workspace;
-    return CUDNN_STATUS_SUCCESS;
+    return workspace_call(__func__, h, conv_of(dx, w, cv, dy), true, DATA_HEURISTIC, algo, bytes);
 }
 
 extern "C" cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha,
@@ -607,11 +603,9 @@ extern "C" cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHand
                                                                       const cudnnFilterDescriptor_t dw,
                                                                       const int requested, int *returned,
                                                                       cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
-    cudnnStatus_t st = h ? check("cudnnGetConvolutionBackwardFilterAlgorithm_v7", conv_of(x, dw, cv, dy), true)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
-        FILTER_HEURISTIC, CUDNN_EMU_BACKWARD_FILTER, x, requested, returned, perf);
+    return list_call<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+        __func__, h, conv_of(x, dw, cv, dy), true, FILTER_HEURISTIC, CUDNN_EMU_BACKWARD_FILTER, requested, returned,
+        perf);
 }
 
 extern "C" cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -620,11 +614,9 @@ extern "C" cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithm(cudnnHandle
                                                                     const cudnnFilterDescriptor_t dw,
                                                                     const int requested, int *returned,
                                                                     cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
-    cudnnStatus_t st = h ? check("cudnnFindConvolutionBackwardFilterAlgorithm", conv_of(x, dw, cv, dy), true)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    return report<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
-        FILTER_MEASURED, CUDNN_EMU_BACKWARD_FILTER, x, requested, returned, perf);
+    return list_call<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+        __func__, h, conv_of(x, dw, cv, dy), true, FILTER_MEASURED, CUDNN_EMU_BACKWARD_FILTER, requested, returned,
+        perf);
 }
 
 extern "C" cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h,
@@ -634,13 +626,7 @@ extern "C" cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHan
                                                                        const cudnnFilterDescriptor_t dw,
                                                                        cudnnConvolutionBwdFilterAlgo_t algo,
                                                                        size_t *bytes) {
-    cudnnStatus_t st = h ? check("cudnnGetConvolutionBackwardFilterWorkspaceSize", conv_of(x, dw, cv, dy), true)
-                         : CUDNN_STATUS_BAD_PARAM;
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    const Algo *a = find_algo(FILTER_HEURISTIC, algo, cv->math);
-    if (!a || a->status != OK) return CUDNN_STATUS_NOT_SUPPORTED;
-    *bytes = a->workspace;
-    return CUDNN_STATUS_SUCCESS;
+    return workspace_call(__func__, h, conv_of(x, dw, cv, dy), true, FILTER_HEURISTIC, algo, bytes);
 }
 
 extern "C" cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
