@@ -29,7 +29,7 @@ else
     echo "# tests that need generated fixtures will fail"
 fi
 
-passed=0 failed=0
+passed=0 failed=0 times=""
 log=$RSA_TEST_TMP/last.log
 # A test binary that hangs (a deadlock in the loader's threads or between MPI ranks) fails after this many seconds
 # instead of holding CI until its own limit; the slowest binary takes under a minute here.
@@ -40,8 +40,10 @@ for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
         case " $RSA_TEST_ONLY " in *" ${t#$BUILD/tests/} "*) ;; *) continue ;; esac
     fi
     echo "== ${t#$BUILD/tests/}"
+    start=$SECONDS
     timeout -k 10 "$limit" "$t" >"$log" 2>&1
     rc=$?
+    times+="$((SECONDS - start)) ${t#$BUILD/tests/}"$'\n'
     cat "$log"
     p=$(grep -c '^ok ' "$log")
     f=$(grep -c '^FAIL ' "$log")
@@ -55,5 +57,7 @@ for t in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x | sort); do
     passed=$((passed + p))
     failed=$((failed + f))
 done
+# where the time went (CI has 30 minutes for everything): the five slowest binaries
+echo "# slowest: $(printf '%s' "$times" | sort -rn | head -5 | awk '{printf "%s%s %d s", (NR > 1 ? ", " : ""), $2, $1}')"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
