@@ -1,5 +1,6 @@
 # rsa-repro build. `make` builds bin/rsa and build/cpu/libtrainer.a; `make test` runs every test; `make deps`
-# installs the Debian packages (as root). Variants: CUDA=1 (cuDNN/cuBLAS/NCCL backend), SAN=1 (ASan + UBSan).
+# installs the Debian packages (as root). Variants: CUDA=1 (cuDNN/cuBLAS/NCCL backend), SAN=1 (ASan + UBSan),
+# CUDA=emu (the CUDA build over tests/emu's CPU emulations of CUDA, cuDNN, cuBLAS and NCCL: no GPU needed).
 
 CC      ?= gcc
 NVCC    ?= /usr/local/cuda/bin/nvcc
@@ -10,6 +11,10 @@ SAN     ?= 0
 VARIANT := cpu
 ifeq ($(CUDA),1)
 VARIANT := cuda
+else ifeq ($(CUDA),emu)
+VARIANT := cuda-emu
+else ifneq ($(CUDA),0)
+$(error CUDA=$(CUDA): expected 0, 1 or emu)
 endif
 ifeq ($(SAN),1)
 VARIANT := $(VARIANT)-san
@@ -87,12 +92,24 @@ NVCCFLAGS   := -O3 -g -std=c++17 -I. -DRSA_CUDA -MMD -MP --compiler-options -Wal
                -gencode arch=compute_90,code=compute_90 $(CUDA_EXTRA:%=-I%/include)
 LDLIBS      += $(CUDA_EXTRA:%=-L%/lib) $(CUDA_EXTRA:%=-Wl,-rpath,%/lib) \
                -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lnccl -lcudart -lstdc++
+else ifeq ($(CUDA),emu)
+# compiled as CUDA=1 compiles it (RSA_CUDA), its .cu files by g++ (the emulation block below), and linked with the
+# emulations instead of the libraries; RSA_CUDA_EMU tells the tests which (testlib.h: they try the cuda backend)
+TRAINER_SRC := $(filter-out trainer/backend/backend_nocuda.c,$(TRAINER_SRC))
+CUDA_EXTRA  := $(sort $(filter-out $(CUDA_HOME),$(CUDNN_HOME) $(NCCL_HOME)))
+CFLAGS      += -DRSA_CUDA -DRSA_CUDA_EMU -I$(CUDA_HOME)/include $(CUDA_EXTRA:%=-I%/include)
+LDLIBS      += -lstdc++
 else
 TRAINER_SRC := $(filter-out $(wildcard trainer/*/*_cuda.c trainer/*/*/*_cuda.c),$(TRAINER_SRC))
 CUDA_SRC    :=
 endif
 
+ifeq ($(CUDA),emu)
+TRAINER_OBJ := $(TRAINER_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o) \
+               $(patsubst %,$(BUILD)/emu/tests/emu/%.o,cuda_emu runtime_emu cudnn_emu cublas_emu nccl_emu)
+else
 TRAINER_OBJ := $(TRAINER_SRC:%.c=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
+endif
 LIB         := $(BUILD)/libtrainer.a
 HARNESS_SRC := $(wildcard harness/*.c lua/*.c)
 HARNESS_OBJ := $(HARNESS_SRC:%.c=$(BUILD)/%.o)
@@ -124,26 +141,36 @@ all: summary $(RSA_BIN) $(LIB)
 # backend_cuda.cu) with the host C++ compiler, after tests/emu/unchevron.py rewrites its kernel launches, and links it
 # with CPU emulations of the CUDA runtime, cuDNN's convolutions and cuBLAS's sgemm (tests/emu/*_emu.cpp) into
 # copies of the GPU tests, of the PyTorch parity tests restricted to the cuda backend and of test_mpi, under
-# tests/emu: so the backend's own code, kernels and host code, is tested on every machine.
+# tests/emu: so the backend's own code, kernels and host code, is tested on every machine. CUDA=emu builds everything
+# that way, harness and trainer compiled as CUDA=1 compiles them: `make test CUDA=emu` is a GPU machine's CUDA
+# build and suite run on the CPU (its provenance, settings and data-parallel code included), too slow for CI.
 HAVE_CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $(CUDA_HOME)/include/cublas_v2.h \
                        -a -f $(CUDNN_HOME)/include/cudnn.h && command -v $(CXX) >/dev/null \
                        && command -v python3 >/dev/null && echo 1)
 EMU_MISSING := not built (needs the CUDA headers, g++ and python3)
-EMU_STATE  := $(strip $(if $(filter 1,$(CUDA)),not needed (CUDA=1),\
-                $(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING))))
-ifeq ($(CUDA)$(HAVE_CUDA_HEADERS),01)
+EMU_STATE  := $(strip $(if $(filter 1,$(CUDA)),not needed (CUDA=1),$(if $(filter emu,$(CUDA)),the whole build (CUDA=emu),\
+                $(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING)))))
+ifeq ($(CUDA)$(HAVE_CUDA_HEADERS),emu)
+$(error CUDA=emu: the emulation is $(EMU_MISSING))
+endif
+ifneq ($(filter 01 emu1,$(CUDA)$(HAVE_CUDA_HEADERS)),)
 EMU_DIR    := $(BUILD)/emu
 EMU_CU     := $(wildcard trainer/ops/cuda/*.cu) trainer/backend/backend_cuda.cu
 EMU_GEN_H  := $(patsubst %,$(EMU_DIR)/%,$(shell grep -l '<<<' trainer/ops/cuda/*.h))
 EMU_OBJ    := $(EMU_CU:%.cu=$(EMU_DIR)/%.o) \
               $(patsubst %,$(EMU_DIR)/tests/emu/%.o,cuda_emu runtime_emu cudnn_emu cublas_emu)
 EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model ops/test_ops_torch nn/test_resnet_torch train/test_step_torch
-ifeq ($(SAN),1) # ASan's memory checks of the kernels need their own tests' shapes, not the numerics of the others
+ifeq ($(CUDA),emu) # the build's own tests are the emulated ones (and test_cuda_run, by the usual rule)
+EMU_TESTS  :=
+else ifeq ($(SAN),1) # ASan's memory checks of the kernels need their own tests' shapes, not the numerics of the others
 EMU_TESTS  := gpu/test_cuda gpu/test_cuda_model
 endif
 EMU_BIN    := $(foreach t,$(EMU_TESTS),$(BUILD)/tests/emu/$(notdir $(t))) $(BUILD)/tests/emu/test_emulator \
               $(BUILD)/tests/emu/test_cuda_kernels \
               $(if $(filter 1,$(SAN)),,$(BUILD)/tests/emu/test_gpu_session $(BUILD)/tests/emu/test_cuda_run)
+ifeq ($(CUDA),emu)
+EMU_BIN    := $(BUILD)/tests/emu/test_cuda_run
+endif
 EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),-I$(CUDNN_HOME)/include)
 # -ffp-contract=off: the kernels' __fadd_rn and __fmul_rn are never fused; nvcc does not warn about signedness or
 # shadowing (cuda_fp16.h's `half`) in device code, which the kernels were written for; grids of at most 3 blocks
@@ -152,9 +179,16 @@ EMU_INC    := -I$(CUDA_HOME)/include $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME
 EMU_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EMU_CXXFLAGS := -O2 -g -std=c++17 -ffp-contract=off $(WARN) -Wno-sign-compare -Wno-shadow -D_GNU_SOURCE -MMD -MP \
                 -DRSA_CUDA_MAX_BLOCKS=3 -DRSA_CUDA_MAX_GRID_Z=2 -I. $(EMU_INC) $(if $(filter 1,$(SAN)),$(EMU_SAN))
+ifeq ($(CUDA),emu)
+EMU_CXXFLAGS += -DRSA_CUDA $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),-I$(NCCL_HOME)/include)
+ifeq ($(MPI),1)
+$(EMU_DIR)/trainer/dist/dist_nccl.o $(EMU_DIR)/tests/emu/nccl_emu.o: EMU_CXXFLAGS += -DRSA_MPI -Itrainer/dist \
+                                                                      $(shell pkg-config --cflags ompi-c)
+endif
+endif
 # NCCL over MPI (tests/emu/nccl_emu.cpp) under dist_nccl.cu: the cuda backend's data-parallel path under mpirun
 # (not under SAN: its kernels' accesses are test_cuda's, and two ranks under ASan take minutes)
-ifeq ($(MPI)$(HAVE_NCCL)$(SAN),110)
+ifeq ($(CUDA)$(MPI)$(HAVE_NCCL)$(SAN),0110)
 EMU_NCCL_OBJ := $(EMU_DIR)/trainer/dist/dist_nccl.o $(EMU_DIR)/tests/emu/nccl_emu.o
 EMU_BIN    += $(BUILD)/tests/emu/test_mpi
 EMU_INC    += $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),-I$(NCCL_HOME)/include)
@@ -217,7 +251,7 @@ $(BUILD)/tests/emu/$(notdir $(1)): tests/$(1).c $(TEST_UTIL) $(2) $(LIB) $(FLAGS
 endef
 $(foreach t,$(EMU_TESTS),$(eval $(call EMU_TEST_RULE,$(t),$(EMU_OBJ))))
 # whole runs on the emulated backend: a test of tests/emu's own, built as the copies are
-$(eval $(call EMU_TEST_RULE,emu/test_cuda_run,$(EMU_OBJ)))
+$(if $(filter emu,$(CUDA)),,$(eval $(call EMU_TEST_RULE,emu/test_cuda_run,$(EMU_OBJ))))
 $(if $(EMU_NCCL_OBJ),$(eval $(call EMU_TEST_RULE,dist/test_mpi,$(EMU_OBJ) $(EMU_NCCL_OBJ))))
 endif
 
@@ -228,7 +262,7 @@ summary:
 	@echo "  Lua 5.4  $(if $(HAVE_LUA),found,MISSING (required: make deps))"
 	@echo "  libjpeg-turbo $(if $(HAVE_JPEG),found,not found)"
 	@echo "  Open MPI $(if $(HAVE_MPI),found$(if $(filter 1,$(MPI)), - data parallel over MPI enabled, - not used (MPI=0)),not found)"
-	@echo "  CUDA     $(if $(HAVE_NVCC),found ($(NVCC))$(if $(filter 1,$(CUDA)), - building the cuda backend, - not built: make CUDA=1),not found)"
+	@echo "  CUDA     $(if $(HAVE_NVCC),found ($(NVCC))$(if $(filter 1,$(CUDA)), - building the cuda backend,$(if $(filter emu,$(CUDA)), - not used: emulated (CUDA=emu), - not built: make CUDA=1)),not found)"
 	@echo "  cuDNN    $(if $(HAVE_CUDNN),found,not found)   NCCL $(if $(HAVE_NCCL),found,not found)"
 	@echo "  the cuda backend on the CPU (tests/emu): $(EMU_STATE)"
 ifneq ($(HAVE_DNNL),1)
@@ -252,6 +286,8 @@ $(RSA_BIN): $(HARNESS_OBJ) $(LIB) $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(HARNESS_OBJ) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/harness/provenance.o: CFLAGS += -DRSA_BUILD_CFLAGS='"$(BUILD_FLAGS_RECORD)"'
+# the hints rsa prints name this build's program and make variables (harness.h)
+$(HARNESS_OBJ): CFLAGS += -DRSA_PROGRAM='"$(RSA_BIN)"' -DRSA_MAKE_VARIANT='"$(if $(filter-out 0,$(CUDA)),CUDA=$(CUDA))"'
 
 $(BUILD)/tests/lua/%: tests/lua/%.c $(TEST_UTIL) $(HARNESS_LIB_OBJ) $(LIB) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -280,15 +316,23 @@ tests-build: $(TEST_BIN) $(RSA_BIN)
 SAN_ENV := RSA_FIXTURES=$${RSA_FIXTURES:-build/$(VARIANT:%-san=%)/fixtures} \
            ASAN_OPTIONS=$${ASAN_OPTIONS:-fast_unwind_on_malloc=0} \
            LSAN_OPTIONS=$${LSAN_OPTIONS:-suppressions=$(CURDIR)/tests/reliability/lsan.supp:print_suppressions=0}
+# The variables that chose this build, for the tests' own make calls (test_harness: `make reproduce-table1`), so that
+# they run this build's rsa, not the default build's (a CUDA build's runs are on the cuda backend: other run ids).
+# Not SAN: its reproduce target runs the plain build's rsa, which the sanitizers would only slow.
+TEST_MAKE_VARS := CUDA=$(CUDA) MPI=$(MPI) $(if $(DEPS_ROOT),DEPS_ROOT=$(DEPS_ROOT)) \
+                  $(if $(filter-out /usr/local/cuda,$(CUDA_HOME)),CUDA_HOME=$(CUDA_HOME)) \
+                  $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),CUDNN_HOME=$(CUDNN_HOME)) \
+                  $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),NCCL_HOME=$(NCCL_HOME))
+TEST_ENV := BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) RSA_MAKE_VARS="$(strip $(TEST_MAKE_VARS))" $(if $(filter 1,$(SAN)),$(SAN_ENV))
 test: summary tests-build
-	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) tests/run.sh
+	@$(TEST_ENV) tests/run.sh
 
 # Only the emulated GPU tests (tests/emu): a quick check after editing a .cu file, on a machine without a GPU.
 .PHONY: test-emu
 test-emu:
 ifneq ($(EMU_DIR),)
 	@$(MAKE) --no-print-directory $(EMU_BIN) $(RSA_BIN)
-	@BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) $(if $(filter 1,$(SAN)),$(SAN_ENV)) \
+	@$(TEST_ENV) \
 	  RSA_TEST_ONLY="$(EMU_BIN:$(BUILD)/tests/%=%)" tests/run.sh
 else
 	@echo "test-emu: the cuda backend on the CPU is $(EMU_STATE)"; exit 1

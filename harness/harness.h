@@ -10,6 +10,16 @@
 
 #include <stdbool.h>
 
+/* How a user reruns this build, for the hints the harness prints: its program (the Makefile's RSA_BIN: bin/rsa,
+ * build/cuda/rsa) and the make variables that chose it ("", "CUDA=1"), so that a GPU build's hints do not start the
+ * cpu build. */
+#ifndef RSA_PROGRAM
+#define RSA_PROGRAM "bin/rsa"
+#endif
+#ifndef RSA_MAKE_VARIANT
+#define RSA_MAKE_VARIANT ""
+#endif
+
 typedef struct {
     const char *home;    /* the repository: lua/, experiments/, harness/tools/ */
     const char *results; /* results directory */

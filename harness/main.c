@@ -228,7 +228,7 @@ static int cmd_run(Ctx *ctx, LuaExp *L, const Args *a) {
         if (ctx->dist->world != world_size()) { /* the run ids and the batch split would claim a world not there */
             fprintf(stderr,
                     "rsa: %s says %d processes, but MPI sees %d: start data-parallel runs with `mpirun -np %d "
-                    "bin/rsa run ...` (inside a SLURM allocation too), or unset %s to train in one process\n",
+                    RSA_PROGRAM " run ...` (inside a SLURM allocation too), or unset %s to train in one process\n",
                     world_size_source(), world_size(), ctx->dist->world, world_size(), world_size_source());
             dist_finalize(ctx->dist);
             return 1;

@@ -209,6 +209,9 @@ char *library_versions(void) {
     str_addf(&b, ", cuDNN %zu.%zu.%zu", dmajor, dminor, dn % 100);
     int nv = 0;
     if (ncclGetVersion(&nv) == ncclSuccess) str_addf(&b, ", NCCL %d.%d.%d", nv / 10000, (nv % 10000) / 100, nv % 100);
+#ifdef RSA_CUDA_EMU
+    str_add(&b, " (all three emulated on the CPU by tests/emu, `make CUDA=emu`: the versions are of their headers)");
+#endif
 #else
     str_add(&b, ", CUDA not built");
 #endif
@@ -294,6 +297,30 @@ static const char *lowp_convolutions(const TrainConfig *c) {
     return plain;
 }
 
+/* The card a cuda run trained on (which one of a node's, its size, its driver): numbers from one card do not carry
+ * over to another, so the run's record names it. */
+static void gpu_line(Str *b) {
+#ifdef RSA_CUDA
+    int device = -1, driver = 0;
+    struct cudaDeviceProp p;
+    cudaError_t e = cudaGetDevice(&device);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&p, device);
+    if (e != cudaSuccess) {
+        str_addf(b, "gpu = unknown (%s)\n", cudaGetErrorString(e));
+        cudaGetLastError(); /* clears it: the error is reported here, not by the next call */
+        return;
+    }
+    p.name[sizeof p.name - 1] = 0;
+    str_addf(b, "gpu = %s (device %d, compute capability %d.%d, %.1f GiB", p.name, device, p.major, p.minor,
+             (double)p.totalGlobalMem / (1024.0 * 1024 * 1024));
+    if (cudaDriverGetVersion(&driver) == cudaSuccess)
+        str_addf(b, ", driver for CUDA %d.%d", driver / 1000, (driver % 1000) / 10);
+    str_add(b, ")\n");
+#else
+    (void)b; /* a build without CUDA stops a cuda run before it starts */
+#endif
+}
+
 char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command,
                       int processes_on_node) {
     Str b = {0};
@@ -324,6 +351,7 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
              c->loader_threads == LOADER_THREADS_AUTO ? " (auto)" : "");
     str_addf(&b, "backend = %s\n", c->backend);
     bool cuda = strcmp(c->backend, "cuda") == 0;
+    if (cuda) gpu_line(&b);
     if (c->precision != PRECISION_FP32)
         str_addf(&b, "precision = %s (mixed: activations and their gradients rounded to %s, fp32 accumulation and "
                      "master weights%s; evaluation in fp32)\n",

@@ -946,7 +946,7 @@ static int write_coco(const Ctx *ctx, const Table *t, const char *base, Str *md)
 }
 
 /* The command that runs experiment e at the paper scale: the make target of a shipped experiment file (the name
- * up to its first '_': experiments/fig3_beta.lua is reproduce-fig3), else bin/rsa run on the file itself (a file of
+ * up to its first '_': experiments/fig3_beta.lua is reproduce-fig3), else this build's rsa run on the file itself (a file of
  * one's own, or a copy of a shipped one elsewhere, has no target). */
 static void paper_scale_command(const Experiment *e, char *out, size_t n) {
     static const char *const shipped[] = {"table1", "table2", "table3",    "table4",   "table5",
@@ -957,11 +957,12 @@ static void paper_scale_command(const Experiment *e, char *out, size_t n) {
         char path[64];
         size_t pl = (size_t)snprintf(path, sizeof path, "experiments/%s.lua", shipped[i]);
         if (fl >= pl && strcmp(file + fl - pl, path) == 0 && (fl == pl || file[fl - pl - 1] == '/')) {
-            snprintf(out, n, "make reproduce-%.*s SCALE=paper", (int)strcspn(shipped[i], "_"), shipped[i]);
+            snprintf(out, n, "make reproduce-%.*s SCALE=paper%s%s", (int)strcspn(shipped[i], "_"), shipped[i],
+                     RSA_MAKE_VARIANT[0] ? " " : "", RSA_MAKE_VARIANT);
             return;
         }
     }
-    snprintf(out, n, "bin/rsa run %s --scale paper", file);
+    snprintf(out, n, RSA_PROGRAM " run %s --scale paper", file);
 }
 
 int report_write(const Ctx *ctx, const Experiment *e) {
@@ -1001,7 +1002,7 @@ int report_write(const Ctx *ctx, const Experiment *e) {
             char how[512];
             paper_scale_command(e, how, sizeof how);
             printf("this was the %s scale, not the paper's protocol: put the data sets under data/ (REPRODUCE.md, "
-                   "\"Data sets\"; `bin/rsa help data` lists what is present) and run `%s`\n", e->scale, how);
+                   "\"Data sets\"; `" RSA_PROGRAM " help data` lists what is present) and run `%s`\n", e->scale, how);
         }
     }
     free(dir);

@@ -4,11 +4,19 @@
  * NCCL (which buffers, how many elements of which type, on which ranks, in which order), not NCCL itself. */
 #include "cuda_emu.h"
 
-#define OMPI_SKIP_MPICXX 1
-#include <mpi.h>
 #include <nccl.h>
 
 #include <cstring>
+
+/* the headers' version: a run's provenance records it (harness/provenance.c) */
+extern "C" ncclResult_t ncclGetVersion(int *version) {
+    *version = NCCL_VERSION_CODE;
+    return ncclSuccess;
+}
+
+#ifdef RSA_MPI /* the calls of dist_nccl.cu, which a build without MPI leaves out */
+#define OMPI_SKIP_MPICXX 1
+#include <mpi.h>
 
 struct ncclComm {
     int rank, world;
@@ -55,3 +63,4 @@ extern "C" const char *ncclGetErrorString(ncclResult_t r) {
     return r == ncclSuccess ? "no error" : r == ncclInvalidArgument ? "invalid argument (emulated NCCL)"
                                                                      : "system error (emulated NCCL)";
 }
+#endif

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -43,6 +44,12 @@ std::map<uintptr_t, size_t>::const_iterator holding(const void *p, size_t bytes)
     return a >= it->first && bytes <= it->second && a - it->first <= it->second - bytes ? it : allocations.end();
 }
 
+/* Whether a lies in registered (page-locked) host memory. */
+bool page_locked(uintptr_t a) {
+    auto it = registered.upper_bound(a);
+    return it != registered.begin() && a - (--it)->first < it->second;
+}
+
 bool stream_known(cudaStream_t s) { return !s || s == cudaStreamLegacy || streams.count(s); }
 
 } // namespace
@@ -58,9 +65,7 @@ void emu::need_device(const void *p, size_t bytes, const char *call, const char 
 
 void emu::need_kernel_pointer(uintptr_t a, const char *kernel) {
     std::lock_guard<std::mutex> g(lock);
-    if (holding((const void *)a, 1) != allocations.end()) return;
-    auto it = registered.upper_bound(a);
-    if (it != registered.begin() && a - (--it)->first < it->second) return;
+    if (holding((const void *)a, 1) != allocations.end() || page_locked(a)) return;
     std::fprintf(stderr, "cuda emulation: kernel %s: a pointer argument (%p) is neither device memory nor page-locked "
                  "host memory: a GPU would fault on it\n", kernel, (const void *)a);
     std::abort();
@@ -186,6 +191,35 @@ extern "C" cudaError_t cudaSetDevice(int device) {
 
 extern "C" cudaError_t cudaGetDevice(int *device) {
     *device = 0;
+    return cudaSuccess;
+}
+
+/* what a run's provenance records of the card (harness/provenance.c) */
+extern "C" cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
+    if (device != 0) return emu::fail(cudaErrorInvalidDevice);
+    std::memset(prop, 0, sizeof *prop);
+    std::snprintf(prop->name, sizeof prop->name, "tests/emu CPU emulation");
+    prop->totalGlobalMem = EMU_DEVICE_BYTES, prop->major = 9, prop->minor = 0;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaRuntimeGetVersion(int *version) {
+    *version = CUDART_VERSION; /* the headers it was built against */
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaDriverGetVersion(int *version) {
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+/* device memory is device 0's, registered host memory the host's (test_cuda's test_device_choice) */
+extern "C" cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *at, const void *p) {
+    std::lock_guard<std::mutex> g(lock);
+    std::memset(at, 0, sizeof *at);
+    if (holding(p, 1) != allocations.end()) at->type = cudaMemoryTypeDevice, at->device = 0, at->devicePointer = (void *)p;
+    else if (page_locked((uintptr_t)p)) at->type = cudaMemoryTypeHost, at->device = 0, at->hostPointer = (void *)p;
+    else at->type = cudaMemoryTypeUnregistered, at->device = -1;
     return cudaSuccess;
 }
 

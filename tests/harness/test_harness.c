@@ -70,7 +70,13 @@ static void test_make_reproduce_table1_smoke(void) {
     char *flags = xasprintf("RSA_FLAGS=--results %s", results);
     char *out = out_file("make_smoke");
     unsetenv("MAKEFLAGS"), unsetenv("MAKELEVEL"), unsetenv("MFLAGS");
-    char *argv[] = {"make", "-s", "--no-print-directory", "reproduce-table1", "SCALE=smoke", flags, NULL};
+    char *argv[24] = {"make", "-s", "--no-print-directory", "reproduce-table1", "SCALE=smoke", flags};
+    /* the variables that chose the build under test (the Makefile's TEST_MAKE_VARS: CUDA=1 and the like), so that
+     * make runs its rsa: the default build's would train other runs (on another backend) than the rerun's below */
+    char *vars = xstrdup(getenv("RSA_MAKE_VARS") ? getenv("RSA_MAKE_VARS") : "");
+    int n = 6;
+    for (char *save = NULL, *v = strtok_r(vars, " ", &save); v && n < 23; v = strtok_r(NULL, " ", &save))
+        argv[n++] = v;
     double t0 = now_seconds();
     int rc = run_command(home(), argv, out);
     double secs = now_seconds() - t0;
@@ -82,11 +88,19 @@ static void test_make_reproduce_table1_smoke(void) {
     CHECK(!strchr(text ? text : "", '\r'), "carriage returns in output that is not a terminal");
     CHECK_HAS(text, "[5/5] done in");
     CHECK_HAS(text, "; 2 loader threads (auto)\n"); /* the cpu backend's count, resolved in the plan */
-    CHECK_HAS(text, "run `make reproduce-table1 SCALE=paper`"); /* how to run the real protocol */
+    /* how to run the real protocol, on this build: a CUDA build's hint names CUDA=1 (make's default is the cpu
+     * build), as the make variables of the build under test say */
+    const char *cuda = strstr(getenv("RSA_MAKE_VARS") ? getenv("RSA_MAKE_VARS") : "", "CUDA=");
+    int cuda_len = cuda ? (int)strcspn(cuda, " ") : 0;
+    bool cpu_build = !cuda || strncmp(cuda, "CUDA=0", (size_t)cuda_len) == 0;
+    char *how = xasprintf("run `make reproduce-table1 SCALE=paper%s%.*s`", cpu_build ? "" : " ",
+                          cpu_build ? 0 : cuda_len, cuda ? cuda : "");
+    CHECK_HAS(text, how);
+    free(how);
     char *md = xasprintf("%s/table1-smoke.md", results);
     CHECK(file_exists(md), "no %s", md);
     free(md);
-    free(text), free(out), free(flags);
+    free(text), free(out), free(flags), free(vars);
 }
 
 static void test_rerun_trains_nothing(void) {
@@ -289,6 +303,49 @@ static void test_provenance_lowp_convolutions(void) {
     free(fp32), free(bf16), free(fp16), free(summed16);
 }
 
+/* A run on the cuda backend records the card and the GPU libraries it ran with, and how its convolutions were
+ * chosen and computed. Needs a cuda backend: a GPU machine's CUDA build, or `make test CUDA=emu` (the emulation's
+ * card is named as such). */
+static void test_cuda_run_records_card(void) {
+    if (!backend_cuda()) {
+        test_skip("cuda_run_records_card", "no cuda backend in this build or on this machine (make test CUDA=emu "
+                                           "runs it on the CPU)");
+        return;
+    }
+    char *dir = xasprintf("%s/cudarun", test_tmpdir());
+    make_dirs(dir);
+    char *file = xasprintf("%s/cuda.lua", dir);
+    char *scales = xasprintf("%s/experiments/scales.lua", home());
+    char *text = xasprintf("local S = include(\"%s\")\n"
+                           "return {\n  extends = S.smoke,\n  sweep = {},\n  knn_every = 0,\n  precision = \"bf16\",\n"
+                           "  scales = { smoke = S.smoke },\n}\n",
+                           scales);
+    atomic_write_text(file, text);
+    char *res = xasprintf("%s/res", dir);
+    char *out = out_file("cudarun");
+    int rc = rsa(out, "run", file, "--results", res, "--scale", "smoke", "--backend", "cuda");
+    char *log = slurp(out);
+    CHECK(rc == 0, "exited %d:\n%s", rc, log);
+    Experiment e;
+    ExpandOptions o = {.scale = "smoke", .backend = "cuda"};
+    CHECK(luaexp_expand(L, file, &o, &e) == 0, "%s", luaexp_error(L));
+    if (rc == 0 && e.n_runs == 1) {
+        char *prov = xasprintf("%s/runs/%s/provenance.txt", res, e.runs[0].id);
+        char *p = slurp(prov);
+        CHECK_HAS(p, "backend = cuda\ngpu = ");
+        CHECK_HAS(p, "compute capability ");
+        CHECK_HAS(p, ", CUDA runtime ");
+        CHECK_HAS(p, ", cuDNN ");
+        CHECK_HAS(p, ", NCCL ");
+        CHECK_HAS(p, "precision = bf16");
+        CHECK_HAS(p, "lowp_convolutions = cuDNN 16-bit tensor-core kernels");
+        CHECK_HAS(p, "cudnn_algorithms = ");
+        free(prov), free(p);
+    }
+    experiment_free(&e);
+    free(log), free(out), free(res), free(text), free(scales), free(file), free(dir);
+}
+
 /* ---- the lock ---- */
 
 static void test_lock(void) {
@@ -317,7 +374,7 @@ static void test_lock(void) {
  * directory (before, each run failed in turn and left a FAILED directory behind). */
 static void test_unavailable_backend(void) {
     if (backend_cuda()) {
-        test_skip("unavailable_backend", "this build has a usable GPU, so backend \"cuda\" is available");
+        test_skip("unavailable_backend", "backend \"cuda\" can run here (a GPU, or the CUDA=emu build's emulation)");
         return;
     }
     char *res = xasprintf("%s/nocuda", test_tmpdir());
@@ -358,7 +415,7 @@ static int mpirun_two_smoke(const char *out, const char *file, const char *res0,
  * opened) with its message; rank 0, waiting for it at the backends' agreement, must not hang or train. */
 static void test_rank_without_backend(void) {
     if (backend_cuda()) {
-        test_skip("rank_without_backend", "this build has a usable GPU, so backend \"cuda\" is available");
+        test_skip("rank_without_backend", "backend \"cuda\" can run here (a GPU, or the CUDA=emu build's emulation)");
         return;
     }
     char *res = xasprintf("%s/nocuda-mpi", test_tmpdir());
@@ -567,7 +624,7 @@ static void test_schedule_function_run(void) {
     char *log = slurp(out);
     CHECK(rc == 0, "exited %d:\n%s", rc, log);
     /* a file of one's own has no make target: the hint runs the file itself */
-    char *hint = xasprintf("run `bin/rsa run %s --scale paper`", file);
+    char *hint = xasprintf("run `%s run %s --scale paper`", rsa_bin, file); /* the program under test */
     CHECK_HAS(log, hint);
     CHECK(!strstr(log ? log : "", "make reproduce-"), "a make target for an experiment that has none:\n%s", log);
     free(hint);
@@ -1132,6 +1189,7 @@ int main(void) {
     RUN(test_smoke_report_contents);
     RUN(test_provenance_and_export);
     RUN(test_provenance_lowp_convolutions);
+    RUN(test_cuda_run_records_card);
     RUN(test_schedule_function_run);
     RUN(test_verify_results);
     RUN(test_cuda_libs_script);
