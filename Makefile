@@ -148,7 +148,8 @@ HAVE_CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $
                        -a -f $(CUDNN_HOME)/include/cudnn.h && command -v $(CXX) >/dev/null \
                        && command -v python3 >/dev/null && echo 1)
 EMU_MISSING := not built (needs the CUDA headers, g++ and python3)
-EMU_STATE  := $(strip $(if $(filter 1,$(CUDA)),not needed (CUDA=1),$(if $(filter emu,$(CUDA)),the whole build (CUDA=emu),\
+EMU_STATE  := $(strip $(if $(filter 1,$(CUDA)),not needed (CUDA=1),\
+                $(if $(filter emu,$(CUDA)),the whole build (CUDA=emu),\
                 $(if $(HAVE_CUDA_HEADERS),tested by make test,$(EMU_MISSING)))))
 ifeq ($(CUDA)$(HAVE_CUDA_HEADERS),emu)
 $(error CUDA=emu: the emulation is $(EMU_MISSING))
@@ -323,7 +324,8 @@ TEST_MAKE_VARS := CUDA=$(CUDA) MPI=$(MPI) $(if $(DEPS_ROOT),DEPS_ROOT=$(DEPS_ROO
                   $(if $(filter-out /usr/local/cuda,$(CUDA_HOME)),CUDA_HOME=$(CUDA_HOME)) \
                   $(if $(filter-out $(CUDA_HOME),$(CUDNN_HOME)),CUDNN_HOME=$(CUDNN_HOME)) \
                   $(if $(filter-out $(CUDA_HOME),$(NCCL_HOME)),NCCL_HOME=$(NCCL_HOME))
-TEST_ENV := BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) RSA_MAKE_VARS="$(strip $(TEST_MAKE_VARS))" $(if $(filter 1,$(SAN)),$(SAN_ENV))
+TEST_ENV := BUILD=$(BUILD) RSA_BIN=$(RSA_BIN) RSA_MAKE_VARS="$(strip $(TEST_MAKE_VARS))" \
+            $(if $(filter 1,$(SAN)),$(SAN_ENV))
 test: summary tests-build
 	@$(TEST_ENV) tests/run.sh
 

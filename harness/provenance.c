@@ -1,5 +1,7 @@
 #include "provenance.h"
 
+#include "harness.h"
+
 #include "lua/lua_exp.h"
 #include "lua/sha256.h"
 #include "trainer/core/error.h"
@@ -299,7 +301,7 @@ static const char *lowp_convolutions(const TrainConfig *c) {
 
 /* The card a cuda run trained on (which one of a node's, its size, its driver): numbers from one card do not carry
  * over to another, so the run's record names it. */
-static void gpu_line(Str *b) {
+static void gpu_line(Str *b, int world) {
 #ifdef RSA_CUDA
     int device = -1, driver = 0;
     struct cudaDeviceProp p;
@@ -311,8 +313,8 @@ static void gpu_line(Str *b) {
         return;
     }
     p.name[sizeof p.name - 1] = 0;
-    str_addf(b, "gpu = %s (device %d, compute capability %d.%d, %.1f GiB", p.name, device, p.major, p.minor,
-             (double)p.totalGlobalMem / (1024.0 * 1024 * 1024));
+    str_addf(b, "gpu = %s (%sdevice %d, compute capability %d.%d, %.1f GiB", p.name, world > 1 ? "rank 0's: " : "",
+             device, p.major, p.minor, (double)p.totalGlobalMem / (1024.0 * 1024 * 1024));
     if (cudaDriverGetVersion(&driver) == cudaSuccess)
         str_addf(b, ", driver for CUDA %d.%d", driver / 1000, (driver % 1000) / 10);
     str_add(b, ")\n");
@@ -347,11 +349,15 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
     str_addf(&b, "compute_threads = %d\n", omp_get_max_threads());
     const char *wait = getenv("OMP_WAIT_POLICY");
     str_addf(&b, "omp_wait_policy = %s\n", wait ? wait : "default");
+    if (world_size() > 1) /* the command above is one rank's: the launcher's part is not in it */
+        str_addf(&b, "processes = %d (data parallel, from %s; %d on rank 0's node%s)\n", world_size(),
+                 world_size_source() ? world_size_source() : "the launcher", processes_on_node,
+                 strcmp(c->backend, "cuda") == 0 ? ", one GPU each" : "");
     str_addf(&b, "loader_threads = %d%s\n", train_loader_threads(c, processes_on_node),
              c->loader_threads == LOADER_THREADS_AUTO ? " (auto)" : "");
     str_addf(&b, "backend = %s\n", c->backend);
     bool cuda = strcmp(c->backend, "cuda") == 0;
-    if (cuda) gpu_line(&b);
+    if (cuda) gpu_line(&b, world_size());
     if (c->precision != PRECISION_FP32)
         str_addf(&b, "precision = %s (mixed: activations and their gradients rounded to %s, fp32 accumulation and "
                      "master weights%s; evaluation in fp32)\n",

@@ -946,12 +946,16 @@ static int write_coco(const Ctx *ctx, const Table *t, const char *base, Str *md)
 }
 
 /* The command that runs experiment e at the paper scale: the make target of a shipped experiment file (the name
- * up to its first '_': experiments/fig3_beta.lua is reproduce-fig3), else this build's rsa run on the file itself (a file of
- * one's own, or a copy of a shipped one elsewhere, has no target). */
+ * up to its first '_': experiments/fig3_beta.lua is reproduce-fig3), else this build's rsa run on the file itself (a
+ * file of one's own, or a copy of a shipped one elsewhere, has no target); under a launcher, the launcher's command. */
 static void paper_scale_command(const Experiment *e, char *out, size_t n) {
+    const char *file = e->file ? e->file : "";
+    if (world_size() > 1) { /* make would start one process */
+        snprintf(out, n, "mpirun -np %d " RSA_PROGRAM " run %s --scale paper", world_size(), file);
+        return;
+    }
     static const char *const shipped[] = {"table1", "table2", "table3",    "table4",   "table5",
                                           "table6", "table7", "fig3_beta", "precision"};
-    const char *file = e->file ? e->file : "";
     size_t fl = strlen(file);
     for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
         char path[64];

@@ -217,7 +217,8 @@ extern "C" cudaError_t cudaDriverGetVersion(int *version) {
 extern "C" cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *at, const void *p) {
     std::lock_guard<std::mutex> g(lock);
     std::memset(at, 0, sizeof *at);
-    if (holding(p, 1) != allocations.end()) at->type = cudaMemoryTypeDevice, at->device = 0, at->devicePointer = (void *)p;
+    if (holding(p, 1) != allocations.end())
+        at->type = cudaMemoryTypeDevice, at->device = 0, at->devicePointer = (void *)p;
     else if (page_locked((uintptr_t)p)) at->type = cudaMemoryTypeHost, at->device = 0, at->hostPointer = (void *)p;
     else at->type = cudaMemoryTypeUnregistered, at->device = -1;
     return cudaSuccess;

@@ -14,6 +14,7 @@
 #include "trainer/ops/cpu/conv_cpu.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <math.h>
@@ -478,7 +479,25 @@ static void test_ranks_share_compute_threads(void) {
     char *text = slurp(out);
     CHECK(rc == 0, "mpirun exited %d:\n%.3000s", rc, text);
     CHECK_HAS(text, want);
-    free(text), free(want);
+    /* the paper-scale hint keeps the launcher: a make target would train in one process */
+    char *hint = xasprintf("run `mpirun -np 2 %s run %s --scale paper`", rsa_bin, file);
+    CHECK_HAS(text, hint);
+    free(hint), free(text), free(want);
+    /* the run's provenance says how many processes trained it (its command line is one rank's) */
+    char *runs = xasprintf("%s/runs", res);
+    DIR *d = opendir(runs);
+    struct dirent *ent;
+    while (d && (ent = readdir(d)) && ent->d_name[0] == '.') {
+    }
+    CHECK(d && ent, "no run in %s", runs);
+    if (d && ent) {
+        char *prov = xasprintf("%s/%s/provenance.txt", runs, ent->d_name);
+        char *p = slurp(prov);
+        CHECK_HAS(p, "\nprocesses = 2 (data parallel, from OMPI_COMM_WORLD_SIZE; 2 on rank 0's node");
+        free(p), free(prov);
+    }
+    if (d) closedir(d);
+    free(runs);
     char *argv_set[] = {"timeout", "120", "mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "coll",
                         "^tuned", "--bind-to", "none", "-np", "2", "-x", "OMP_NUM_THREADS=3", (char *)rsa_bin, "run",
                         file, "--scale", "smoke", "--results", res, "--only", "Random", NULL};
