@@ -209,12 +209,18 @@ void run_block(unsigned n) {
 
 } // namespace
 
+bool count_only() {
+    static const bool on = getenv("RSA_EMU_COUNT_ONLY") && atoi(getenv("RSA_EMU_COUNT_ONLY")) != 0;
+    return on;
+}
+
 void run_grid(dim3 g, dim3 b, const char *kernel, const std::function<void()> &f) {
     kernel_name = kernel;
     if (!valid_config(g, b)) {
         last_error = cudaErrorInvalidConfiguration; /* what a GPU reports for such a launch, through the same call */
         return;
     }
+    if (emu::count_only()) return;
     const unsigned n = b.x * b.y * b.z;
     if (!stacks) {
         void *p = mmap(NULL, STACK_BYTES * MAX_THREADS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |

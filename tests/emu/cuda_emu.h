@@ -59,6 +59,12 @@ void warp_exchange(unsigned mask, const void *mine, void *out, int src, size_t b
 void need_kernel_pointer(uintptr_t address, const char *kernel);
 /* Records e for cudaGetLastError, as a failing runtime call does on a GPU, and returns it. */
 cudaError_t fail(cudaError_t e);
+/* RSA_EMU_COUNT_ONLY=1: every call checks its arguments and allocates as usual, but no kernel, convolution, sgemm,
+ * memset or device-to-device copy computes, and device memory is left unwritten (so untouched pages cost no host
+ * memory). The numbers are garbage; what is left is the backend's allocations, which do not depend on them: how a
+ * step's device memory at ResNet-50, batch 256, is counted on a 2-core machine with 23 GB (step_bench's "GPU used";
+ * RSA_EMU_DEVICE_GIB sets the card's size, 16 by default). */
+bool count_only();
 /* Stops the test unless [p, p + bytes) lies in one live cudaMalloc allocation (runtime_emu.cpp); call names the
  * API call, what (or NULL for a generic text) the operand. */
 void need_device(const void *p, size_t bytes, const char *call, const char *what);

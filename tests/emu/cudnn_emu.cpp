@@ -466,6 +466,7 @@ extern "C" cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *al
     emu::need_device(x, eb * tensor_count(xd), call, "x is not device memory, or shorter than its descriptor");
     emu::need_device(w, eb * filter_count(wd), call, "w is not device memory, or shorter than its descriptor");
     emu::need_device(y, eb * tensor_count(yd), call, "y is not device memory, or shorter than its descriptor");
+    if (emu::count_only()) return CUDNN_STATUS_SUCCESS;
     const bool rev = reversed(find_algo(FWD_HEURISTIC, algo, cv->math));
     const std::vector<float> X = widen_tensor(xd, x, c.tf32), Wt = filter_rsck(wd, widen_filter(wd, w, c.tf32));
     const int C = xd->c, H = xd->h, Wd = xd->w, R = wd->r, S = wd->s, K = wd->k;
@@ -553,6 +554,7 @@ extern "C" cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const voi
     emu::need_device(w, eb * filter_count(wd), call, "w is not device memory, or shorter than its descriptor");
     emu::need_device(dy, eb * tensor_count(dyd), call, "dy is not device memory, or shorter than its descriptor");
     emu::need_device(dx, eb * tensor_count(dxd), call, "dx is not device memory, or shorter than its descriptor");
+    if (emu::count_only()) return CUDNN_STATUS_SUCCESS;
     const bool rev = reversed(find_algo(DATA_HEURISTIC, algo, cv->math));
     const std::vector<float> DY = widen_tensor(dyd, dy, c.tf32), Wk = widen_filter(wd, w, c.tf32);
     const int K = wd->k, C = wd->c, R = wd->r, S = wd->s, P = dyd->h, Q = dyd->w;
@@ -644,6 +646,7 @@ extern "C" cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const v
     emu::need_device(x, eb * tensor_count(xd), call, "x is not device memory, or shorter than its descriptor");
     emu::need_device(dy, eb * tensor_count(dyd), call, "dy is not device memory, or shorter than its descriptor");
     emu::need_device(dw, eb * filter_count(dwd), call, "dw is not device memory, or shorter than its descriptor");
+    if (emu::count_only()) return CUDNN_STATUS_SUCCESS;
     const bool rev = reversed(find_algo(FILTER_HEURISTIC, algo, cv->math));
     const std::vector<float> X = widen_tensor(xd, x, c.tf32), DY = widen_tensor(dyd, dy, c.tf32);
     const int N = xd->n, C = xd->c, H = xd->h, Wd = xd->w, K = dwd->k, R = dwd->r, S = dwd->s, P = dyd->h,

@@ -22,7 +22,11 @@
 
 namespace {
 
-constexpr size_t EMU_DEVICE_BYTES = (size_t)16 << 30; /* what cudaMemGetInfo reports as the card's memory */
+/* what cudaMemGetInfo reports as the card's memory: 16 GiB, or RSA_EMU_DEVICE_GIB */
+const size_t EMU_DEVICE_BYTES = (size_t)(getenv("RSA_EMU_DEVICE_GIB") && atoi(getenv("RSA_EMU_DEVICE_GIB")) > 0
+                                             ? atoi(getenv("RSA_EMU_DEVICE_GIB"))
+                                             : 16)
+                                << 30;
 
 std::mutex lock; /* the loader's threads register their batches while the trainer computes */
 std::map<uintptr_t, size_t> allocations; /* device memory: start -> bytes */
@@ -78,7 +82,7 @@ extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (bytes > EMU_DEVICE_BYTES - used) return emu::fail(cudaErrorMemoryAllocation);
     void *m = std::malloc(bytes);
     if (!m) return emu::fail(cudaErrorMemoryAllocation);
-    std::memset(m, 0xff, bytes); /* NaNs as floats, and as bf16 and fp16 */
+    if (!emu::count_only()) std::memset(m, 0xff, bytes); /* NaNs as floats, and as bf16 and fp16 */
     allocations[(uintptr_t)m] = bytes;
     used += bytes;
     *p = m;
@@ -105,7 +109,7 @@ extern "C" cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
 extern "C" cudaError_t cudaMemset(void *p, int value, size_t bytes) {
     if (bytes == 0) return cudaSuccess;
     emu::need_device(p, bytes, "cudaMemset", nullptr);
-    std::memset(p, value, bytes);
+    if (!emu::count_only()) std::memset(p, value, bytes);
     return cudaSuccess;
 }
 
@@ -115,6 +119,7 @@ static void copy_checked(void *dst, const void *src, size_t bytes, cudaMemcpyKin
         emu::need_device(dst, bytes, call, "the destination is not device memory");
     if (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice)
         emu::need_device(src, bytes, call, "the source is not device memory");
+    if (emu::count_only() && kind == cudaMemcpyDeviceToDevice) return;
     std::memmove(dst, src, bytes);
 }
 
