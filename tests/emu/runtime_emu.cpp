@@ -22,11 +22,12 @@
 
 namespace {
 
-/* what cudaMemGetInfo reports as the card's memory: 16 GiB, or RSA_EMU_DEVICE_GIB */
-const size_t EMU_DEVICE_BYTES = (size_t)(getenv("RSA_EMU_DEVICE_GIB") && atoi(getenv("RSA_EMU_DEVICE_GIB")) > 0
-                                             ? atoi(getenv("RSA_EMU_DEVICE_GIB"))
-                                             : 16)
-                                << 30;
+/* The card's memory: 16 GiB, or RSA_EMU_DEVICE_GIB (a full-size step counted with RSA_EMU_COUNT_ONLY needs more). */
+size_t device_bytes() {
+    const char *gib = getenv("RSA_EMU_DEVICE_GIB");
+    return (size_t)(gib && atoi(gib) > 0 ? atoi(gib) : 16) << 30;
+}
+const size_t EMU_DEVICE_BYTES = device_bytes();
 
 std::mutex lock; /* the loader's threads register their batches while the trainer computes */
 std::map<uintptr_t, size_t> allocations; /* device memory: start -> bytes */
@@ -218,7 +219,7 @@ extern "C" cudaError_t cudaDriverGetVersion(int *version) {
     return cudaSuccess;
 }
 
-/* device memory is device 0's, registered host memory the host's (test_cuda's test_device_choice) */
+/* which memory p is: device 0's, page-locked host memory, or neither (test_cuda's test_device_choice) */
 extern "C" cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *at, const void *p) {
     std::lock_guard<std::mutex> g(lock);
     std::memset(at, 0, sizeof *at);

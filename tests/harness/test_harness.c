@@ -488,9 +488,8 @@ static void test_ranks_share_compute_threads(void) {
     /* the run's provenance says how many processes trained it (its command line is one rank's) */
     char *runs = xasprintf("%s/runs", res);
     DIR *d = opendir(runs);
-    struct dirent *ent;
-    while (d && (ent = readdir(d)) && ent->d_name[0] == '.') {
-    }
+    struct dirent *ent = NULL;
+    while (d && (ent = readdir(d)) && ent->d_name[0] == '.') continue; /* the one run: the first name not . or .. */
     CHECK(d && ent, "no run in %s", runs);
     if (d && ent) {
         char *prov = xasprintf("%s/%s/provenance.txt", runs, ent->d_name);
