@@ -605,10 +605,10 @@ int main(int argc, char **argv) {
     /* before the options, which an unknown command's would be reported as */
     if (!is_command(cmd)) return usage_error("unknown command \"%s\"", cmd);
     if (strcmp(cmd, "version") == 0) {
-        char *libs = library_versions(), *machine = machine_text();
+        char *libs = library_versions(), *machine = machine_text(), *gpu = gpu_text();
         /* the machine in provenance's words: verify_results.sh compares it with the runs it reruns */
-        printf("rsa-repro 0.1\nbackends: ref cpu%s\nlibraries: %s\n%s", backend_cuda() ? " cuda" : "", libs, machine);
-        free(libs), free(machine);
+        printf("rsa-repro 0.1\nbackends: ref cpu%s\nlibraries: %s\n%s%s", gpu[0] ? " cuda" : "", libs, machine, gpu);
+        free(libs), free(machine), free(gpu);
         return 0;
     }
     Args a;

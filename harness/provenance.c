@@ -4,6 +4,7 @@
 
 #include "lua/lua_exp.h"
 #include "lua/sha256.h"
+#include "trainer/backend/backend.h"
 #include "trainer/core/error.h"
 #include "trainer/core/fileio.h"
 #include "trainer/data/data.h"
@@ -321,6 +322,14 @@ static void gpu_line(Str *b, int world) {
 #else
     (void)b; /* a build without CUDA stops a cuda run before it starts */
 #endif
+}
+
+char *gpu_text(void) {
+    Str b = {0};
+    str_add(&b, "");
+    if (backend_cuda()) gpu_line(&b, 1);
+    else rsa_error_clear(); /* no cuda backend is no error here: no line */
+    return b.s;
 }
 
 char *provenance_text(const TrainConfig *c, const char *home, const char *cache_dir, const char *command,

@@ -22,6 +22,9 @@ char *provenance_text(const TrainConfig *c, const char *home, const char *cache_
 /* The machine's lines of provenance, which decide whether a cpu run reruns bit for bit here: "cpu = MODEL",
  * "cpu_vendor = ...", "cpu_isa = ..." (oneDNN's widest instruction set), each ending in a newline (malloc'd). */
 char *machine_text(void);
+/* "gpu = NAME (device N, compute capability X.Y, N GiB, driver ...)\n" where the cuda backend can run, else ""
+ * (malloc'd): the card in provenance's words, which verify_results.sh compares with a cuda run's. */
+char *gpu_text(void);
 /* One line for reports: CPU model, cores, backend, threads. */
 char *hardware_line(const char *backend);
 /* Library versions on one line ("Lua 5.4.4, oneDNN 3.0.0, ..."). */

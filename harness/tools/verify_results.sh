@@ -24,11 +24,13 @@ if [ "$(echo $threads | wc -w)" -gt 1 ]; then
     echo "the selected runs were made with different thread counts ($(echo $threads)): narrow them with ONLY" >&2
     exit 2
 fi
-# the machine the runs were made on against this one (provenance's cpu, cpu_vendor and cpu_isa lines; older runs have
-# only cpu): a rerun elsewhere is expected to differ, and the reader should know that before reading DIFF
-machine='^(cpu|cpu_vendor|cpu_isa) = '
-here=$("$rsa" version | grep -E "$machine" || true)
-theirs=$(for id in $ids; do grep -E "$machine" "$results/runs/$id/provenance.txt" || true; done | sort -u)
+# the machine the runs were made on against this one (provenance's cpu, cpu_vendor and cpu_isa lines, older runs have
+# only cpu; and a cuda run's gpu line, the card's name: cuDNN's choices and sums are the card's): a rerun elsewhere is
+# expected to differ, and the reader should know that before reading DIFF
+machine='^(cpu|cpu_vendor|cpu_isa|gpu) = '
+card_name() { sed -E 's/^(gpu = [^(]*[^( ]) *\(.*$/\1/'; } # which device, its memory and driver aside
+here=$("$rsa" version | grep -E "$machine" | card_name || true)
+theirs=$(for id in $ids; do grep -E "$machine" "$results/runs/$id/provenance.txt" || true; done | card_name | sort -u)
 elsewhere=$(printf '%s\n' "$theirs" | grep -v -x -F "$here" | grep . || true)
 if [ -n "$elsewhere" ]; then
     echo "note: the selected runs were made on another machine kind than this one:"

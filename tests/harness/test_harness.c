@@ -704,7 +704,7 @@ static void edit_run_file(const char *store, const char *id, const char *name, c
 
 /* A rerun matches; a changed number is caught; runs made with different thread counts (a store holding one-process
  * and two-process runs) are refused rather than rerun with one of the counts, which would differ in the last bits;
- * runs made on another CPU are rerun with a note that says so. */
+ * runs made on another CPU or GPU are rerun with a note that says so. */
 static void test_verify_results(void) {
     char *store = xasprintf("%s/verify", test_tmpdir()), *copy = xasprintf("%s/verify-edited", test_tmpdir());
     char *file = xasprintf("%s/experiments/table1.lua", home());
@@ -737,6 +737,9 @@ static void test_verify_results(void) {
      * with both machines' lines (one rerun for both, to keep CI short) */
     edit_run_file(copy, decaying, "result.txt", "linear_top1 = ", "linear_top1 = 1");
     edit_run_file(copy, decaying, "provenance.txt", "\ncpu = ", "\ncpu = Imaginary CPU 9000, was ");
+    /* and on a card this machine lacks (as a cuda run's provenance names it) */
+    edit_run_file(copy, decaying, "provenance.txt", "\nbackend = ",
+                  "\ngpu = Imaginary GPU 9000 (device 1, compute capability 9.9, 1.0 GiB)\nbackend = ");
     rc = verify_results(copy, "decaying", out);
     text = slurp(out);
     CHECK(rc == 1, "verify of a changed linear_top1 exited %d:\n%.2000s", rc, text);
@@ -744,6 +747,7 @@ static void test_verify_results(void) {
     CHECK_HAS(text, want);
     CHECK_HAS(text, "made on another machine kind than this one");
     CHECK_HAS(text, "theirs: cpu = Imaginary CPU 9000, was ");
+    CHECK_HAS(text, "theirs: gpu = Imaginary GPU 9000\n"); /* the name: the device number and memory aside */
     CHECK_HAS(text, "here:   cpu_isa = ");
     CHECK_HAS(text, "(made on another machine kind: see the note above)");
     free(want), free(text);
