@@ -75,9 +75,12 @@ static void test_make_reproduce_table1_smoke(void) {
     /* the variables that chose the build under test (the Makefile's TEST_MAKE_VARS: CUDA=1 and the like), so that
      * make runs its rsa: the default build's would train other runs (on another backend) than the rerun's below */
     char *vars = xstrdup(getenv("RSA_MAKE_VARS") ? getenv("RSA_MAKE_VARS") : "");
+    const char *cuda = NULL; /* the CUDA=... of a CUDA build, which the paper-scale hint below must name */
     int n = 6;
-    for (char *save = NULL, *v = strtok_r(vars, " ", &save); v && n < 23; v = strtok_r(NULL, " ", &save))
+    for (char *save = NULL, *v = strtok_r(vars, " ", &save); v && n < 23; v = strtok_r(NULL, " ", &save)) {
         argv[n++] = v;
+        if (strncmp(v, "CUDA=", 5) == 0 && strcmp(v, "CUDA=0") != 0) cuda = v;
+    }
     double t0 = now_seconds();
     int rc = run_command(home(), argv, out);
     double secs = now_seconds() - t0;
@@ -93,11 +96,7 @@ static void test_make_reproduce_table1_smoke(void) {
     CHECK_HAS(text, "; 2 loader threads (auto)\n"); /* the cpu backend's count, resolved in the plan */
     /* how to run the real protocol, on this build: a CUDA build's hint names CUDA=1 (make's default is the cpu
      * build), as the make variables of the build under test say */
-    const char *cuda = strstr(getenv("RSA_MAKE_VARS") ? getenv("RSA_MAKE_VARS") : "", "CUDA=");
-    int cuda_len = cuda ? (int)strcspn(cuda, " ") : 0;
-    bool cpu_build = !cuda || strncmp(cuda, "CUDA=0", (size_t)cuda_len) == 0;
-    char *how = xasprintf("run `make reproduce-table1 SCALE=paper%s%.*s`", cpu_build ? "" : " ",
-                          cpu_build ? 0 : cuda_len, cuda ? cuda : "");
+    char *how = xasprintf("run `make reproduce-table1 SCALE=paper%s%s`", cuda ? " " : "", cuda ? cuda : "");
     CHECK_HAS(text, how);
     free(how);
     char *md = xasprintf("%s/table1-smoke.md", results);
@@ -306,6 +305,24 @@ static void test_provenance_lowp_convolutions(void) {
     free(fp32), free(bf16), free(fp16), free(summed16);
 }
 
+/* An experiment file of one run at the smoke scale, NAME/NAME.lua under the test's files, with `keys` (Lua table
+ * fields, each ending in ",\n") added to experiments/scales.lua's smoke settings; *res: a results directory beside
+ * it. Both malloc'd. */
+static char *smoke_experiment(const char *name, const char *keys, char **res) {
+    char *dir = xasprintf("%s/%s", test_tmpdir(), name);
+    make_dirs(dir);
+    char *file = xasprintf("%s/%s.lua", dir, name);
+    char *scales = xasprintf("%s/experiments/scales.lua", home());
+    char *text = xasprintf("local S = include(\"%s\")\n"
+                           "return {\n  extends = S.smoke,\n  sweep = {},\n  knn_every = 0,\n%s"
+                           "  scales = { smoke = S.smoke },\n}\n",
+                           scales, keys);
+    CHECK(atomic_write_text(file, text) == 0, "cannot write %s", file);
+    *res = xasprintf("%s/res", dir);
+    free(text), free(scales), free(dir);
+    return file;
+}
+
 /* A run on the cuda backend records the card and the GPU libraries it ran with, and how its convolutions were
  * chosen and computed. Needs a cuda backend: a GPU machine's CUDA build, or `make test CUDA=emu` (the emulation's
  * card is named as such). */
@@ -315,16 +332,8 @@ static void test_cuda_run_records_card(void) {
                                            "runs it on the CPU)");
         return;
     }
-    char *dir = xasprintf("%s/cudarun", test_tmpdir());
-    make_dirs(dir);
-    char *file = xasprintf("%s/cuda.lua", dir);
-    char *scales = xasprintf("%s/experiments/scales.lua", home());
-    char *text = xasprintf("local S = include(\"%s\")\n"
-                           "return {\n  extends = S.smoke,\n  sweep = {},\n  knn_every = 0,\n  precision = \"bf16\",\n"
-                           "  scales = { smoke = S.smoke },\n}\n",
-                           scales);
-    atomic_write_text(file, text);
-    char *res = xasprintf("%s/res", dir);
+    char *res;
+    char *file = smoke_experiment("cudarun", "  precision = \"bf16\",\n", &res);
     char *out = out_file("cudarun");
     int rc = rsa(out, "run", file, "--results", res, "--scale", "smoke", "--backend", "cuda");
     char *log = slurp(out);
@@ -346,7 +355,7 @@ static void test_cuda_run_records_card(void) {
         free(prov), free(p);
     }
     experiment_free(&e);
-    free(log), free(out), free(res), free(text), free(scales), free(file), free(dir);
+    free(log), free(out), free(res), free(file);
 }
 
 /* ---- the lock ---- */
@@ -628,17 +637,8 @@ static void test_interrupt_and_resume(void) {
 /* ---- schedule functions reach the trainer ---- */
 
 static void test_schedule_function_run(void) {
-    char *dir = xasprintf("%s/sched", test_tmpdir());
-    make_dirs(dir);
-    char *file = xasprintf("%s/sched.lua", dir);
-    char *scales = xasprintf("%s/experiments/scales.lua", home());
-    char *text = xasprintf("local S = include(\"%s\")\n"
-                           "return {\n  extends = S.smoke,\n  sweep = {},\n  knn_every = 0,\n"
-                           "  beta_schedule = function(p) return 0.25 + 0.5 * p end,\n"
-                           "  scales = { smoke = S.smoke },\n}\n",
-                           scales);
-    atomic_write_text(file, text);
-    char *res = xasprintf("%s/res", dir);
+    char *res;
+    char *file = smoke_experiment("sched", "  beta_schedule = function(p) return 0.25 + 0.5 * p end,\n", &res);
     char *out = out_file("sched");
     int rc = rsa(out, "run", file, "--results", res, "--scale", "smoke", NULL, NULL);
     char *log = slurp(out);
@@ -672,7 +672,7 @@ static void test_schedule_function_run(void) {
         free(copy), free(s), free(steps), free(sched);
     }
     experiment_free(&e);
-    free(log), free(out), free(res), free(text), free(scales), free(file), free(dir);
+    free(log), free(out), free(res), free(file);
 }
 
 /* ---- harness/tools/verify_results.sh: reruns a store's runs and compares them bit for bit ---- */
